@@ -1,0 +1,3 @@
+from routecalc.cli import main
+
+main()

@@ -1,0 +1,325 @@
+"""Compile a worksheet into arrays: every policy becomes, per category, an ordered chain of steps.
+
+Static is a chain of one; cascade gates every step and escalates on reject; fallback moves on only on
+provider failure; ``chain`` spells the steps out. All kinds land in the same ``(P, C, S)`` arrays, so the
+engines never look at policy kinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from routecalc.worksheet import Band, Worksheet, step_gated
+
+# Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
+FAIL = -1  # the request fails: no answer, counted as not good
+DELIVER = -2  # deliver the rejected answer anyway
+HUMAN = -3  # send to human review: pays its cost and latency, counted as a good answer
+
+STRONGEST = "all-to-strongest"
+
+
+@dataclass(frozen=True, eq=False)
+class ModelTable:
+    """Per-model parameters, shape ``(M,)``. Prices are per token, latencies in seconds."""
+
+    names: tuple[str, ...]
+    price_in: np.ndarray
+    price_out: np.ndarray
+    price_cache: np.ndarray
+    ttft_mu: np.ndarray  # answer latency = A + y * B; A ~ LogNormal(ttft_mu, ttft_sigma) (or e2e)
+    ttft_sigma: np.ndarray
+    tpot_mu: np.ndarray  # B ~ LogNormal(tpot_mu, tpot_sigma); -inf => B = 0 (e2e given directly)
+    tpot_sigma: np.ndarray
+    fail: np.ndarray  # probability a try fails
+    timeout_share: np.ndarray  # share of failures that are timeouts
+    timeout_s: np.ndarray
+    error_latency_s: np.ndarray
+    output_ratio: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class TaskTable:
+    """Per-category parameters, shape ``(C,)`` (``pass_rate`` is ``(C, M)``, NaN where not given)."""
+
+    names: tuple[str, ...]
+    share: np.ndarray
+    x_mu: np.ndarray
+    x_sigma: np.ndarray
+    y_mu: np.ndarray
+    y_sigma: np.ndarray
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    threshold: np.ndarray
+    budget_s: np.ndarray  # P95 latency budget, NaN if none
+    pass_rate: np.ndarray
+    catch: np.ndarray
+    false_reject: np.ndarray
+    gate_cost_call: np.ndarray
+    gate_cost_token: np.ndarray  # per token of x + y read by the gate
+    gate_latency_s: np.ndarray
+    cached_share: np.ndarray
+    cost_bad: np.ndarray  # operational cost of a delivered bad answer (0 if not given)
+    cost_failed: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ChainTable:
+    """Per-policy chains, shape ``(P, C, S)``; ``model == -1`` pads chains shorter than S."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    model: np.ndarray
+    gated: np.ndarray
+    retries: np.ndarray
+    on_reject: np.ndarray
+    on_failure: np.ndarray
+    backoff_s: np.ndarray  # (P,)
+    human_cost: np.ndarray  # (P,)
+    human_latency_s: np.ndarray  # (P,)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.model.shape  # type: ignore[return-value]
+
+    def take(self, index: list[int]) -> ChainTable:
+        """A table with only the given policies, in that order."""
+        arrays = {
+            k: getattr(self, k)[index]
+            for k in ("model", "gated", "retries", "on_reject", "on_failure", "backoff_s", "human_cost")
+        }
+        return replace(
+            self,
+            names=tuple(self.names[i] for i in index),
+            kinds=tuple(self.kinds[i] for i in index),
+            human_latency_s=self.human_latency_s[index],
+            **arrays,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class RoutingProblem:
+    """Everything the engines need: plain arrays, no worksheet objects."""
+
+    models: ModelTable
+    tasks: TaskTable
+    chains: ChainTable
+    bill_failed_input: bool
+    requests_per_month: float
+    currency: str
+
+    def with_chains(self, chains: ChainTable) -> RoutingProblem:
+        return replace(self, chains=chains)
+
+
+def _band(band: Band) -> tuple[float, float, float]:
+    return band.mu, band.sigma, band.expected
+
+
+def model_table(ws: Worksheet) -> ModelTable:
+    """Catalog -> per-model arrays (prices converted to per token)."""
+    k = ws.tokens_per_price_unit
+    rows = []
+    for m in ws.models:
+        lat = m.latency
+        if lat.e2e_s is not None:
+            a_mu, a_sig, _ = _band(lat.e2e_s)
+            b_mu, b_sig = -np.inf, 0.0
+        else:
+            a_mu, a_sig, _ = _band(lat.ttft_s)  # type: ignore[arg-type]
+            b_mu, b_sig, _ = _band(lat.tpot_s)  # type: ignore[arg-type]
+        cache = m.price_cache if m.price_cache is not None else m.price_in
+        rows.append(
+            (
+                m.price_in / k,
+                m.price_out / k,
+                cache / k,
+                a_mu,
+                a_sig,
+                b_mu,
+                b_sig,
+                m.failure_rate,
+                m.timeout_share,
+                m.timeout_s,
+                m.error_latency_s,
+                m.output_ratio,
+            )
+        )
+    cols = np.array(rows, dtype=float).reshape(len(rows), 12).T
+    return ModelTable(tuple(m.name for m in ws.models), *cols)
+
+
+def task_table(ws: Worksheet) -> TaskTable:
+    """Task categories -> per-category arrays."""
+    names = [m.name for m in ws.models]
+    share = np.array(ws.shares, dtype=float)
+    x = np.array([_band(t.tokens_in) for t in ws.tasks], dtype=float).reshape(-1, 3)
+    y = np.array([_band(t.tokens_out) for t in ws.tasks], dtype=float).reshape(-1, 3)
+    q = np.array([[t.pass_rates.get(n, np.nan) for n in names] for t in ws.tasks], dtype=float)
+    q = q.reshape(len(ws.tasks), len(names))
+
+    def v(attr: str, default: float = 0.0) -> np.ndarray:
+        return np.array(
+            [getattr(t.validator, attr) if t.validator is not None else default for t in ws.tasks],
+            dtype=float,
+        )
+
+    def opt(attr: str, default: float) -> np.ndarray:
+        vals = [getattr(t, attr) for t in ws.tasks]
+        return np.array([default if val is None else val for val in vals], dtype=float)
+
+    return TaskTable(
+        names=tuple(t.name for t in ws.tasks),
+        share=share,
+        x_mu=x[:, 0],
+        x_sigma=x[:, 1],
+        x_mean=x[:, 2],
+        y_mu=y[:, 0],
+        y_sigma=y[:, 1],
+        y_mean=y[:, 2],
+        threshold=opt("quality_threshold", 0.0),
+        budget_s=opt("latency_budget_s", np.nan),
+        pass_rate=q,
+        catch=v("catch"),
+        false_reject=v("false_reject"),
+        gate_cost_call=v("cost_per_call"),
+        gate_cost_token=v("cost_per_1m_tokens") / 1e6,
+        gate_latency_s=v("latency_s"),
+        cached_share=opt("cached_share", 0.0),
+        cost_bad=opt("cost_bad_answer", 0.0),
+        cost_failed=opt("cost_failed", 0.0),
+    )
+
+
+_TARGET = {"fail": FAIL, "deliver": DELIVER, "human_review": HUMAN}
+
+
+def chain_table(ws: Worksheet, extra: list[tuple[str, str, dict[str, list[str]]]] = ()) -> ChainTable:
+    """Compile the worksheet's policies (plus ``extra`` static/cascade definitions) to ``(P, C, S)`` arrays.
+
+    ``extra`` items are ``(name, kind, {category: [model, ...]})`` with the worksheet defaults, used for
+    the all-to-strongest baseline and for the cascade-vs-direct advisory.
+    """
+    model_ix = {m.name: i for i, m in enumerate(ws.models)}
+    cats = [t.name for t in ws.tasks]
+    specs = []
+    for pol in ws.policies:
+        retries = pol.retries if pol.retries is not None else ws.defaults.retries
+        routes = {}
+        for c in cats:
+            spec_steps = pol.routes[c]
+            steps = []
+            for i, s in enumerate(spec_steps):
+                gated = step_gated(pol, s, i, len(spec_steps))
+                steps.append((s.model, gated, s.retries if s.retries is not None else retries, s))
+            routes[c] = steps
+        human = pol.human_review
+        specs.append(
+            (
+                pol.name,
+                pol.kind,
+                routes,
+                pol.final_reject,
+                human.cost if human else 0.0,
+                human.latency_s if human else 0.0,
+            )
+        )
+    for name, kind, route_models in extra:
+        routes = {
+            c: [(m, kind == "cascade" and i < len(ms) - 1, ws.defaults.retries, None) for i, m in enumerate(ms)]
+            for c, ms in ((c, route_models[c]) for c in cats)
+        }
+        specs.append((name, kind, routes, "deliver", 0.0, 0.0))
+
+    P, C = len(specs), len(cats)
+    S = max([len(steps) for spec in specs for steps in spec[2].values()] or [1])
+    model = np.full((P, C, S), -1, dtype=np.int64)
+    gated = np.zeros((P, C, S), dtype=bool)
+    retries = np.zeros((P, C, S), dtype=np.int64)
+    on_reject = np.full((P, C, S), FAIL, dtype=np.int64)
+    on_failure = np.full((P, C, S), FAIL, dtype=np.int64)
+    for p, (_, _, routes, final_reject, _, _) in enumerate(specs):
+        for c, cat in enumerate(cats):
+            steps = routes[cat]
+            n = len(steps)
+            for s, (mname, g, r, step) in enumerate(steps):
+                model[p, c, s] = model_ix[mname]
+                gated[p, c, s] = g
+                retries[p, c, s] = r
+                default = s + 1 if s + 1 < n else FAIL
+                on_failure[p, c, s] = _target(step.on_failure if step else None, default)
+                reject_default = s + 1 if s + 1 < n else _TARGET[final_reject]
+                on_reject[p, c, s] = _target(step.on_reject if step else None, reject_default)
+    return ChainTable(
+        names=tuple(s[0] for s in specs),
+        kinds=tuple(s[1] for s in specs),
+        model=model,
+        gated=gated,
+        retries=retries,
+        on_reject=on_reject,
+        on_failure=on_failure,
+        backoff_s=np.full(P, ws.defaults.backoff_s, dtype=float),
+        human_cost=np.array([s[4] for s in specs], dtype=float),
+        human_latency_s=np.array([s[5] for s in specs], dtype=float),
+    )
+
+
+def _target(value: int | str | None, default: int) -> int:
+    if value is None or value == "next":
+        return default
+    if isinstance(value, int):
+        return value
+    return _TARGET[value]
+
+
+def strongest_model(ws: Worksheet) -> str | None:
+    """The model with the highest traffic-weighted pass rate (ties: lower mean cost per request).
+
+    Only models with a pass rate for every category qualify; None if no model covers them all.
+    """
+    shares = ws.shares
+    k = ws.tokens_per_price_unit
+    best: tuple[float, float, str] | None = None
+    for m in ws.models:
+        if not all(m.name in t.pass_rates for t in ws.tasks):
+            continue
+        quality = sum(s * t.pass_rates[m.name] for s, t in zip(shares, ws.tasks, strict=True))
+        cost = sum(
+            s * (t.tokens_in.expected * m.price_in + t.tokens_out.expected * m.output_ratio * m.price_out) / k
+            for s, t in zip(shares, ws.tasks, strict=True)
+        )
+        key = (-round(quality, 12), cost, m.name)
+        if best is None or key < best:
+            best = key
+    return best[2] if best else None
+
+
+def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingProblem:
+    """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline."""
+    extra = []
+    strongest = strongest_model(ws) if include_strongest else None
+    if strongest is not None:
+        extra.append((STRONGEST, "static", {t.name: [strongest] for t in ws.tasks}))
+    return RoutingProblem(
+        models=model_table(ws),
+        tasks=task_table(ws),
+        chains=chain_table(ws, extra),
+        bill_failed_input=ws.defaults.bill_failed_input,
+        requests_per_month=ws.volume.per_month,
+        currency=ws.currency,
+    )
+
+
+def direct_variants(ws: Worksheet, problem: RoutingProblem) -> RoutingProblem:
+    """For each cascade policy, the same policy with every category sent straight to its last model.
+
+    The engines evaluate these next to the cascades for the "is the cascade worth it?" advisory.
+    """
+    extra = []
+    for pol in ws.policies:
+        if pol.kind == "cascade":
+            extra.append((pol.name, "static", {c: [steps[-1].model] for c, steps in pol.routes.items()}))
+    chains = chain_table(ws.model_copy(update={"policies": []}), extra)
+    return problem.with_chains(chains)

@@ -1,0 +1,1 @@
+"""Rendering: terminal tables, charts and the design-review report."""

@@ -1,0 +1,418 @@
+"""Turn engine output into the answer a team acts on: per-policy summaries, targets met, the winner.
+
+``compare(worksheet)`` runs both engines: expected values give the means (exact under the model), Monte Carlo
+gives latency percentiles (budgets are P95 targets) and a cross-check of the means with its 95 % CI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from routecalc._version import __version__
+from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
+from routecalc.engine.ev import Metrics, expected_values
+from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
+from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
+
+DEFAULT_SAMPLES = 200_000
+DEFAULT_SEED = 0
+STALE_AFTER_DAYS = 90
+ESCALATION_WARN = 0.40
+SLOW_SUCCESS_WARN = 0.01
+Z = 1.96  # 95 % confidence intervals
+INDEPENDENCE_NOTE = (
+    "Pass rates are assumed independent along a chain: a later model passes as often on the requests an "
+    "earlier model failed as on any request. Real eval data usually shows the opposite, so cascade quality "
+    "here is optimistic."
+)
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    """One category under one policy: what it costs and whether it meets its targets."""
+
+    category: str
+    share: float
+    cost_per_request: float
+    quality: float
+    threshold: float
+    quality_ok: bool
+    p95_s: float
+    p95_ci_s: tuple[float, float]  # 95 % CI of the P95 from MC order statistics
+    budget_s: float | None
+    latency_ok: bool
+    escalation: float
+    fallback: float
+
+    @property
+    def ok(self) -> bool:
+        return self.quality_ok and self.latency_ok
+
+    def shortfall(self) -> tuple[float, str] | None:
+        """How far this category misses its targets (relative, for ranking) and a sentence saying so."""
+        misses = []
+        if not self.quality_ok:
+            gap = self.threshold - self.quality
+            misses.append(
+                (
+                    gap / max(self.threshold, 1e-9),
+                    f"{self.category}: quality {self.quality:.2%} < {self.threshold:.2%} ({gap * 100:.2f} pp short)",
+                )
+            )
+        if not self.latency_ok and self.budget_s is not None:
+            over = self.p95_s - self.budget_s
+            misses.append(
+                (
+                    over / self.budget_s,
+                    f"{self.category}: P95 {self.p95_s:.2f} s > budget {self.budget_s:g} s ({over:.2f} s over)",
+                )
+            )
+        return max(misses) if misses else None
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy, all categories together (traffic-weighted)."""
+
+    name: str
+    kind: str
+    description: str | None
+    cost_per_request: float  # EV, currency
+    cost_per_request_mc: float
+    cost_ci95: float  # MC 95 % CI half-width, currency per request
+    monthly_cost: float
+    token_cost_monthly: float
+    gate_cost_monthly: float
+    human_cost_monthly: float
+    quality: float  # EV share of requests delivered good
+    quality_mc: float
+    quality_ci95: float
+    delivered_bad: float
+    failed: float
+    human_review: float
+    latency_mean_s: float  # EV
+    latency_mean_mc_s: float
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    escalation: float
+    fallback: float
+    risk_per_request: float
+    risk_monthly: float
+    answered: dict[str, float]  # model -> share of requests it answered (delivered)
+    calls: dict[str, float]  # model -> provider tries per request
+    categories: list[CategoryResult]
+    savings_monthly: float | None = None  # vs the comparison's baseline; positive = cheaper
+    savings_pct: float | None = None
+    is_baseline: bool = False
+
+    @property
+    def meets_targets(self) -> bool:
+        return all(c.ok for c in self.categories)
+
+    @property
+    def nearest_miss(self) -> str | None:
+        """The worst shortfall over categories, as a sentence; None when every target is met."""
+        misses = [m for c in self.categories if (m := c.shortfall()) is not None]
+        return max(misses)[1] if misses else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``routecalc compare`` shows, plus the engine arrays the charts need."""
+
+    worksheet: str
+    currency: str
+    requests_per_month: float
+    policies: list[PolicyResult]
+    baseline: str | None
+    winner: str | None
+    strongest_model: str | None
+    warnings: list[str]
+    advisories: list[str]
+    samples: int
+    seed: int
+    problem: RoutingProblem = field(repr=False)
+    ev: Metrics = field(repr=False)
+    mc: MonteCarlo = field(repr=False)
+
+    def policy(self, name: str) -> PolicyResult:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def winner_result(self) -> PolicyResult | None:
+        return self.policy(self.winner) if self.winner else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: units in key names (``_s`` seconds, ``_monthly`` per month, money in ``currency``)."""
+        out = {
+            "routecalc_version": __version__,
+            "worksheet": self.worksheet,
+            "currency": self.currency,
+            "requests_per_month": self.requests_per_month,
+            "days_per_month": DAYS_PER_MONTH,
+            "baseline": self.baseline,
+            "winner": self.winner,
+            "strongest_model": self.strongest_model,
+            "monte_carlo": {
+                "samples": self.samples,
+                "seed": self.seed,
+                "percentile_histogram_relative_error": HIST_REL_ERROR,
+            },
+            "policies": [],
+            "warnings": self.warnings,
+            "advisories": self.advisories,
+        }
+        for p in self.policies:
+            d = asdict(p)
+            d["meets_targets"] = p.meets_targets
+            d["nearest_miss"] = p.nearest_miss
+            out["policies"].append(d)
+        return _jsonable(out)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        v = float(obj)
+        return None if not np.isfinite(v) else v
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def weighted(values: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Traffic-weighted total over categories: ``(P, C[, M]) -> (P[, M])``."""
+    if values.ndim == 3:
+        return np.einsum("pcm,c->pm", values, share)
+    return values @ share
+
+
+def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Latency quantiles over all traffic ``(P, Q)``: category histograms mixed by traffic share."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(mc.n > 0, share / np.maximum(mc.n, 1), 0.0)
+    return hist_quantiles((mc.hist * w[None, :, None]).sum(1), qs)
+
+
+def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P95 per (policy, category) and a 95 % CI from the binomial spread of the order statistic's rank."""
+    n = np.maximum(mc.n, 1)[None, :]
+    half = Z * np.sqrt(0.95 * 0.05 / n)
+    q = hist_quantiles(mc.hist, [0.95])[..., 0]
+    lo = np.stack([hist_quantiles(mc.hist[:, c], [max(0.95 - half[0, c], 0)])[..., 0] for c in range(n.size)], 1)
+    hi = np.stack([hist_quantiles(mc.hist[:, c], [min(0.95 + half[0, c], 1)])[..., 0] for c in range(n.size)], 1)
+    return q, lo, hi
+
+
+def summarize(
+    problem: RoutingProblem,
+    ev: Metrics,
+    mc: MonteCarlo,
+    descriptions: dict[str, str | None] | None = None,
+    baseline: str | None = None,
+) -> list[PolicyResult]:
+    """Per-policy results from both engines' arrays (pure: arrays in, dataclasses out)."""
+    tt, ch, mt = problem.tasks, problem.chains, problem.models
+    w = tt.share
+    vol = problem.requests_per_month
+    descriptions = descriptions or {}
+    cost = ev.cost
+    total = weighted(cost, w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.maximum(mc.n, 1)
+        cost_mc = weighted(np.nan_to_num(mc.mean.cost), w)
+        cost_ci = Z * np.sqrt(((w**2) * mc.cost_sd**2 / n).sum(1))
+        qm = np.nan_to_num(mc.mean.quality)
+        quality_mc = weighted(qm, w)
+        quality_ci = Z * np.sqrt(((w**2) * qm * (1 - qm) / n).sum(1))
+    pct = overall_quantiles(mc, w, [0.5, 0.95, 0.99])
+    p95, p95_lo, p95_hi = _p95_ci(mc)
+    risk = ev.delivered_bad * tt.cost_bad + ev.failed * tt.cost_failed
+    answered = weighted(ev.answered, w)
+    calls = weighted(ev.calls, w)
+    base_ix = ch.names.index(baseline) if baseline in ch.names else None
+
+    results = []
+    for p, name in enumerate(ch.names):
+        cats = []
+        for c, cname in enumerate(tt.names):
+            budget = None if np.isnan(tt.budget_s[c]) else float(tt.budget_s[c])
+            cats.append(
+                CategoryResult(
+                    category=cname,
+                    share=float(w[c]),
+                    cost_per_request=float(cost[p, c]),
+                    quality=float(ev.quality[p, c]),
+                    threshold=float(tt.threshold[c]),
+                    quality_ok=bool(ev.quality[p, c] >= tt.threshold[c] - 1e-12),
+                    p95_s=float(p95[p, c]),
+                    p95_ci_s=(float(p95_lo[p, c]), float(p95_hi[p, c])),
+                    budget_s=budget,
+                    latency_ok=bool(budget is None or p95[p, c] <= budget),
+                    escalation=float(ev.escalation[p, c]),
+                    fallback=float(ev.fallback[p, c]),
+                )
+            )
+        savings = savings_pct = None
+        if base_ix is not None:
+            savings = float((total[base_ix] - total[p]) * vol)
+            savings_pct = float((total[base_ix] - total[p]) / total[base_ix] * 100) if total[base_ix] else None
+        results.append(
+            PolicyResult(
+                name=name,
+                kind=ch.kinds[p],
+                description=descriptions.get(name),
+                cost_per_request=float(total[p]),
+                cost_per_request_mc=float(cost_mc[p]),
+                cost_ci95=float(cost_ci[p]),
+                monthly_cost=float(total[p] * vol),
+                token_cost_monthly=float(weighted(ev.token_cost.sum(-1), w)[p] * vol),
+                gate_cost_monthly=float(weighted(ev.gate_cost, w)[p] * vol),
+                human_cost_monthly=float(weighted(ev.human_cost, w)[p] * vol),
+                quality=float(weighted(ev.quality, w)[p]),
+                quality_mc=float(quality_mc[p]),
+                quality_ci95=float(quality_ci[p]),
+                delivered_bad=float(weighted(ev.delivered_bad, w)[p]),
+                failed=float(weighted(ev.failed, w)[p]),
+                human_review=float(weighted(ev.human, w)[p]),
+                latency_mean_s=float(weighted(ev.latency, w)[p]),
+                latency_mean_mc_s=float(weighted(np.nan_to_num(mc.mean.latency), w)[p]),
+                p50_s=float(pct[p, 0]),
+                p95_s=float(pct[p, 1]),
+                p99_s=float(pct[p, 2]),
+                escalation=float(weighted(ev.escalation, w)[p]),
+                fallback=float(weighted(ev.fallback, w)[p]),
+                risk_per_request=float(weighted(risk, w)[p]),
+                risk_monthly=float(weighted(risk, w)[p] * vol),
+                answered={m: float(answered[p, i]) for i, m in enumerate(mt.names) if answered[p, i] > 0},
+                calls={m: float(calls[p, i]) for i, m in enumerate(mt.names) if calls[p, i] > 0},
+                categories=cats,
+                savings_monthly=savings,
+                savings_pct=savings_pct,
+                is_baseline=p == base_ix,
+            )
+        )
+    return results
+
+
+def pick_winner(policies: list[PolicyResult]) -> str | None:
+    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality)."""
+    ok = [p for p in policies if p.meets_targets]
+    if not ok:
+        return None
+    return min(ok, key=lambda p: (p.cost_per_request, -p.quality)).name
+
+
+def compare(
+    ws: Worksheet,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = DEFAULT_SEED,
+    today: dt.date | None = None,
+) -> Comparison:
+    """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
+    problem = compile_worksheet(ws)
+    ev = expected_values(problem)
+    mc = simulate(problem, samples, seed)
+    strongest = strongest_model(ws)
+    baseline = ws.baseline or (STRONGEST if strongest else None)
+    descriptions: dict[str, str | None] = {p.name: p.description for p in ws.policies}
+    if strongest:
+        descriptions[STRONGEST] = f"every category to {strongest} (highest traffic-weighted pass rate)"
+    policies = summarize(problem, ev, mc, descriptions, baseline)
+    warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
+    if strongest is None:
+        warnings.append("No model has a pass rate for every category, so there is no all-to-strongest baseline.")
+    return Comparison(
+        worksheet=ws.name,
+        currency=ws.currency,
+        requests_per_month=problem.requests_per_month,
+        policies=policies,
+        baseline=baseline,
+        winner=pick_winner(policies),
+        strongest_model=strongest,
+        warnings=warnings,
+        advisories=advisories,
+        samples=samples,
+        seed=seed,
+        problem=problem,
+        ev=ev,
+        mc=mc,
+    )
+
+
+def stale_categories(ws: Worksheet, today: dt.date) -> list[tuple[str, int]]:
+    """Categories whose ``last_reviewed`` is more than 90 days before ``today``: (name, age in days)."""
+    out = []
+    for t in ws.tasks:
+        if t.last_reviewed is not None and (today - t.last_reviewed).days > STALE_AFTER_DAYS:
+            out.append((t.name, (today - t.last_reviewed).days))
+    return out
+
+
+def _warnings(
+    ws: Worksheet,
+    problem: RoutingProblem,
+    ev: Metrics,
+    mc: MonteCarlo,
+    policies: list[PolicyResult],
+    today: dt.date | None,
+) -> tuple[list[str], list[str]]:
+    warnings: list[str] = []
+    advisories: list[str] = []
+    ch, tt = problem.chains, problem.tasks
+    if (ch.model[..., 1:] >= 0).any():
+        warnings.append(INDEPENDENCE_NOTE)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slow = mc.model_slow / mc.model_successes
+    for i, name in enumerate(problem.models.names):
+        if mc.model_successes[i] > 0 and slow[i] > SLOW_SUCCESS_WARN:
+            warnings.append(
+                f"{name}: {slow[i]:.1%} of successful answers take longer than its timeout "
+                f"({problem.models.timeout_s[i]:g} s); the model counts them as successes, a real client "
+                "would have timed out. Raise timeout_s or expect more failures."
+            )
+    if today is not None:
+        for name, age in stale_categories(ws, today):
+            warnings.append(f"{name}: pass rates last reviewed {age} days ago (> {STALE_AFTER_DAYS}); re-run evals.")
+    empty = [tt.names[c] for c in range(len(tt.names)) if mc.n[c] == 0 and tt.share[c] > 0]
+    if empty:
+        warnings.append(f"Monte Carlo drew no request of {', '.join(empty)}: raise --samples.")
+    for p in policies:
+        if p.failed > 0.01:
+            warnings.append(f"{p.name}: {p.failed:.1%} of requests fail with no answer.")
+
+    cascades = [p for p, k in enumerate(ch.kinds) if k == "cascade"]
+    if cascades:
+        direct = expected_values(direct_variants(ws, problem))
+        for j, p in enumerate(cascades):
+            for c, cname in enumerate(tt.names):
+                if (ch.model[p, c] >= 0).sum() < 2:
+                    continue
+                esc = ev.escalation[p, c]
+                if esc > ESCALATION_WARN:
+                    advisories.append(
+                        f"{ch.names[p]} / {cname}: {esc:.0%} of requests escalate (> {ESCALATION_WARN:.0%}); "
+                        "routing straight to the last model is likely better."
+                    )
+                dq, dc, dl = direct.quality[j, c], direct.cost[j, c], direct.latency[j, c]
+                if dq >= ev.quality[p, c] - 1e-9 and (dc < ev.cost[p, c] or dl < ev.latency[p, c]):
+                    what = " and ".join(
+                        w for w, b in (("cheaper", dc < ev.cost[p, c]), ("faster", dl < ev.latency[p, c])) if b
+                    )
+                    advisories.append(
+                        f"{ch.names[p]} / {cname}: sending it straight to the last model is {what} at equal or "
+                        f"better quality ({dc:.3g} vs {ev.cost[p, c]:.3g} {problem.currency}/request, "
+                        f"{dl:.2f} vs {ev.latency[p, c]:.2f} s mean)."
+                    )
+    return warnings, advisories
