@@ -422,17 +422,28 @@ def _items_by_name(items: list, kind: str) -> tuple[dict[str, Any], list[Problem
     return by_name, problems
 
 
+def _raw_names(data: Mapping[str, Any], key: str) -> dict[str, None]:
+    """Names of a section's entries as written (ordered), whether or not the entry is otherwise valid."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        return {}
+    return {i["name"]: None for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
+
+
 def _cross_checks(
     data: Mapping[str, Any], models: list, tasks: list, policies: list, all_tasks_valid: bool
 ) -> list[Problem]:
     """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline."""
     problems: list[Problem] = []
-    model_names, p = _items_by_name(models, "models")
+    _, p = _items_by_name(models, "models")
     problems += p
-    task_names, p = _items_by_name(tasks, "tasks")
+    valid_tasks, p = _items_by_name(tasks, "tasks")
     problems += p
     _, p = _items_by_name(policies, "policies")
     problems += p
+    # names come from the raw data, so one broken entry does not hide every reference to it
+    model_names = _raw_names(data, "models")
+    task_names = _raw_names(data, "tasks")
 
     percent = data.get("share_unit") == "percent"
     if all_tasks_valid and tasks:
@@ -468,7 +479,7 @@ def _cross_checks(
                 if task_names:
                     problems.append(Problem(path, f"unknown category {cat!r}"))
                 continue
-            task = task_names[cat]
+            task = valid_tasks.get(cat)
             if not steps:
                 problems.append(Problem(path, "empty route"))
             if pol.kind == "static" and len(steps) > 1:
@@ -480,7 +491,7 @@ def _cross_checks(
                 if step.model not in model_names:
                     if model_names:
                         problems.append(Problem(f"{spath}.model", f"unknown model {step.model!r}"))
-                elif step.model not in task.pass_rates:
+                elif task is not None and step.model not in task.pass_rates:
                     problems.append(
                         Problem(
                             f"{spath}.model",
@@ -492,7 +503,7 @@ def _cross_checks(
                 ):
                     problems.append(Problem(spath, f"gate/on_reject/on_failure need kind: chain (is {pol.kind})"))
                 gated = step_gated(pol, step, s, len(steps))
-                if gated and task.validator is None:
+                if gated and task is not None and task.validator is None:
                     problems.append(
                         Problem(f"{spath}", f"a gated step needs tasks[{cat}].validator (catch, false_reject)")
                     )

@@ -67,7 +67,7 @@ def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float]) -> np.ndarray
     counts = np.asarray(hist, dtype=float)
     total = counts.sum(-1, keepdims=True)
     cum = np.cumsum(counts, axis=-1)
-    target = qs * total  # (..., Q)
+    target = np.maximum(qs * total, 1e-9)  # (..., Q); q = 0 means the first non-empty bin
     # first bin whose cumulative count reaches the target
     idx = np.minimum((cum[..., None, :] < target[..., :, None]).sum(-1), counts.shape[-1] - 1)
     below = np.take_along_axis(cum, idx, -1) - np.take_along_axis(counts, idx, -1)

@@ -1,0 +1,155 @@
+"""Monte Carlo engine: agrees with the expected-value engine within 4 sigma, for every policy kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import routecalc
+from routecalc.engine.mc import CHUNK, HIST_REL_ERROR, hist_quantiles
+from tests.helpers import fixed_model
+
+SAMPLES = 200_000
+SEED = 20261125
+
+
+def rich_sheet() -> dict:
+    """Two categories, lognormal tokens and latency, failures with retries and backoff, gates with costs."""
+    lognormal = {"ttft_s": {"p50": 0.4, "p95": 1.5}, "tpot_s": {"p50": 0.01, "p95": 0.02}}
+    return {
+        "name": "mc vs ev",
+        "volume": {"requests_per_day": 1000},
+        "defaults": {"retries": 1, "backoff_s": 0.3, "bill_failed_input": True},
+        "models": [
+            fixed_model("a", 0.5, 1.5, failure_rate=0.15, timeout_share=0.4, timeout_s=8, price_cache=0.1)
+            | {"latency": lognormal},
+            fixed_model("b", 3.0, 15.0, failure_rate=0.05, timeout_share=1.0, timeout_s=20)
+            | {"latency": {"e2e_s": {"p50": 3.0, "p95": 9.0}}, "output_ratio": 1.3},
+            fixed_model("c", 10.0, 30.0, ttft=1.2, tpot=0.03, failure_rate=0.02),
+        ],
+        "tasks": [
+            {
+                "name": "x",
+                "traffic_share": 0.7,
+                "tokens_in": {"p50": 800, "p95": 3000},
+                "tokens_out": {"p50": 200, "p95": 600},
+                "quality_threshold": 0.9,
+                "latency_budget_s": 10,
+                "pass_rates": {"a": 0.7, "b": 0.85, "c": 0.95},
+                "validator": {"catch": 0.8, "false_reject": 0.1, "cost_per_call": 0.0005, "latency_s": 0.3},
+                "cached_share": 0.5,
+                "cost_bad_answer": 1.0,
+            },
+            {
+                "name": "y",
+                "traffic_share": 0.3,
+                "tokens_in": 5000,
+                "tokens_out": {"p50": 500, "p95": 1500},
+                "quality_threshold": 0.8,
+                "pass_rates": {"a": 0.5, "b": 0.8, "c": 0.9},
+                "validator": {"catch": 0.6, "false_reject": 0.05, "cost_per_1m_tokens": 1.0},
+                "cost_failed": 2.0,
+            },
+        ],
+        "policies": [
+            {"name": "static", "kind": "static", "routes": {"x": "a", "y": "b"}},
+            {"name": "cascade", "kind": "cascade", "routes": {"x": ["a", "b", "c"], "y": ["a", "c"]}},
+            {"name": "fallback", "kind": "fallback", "retries": 2, "routes": {"x": ["a", "b"], "y": ["b", "a", "c"]}},
+            {
+                "name": "cascade-human",
+                "kind": "cascade",
+                "final_reject": "human_review",
+                "human_review": {"cost": 0.5, "latency_s": 120},
+                "routes": {"x": ["a", "c"], "y": ["b"]},
+            },
+            {
+                "name": "chain",
+                "kind": "chain",
+                "routes": {
+                    "x": [
+                        {"model": "a", "gate": True, "on_reject": 2, "on_failure": 1},
+                        {"model": "b", "gate": True, "on_reject": 2},
+                        {"model": "c", "gate": True, "on_reject": "deliver"},
+                    ],
+                    "y": [{"model": "b", "on_failure": "fail", "retries": 0}],
+                },
+            },
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def engines() -> tuple[routecalc.RoutingProblem, routecalc.Metrics, routecalc.MonteCarlo]:
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(rich_sheet()))
+    return problem, routecalc.expected_values(problem), routecalc.simulate(problem, SAMPLES, SEED)
+
+
+RATES = ["quality", "delivered_bad", "failed", "human", "escalation", "fallback"]
+
+
+@pytest.mark.parametrize("policy", ["static", "cascade", "fallback", "cascade-human", "chain", "all-to-strongest"])
+@pytest.mark.parametrize("metric", ["cost", "latency", *RATES])
+def test_mc_agrees_with_ev_within_4_sigma(engines, policy: str, metric: str) -> None:
+    problem, ev, mc = engines
+    p = problem.chains.names.index(policy)
+    n = mc.n
+    expected = getattr(ev, metric)[p]
+    got = getattr(mc.mean, metric)[p]
+    if metric == "cost":
+        sigma = mc.cost_sd[p] / np.sqrt(n)
+    elif metric == "latency":
+        sigma = mc.latency_sd[p] / np.sqrt(n)
+    else:
+        sigma = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(got - expected) <= 4 * sigma + 1e-12), (got, expected, sigma)
+
+
+@pytest.mark.parametrize("policy", ["static", "cascade", "chain"])
+def test_mc_model_shares_agree_with_ev(engines, policy: str) -> None:
+    problem, ev, mc = engines
+    p = problem.chains.names.index(policy)
+    expected = ev.answered[p]
+    sigma = np.sqrt(expected * (1 - expected) / mc.n[:, None])
+    assert np.all(np.abs(mc.mean.answered[p] - expected) <= 4 * sigma + 1e-12)
+    expected_cost = ev.token_cost[p]
+    assert np.allclose(mc.mean.token_cost[p], expected_cost, rtol=0.05, atol=1e-7)
+
+
+def test_same_seed_same_numbers_across_chunks() -> None:
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(rich_sheet()))
+    n = CHUNK + 5_000  # two chunks, the second partial
+    a = routecalc.simulate(problem, n, 1)
+    b = routecalc.simulate(problem, n, 1)
+    c = routecalc.simulate(problem, n, 2)
+    assert a.n.sum() == n
+    np.testing.assert_array_equal(a.mean.cost, b.mean.cost)
+    np.testing.assert_array_equal(a.hist, b.hist)
+    assert not np.array_equal(a.mean.cost, c.mean.cost)
+
+
+def test_percentiles_of_a_lognormal_latency() -> None:
+    """One model with end-to-end latency p50 2 s / p95 6 s and no failures: MC percentiles recover them."""
+    sheet = rich_sheet()
+    sheet["models"] = [fixed_model("e", 1, 1) | {"latency": {"e2e_s": {"p50": 2.0, "p95": 6.0}}}]
+    sheet["tasks"] = [sheet["tasks"][1] | {"traffic_share": 1.0, "name": "only", "pass_rates": {"e": 0.9}}]
+    sheet["policies"] = [{"name": "s", "kind": "static", "routes": {"only": "e"}}]
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
+    mc = routecalc.simulate(problem, 400_000, 3)
+    p50, p95 = hist_quantiles(mc.hist[0, 0], [0.5, 0.95])
+    # histogram resolution is ~0.6 %; sampling error of a quantile with n = 400k is ~0.3 % here
+    assert p50 == pytest.approx(2.0, rel=HIST_REL_ERROR + 0.01)
+    assert p95 == pytest.approx(6.0, rel=HIST_REL_ERROR + 0.02)
+
+
+def test_hist_quantiles_on_a_hand_made_histogram() -> None:
+    from routecalc.engine.mc import BINS_PER_DECADE, LAT_MIN_S, histogram_edges
+
+    edges = histogram_edges()
+    hist = np.zeros(edges.size - 1)
+    one_second_bin = 3 * BINS_PER_DECADE  # 1e-3 * 10^(600/200) = 1 s
+    hist[one_second_bin] = 10
+    q = hist_quantiles(hist, [0.0, 0.5, 1.0])
+    # all mass in [1 s, 1.0116 s): the median sits halfway in log space, 1 s * 10^(0.5/200)
+    assert q[1] == pytest.approx(LAT_MIN_S * 10 ** ((one_second_bin + 0.5) / BINS_PER_DECADE))
+    assert q[0] == pytest.approx(1.0) and q[2] == pytest.approx(10 ** (1 / BINS_PER_DECADE))
+    assert np.isnan(hist_quantiles(np.zeros(5), [0.5])[0])

@@ -1,0 +1,135 @@
+"""Worksheet loading: strict, every problem at once, each with its field path."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+
+import routecalc
+from routecalc.errors import InputError, WorksheetError
+from routecalc.worksheet import Band, apply_overlay, json_schema, load_worksheet, parse_yaml
+from tests.conftest import shipped_worksheets
+from tests.helpers import two_model_sheet, with_policies
+
+
+def problems_of(sheet: dict) -> dict[str, str]:
+    with pytest.raises(WorksheetError) as info:
+        routecalc.validate_worksheet(sheet)
+    return {p.path: p.message for p in info.value.problems}
+
+
+@pytest.mark.parametrize("path", shipped_worksheets(), ids=lambda p: p.name)
+def test_shipped_worksheets_are_valid(path: Path) -> None:
+    ws = load_worksheet(path)
+    assert math.isclose(sum(ws.shares), 1.0, abs_tol=1e-9)
+    assert ws.policies
+
+
+def test_band_lognormal_mean_is_not_the_median() -> None:
+    band = Band(p50=1000, p95=3000)
+    # sigma = ln(3000/1000)/1.6449 = 1.0986/1.6449 = 0.6679; mean = 1000 * exp(0.6679^2 / 2) = 1249.8
+    assert band.sigma == pytest.approx(0.66790, rel=1e-4)
+    assert band.expected == pytest.approx(1249.8, rel=1e-4)
+    assert Band.model_validate(700).expected == 700  # a number is a fixed value
+    assert Band.model_validate({"mean": 5}).sigma == 0
+
+
+def test_every_problem_reported_at_once_with_field_paths() -> None:
+    sheet = with_policies(
+        two_model_sheet(),
+        {"name": "p", "kind": "static", "routes": {"t": "missing-model"}},
+        {"name": "q", "kind": "cascade", "routes": {"nope": ["small", "large"]}},
+    )
+    sheet["models"][0]["price_in"] = -1
+    sheet["models"][1]["latency"] = {"ttft_s": {"p50": 2, "p95": 1}, "tpot_s": 0.01}
+    sheet["tasks"][0]["pass_rates"]["small"] = 1.2
+    sheet["tasks"][0]["traffic_sharee"] = 1  # typo
+    sheet["baseline"] = "nonexistent"
+    got = problems_of(sheet)
+    assert "should be greater than or equal to 0 (got -1)" in got["models[0].price_in"]
+    assert "p95 (1) is below p50 (2)" in got["models[1].latency.ttft_s"]
+    assert "less than or equal to 1" in got["tasks[0].pass_rates.small"]
+    assert got["tasks[0].traffic_sharee"] == "unknown key (typo?)"
+    assert "unknown model 'missing-model'" in got["policies[0].routes.t[0].model"]
+    assert "unknown category 'nope'" in got["policies[1].routes.nope"]
+    assert "skips category 't'" in got["policies[1].routes"]
+    assert "names no policy" in got["baseline"]
+
+
+def test_shares_must_sum_to_one_no_silent_renormalisation() -> None:
+    sheet = two_model_sheet()
+    second = copy.deepcopy(sheet["tasks"][0]) | {"name": "u", "traffic_share": 0.3}
+    sheet["tasks"].append(second)  # 1.0 + 0.3
+    assert "shares sum to 1.3" in problems_of(sheet)["tasks[*].traffic_share"]
+
+
+def test_percent_shares() -> None:
+    sheet = two_model_sheet(share_unit="percent")
+    sheet["tasks"][0]["traffic_share"] = 100
+    assert routecalc.validate_worksheet(sheet).shares == [1.0]
+
+
+def test_pair_without_pass_rate_and_gate_without_validator() -> None:
+    sheet = with_policies(two_model_sheet(), {"name": "c", "kind": "cascade", "routes": {"t": ["small", "large"]}})
+    del sheet["tasks"][0]["pass_rates"]["large"]
+    del sheet["tasks"][0]["validator"]
+    got = problems_of(sheet)
+    assert "no pass rate for ('t', 'large')" in got["policies[0].routes.t[1].model"]
+    assert "needs tasks[t].validator" in got["policies[0].routes.t[0]"]
+
+
+def test_chain_targets_only_point_forward() -> None:
+    steps = [{"model": "small", "gate": True, "on_reject": 0}, {"model": "large", "on_failure": "deliver"}]
+    sheet = with_policies(two_model_sheet(), {"name": "loop", "kind": "chain", "routes": {"t": steps}})
+    got = problems_of(sheet)
+    assert "cannot loop" in got["policies[0].routes.t[0].on_reject"]
+    assert "no answer to deliver" in got["policies[0].routes.t[1].on_failure"]
+
+
+def test_duplicate_yaml_keys_are_an_error() -> None:
+    with pytest.raises(WorksheetError) as info:
+        parse_yaml("name: a\nname: b\n", "w.yaml")
+    assert "duplicate key 'name'" in str(info.value)
+    assert info.value.problems[0].path == "line 2, column 1"
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_worksheet(tmp_path / "absent.yaml")
+
+
+def test_strict_types_no_string_numbers() -> None:
+    sheet = two_model_sheet()
+    sheet["models"][0]["price_in"] = "0.15"
+    assert "valid number" in problems_of(sheet)["models[0].price_in"]
+
+
+def test_csv_task_table_errors_carry_paths(tmp_path: Path) -> None:
+    (tmp_path / "tasks.csv").write_text(
+        "name,traffic_share,tokens_in,tokens_out,quality_threshold,pass_rate.small,colour\n"
+        "t,1.0,1000,500,0.9,abc,blue\n"
+    )
+    sheet = two_model_sheet(tasks="tasks.csv")
+    with pytest.raises(WorksheetError) as info:
+        routecalc.validate_worksheet(sheet, base_dir=tmp_path)
+    got = {p.path: p.message for p in info.value.problems}
+    assert "not a number" in got["tasks[0].pass_rate.small"]
+    assert "unknown column 'colour'" in got["tasks[0].colour"]
+
+
+def test_overlay_merges_by_name_and_scales() -> None:
+    base = two_model_sheet()
+    out = apply_overlay(base, {"models": [{"name": "large", "price_out": 5.0}], "scale": {"models": {"price_in": 2}}})
+    prices = {m["name"]: (m["price_in"], m["price_out"]) for m in out["models"]}
+    assert prices == {"small": (2.0, 2.0), "large": (20.0, 5.0)}
+    assert base["models"][1]["price_out"] == 20.0  # the base is not mutated
+
+
+def test_json_schema_describes_the_format() -> None:
+    schema = json_schema()
+    assert schema["title"] == "routecalc worksheet"
+    assert {"models", "tasks", "volume", "name"} <= set(schema["required"])
+    assert "traffic_share" in schema["$defs"]["TaskSpec"]["properties"]
