@@ -323,7 +323,7 @@ def compare(
     """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
-    mc = simulate(problem, samples, seed)
+    mc = simulate(problem, samples, np.random.default_rng(seed))
     strongest = strongest_model(ws)
     baseline = ws.baseline or (STRONGEST if strongest else None)
     descriptions: dict[str, str | None] = {p.name: p.description for p in ws.policies}

@@ -81,7 +81,11 @@ def rich_sheet() -> dict:
 @pytest.fixture(scope="module")
 def engines() -> tuple[routecalc.RoutingProblem, routecalc.Metrics, routecalc.MonteCarlo]:
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(rich_sheet()))
-    return problem, routecalc.expected_values(problem), routecalc.simulate(problem, SAMPLES, SEED)
+    return (
+        problem,
+        routecalc.expected_values(problem),
+        routecalc.simulate(problem, SAMPLES, np.random.default_rng(SEED)),
+    )
 
 
 RATES = ["quality", "delivered_bad", "failed", "human", "escalation", "fallback"]
@@ -118,9 +122,9 @@ def test_mc_model_shares_agree_with_ev(engines, policy: str) -> None:
 def test_same_seed_same_numbers_across_chunks() -> None:
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(rich_sheet()))
     n = CHUNK + 5_000  # two chunks, the second partial
-    a = routecalc.simulate(problem, n, 1)
-    b = routecalc.simulate(problem, n, 1)
-    c = routecalc.simulate(problem, n, 2)
+    a = routecalc.simulate(problem, n, np.random.default_rng(1))
+    b = routecalc.simulate(problem, n, np.random.default_rng(1))
+    c = routecalc.simulate(problem, n, np.random.default_rng(2))
     assert a.n.sum() == n
     np.testing.assert_array_equal(a.mean.cost, b.mean.cost)
     np.testing.assert_array_equal(a.hist, b.hist)
@@ -134,7 +138,7 @@ def test_percentiles_of_a_lognormal_latency() -> None:
     sheet["tasks"] = [sheet["tasks"][1] | {"traffic_share": 1.0, "name": "only", "pass_rates": {"e": 0.9}}]
     sheet["policies"] = [{"name": "s", "kind": "static", "routes": {"only": "e"}}]
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
-    mc = routecalc.simulate(problem, 400_000, 3)
+    mc = routecalc.simulate(problem, 400_000, np.random.default_rng(3))
     p50, p95 = hist_quantiles(mc.hist[0, 0], [0.5, 0.95])
     # histogram resolution is ~0.6 %; sampling error of a quantile with n = 400k is ~0.3 % here
     assert p50 == pytest.approx(2.0, rel=HIST_REL_ERROR + 0.01)

@@ -5,8 +5,9 @@ same request (common random numbers, so differences between policies are sharper
 Within a chain, one uniform per decision is compared with its probability: number of failed tries
 (geometric, capped at ``1 + r``), timeouts among them (binomial), answer good (``q``), gate accepts.
 
-Reproducible: a fixed chunk size and one child generator per chunk from
-``SeedSequence(seed).spawn(n_chunks)`` give the same numbers for the same seed on any machine. Memory stays
+Reproducible: a fixed chunk size and one child generator per chunk, ``rng.spawn(n_chunks)`` (for
+``rng = default_rng(seed)`` that is ``SeedSequence(seed).spawn(n_chunks)``), give the same numbers for the same
+seed on any machine. Memory stays
 flat: per chunk only ``O(CHUNK)`` arrays; latency percentiles come from a log-spaced histogram
 (``BINS_PER_DECADE`` bins per decade, so a reported percentile is within ``HIST_REL_ERROR`` of the sample's).
 """
@@ -25,10 +26,6 @@ LAT_MIN_S = 1e-3  # histogram range: 1 ms .. 1e5 s (anything outside is clipped 
 DECADES = 8
 BINS_PER_DECADE = 200
 HIST_REL_ERROR = 10 ** (0.5 / BINS_PER_DECADE) - 1  # half a bin, relative: ~0.58 %
-_DONE = -9
-
-# outcome codes per request
-_FAILED, _GOOD, _BAD, _HUMAN = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +36,6 @@ class MonteCarlo:
     """
 
     samples: int
-    seed: int
     n: np.ndarray
     mean: Metrics
     cost_sd: np.ndarray  # (P, C) per-request standard deviation of total cost
@@ -83,185 +79,212 @@ def _bin(latency: np.ndarray) -> np.ndarray:
     return np.minimum(b.astype(np.int64), DECADES * BINS_PER_DECADE - 1)
 
 
-def _geometric_failures(u: np.ndarray, f: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Failed tries before the first success, ``P(K >= k) = f^k``, capped at ``cap`` (u in (0, 1])."""
-    logf = np.log(np.where(f > 0, f, 0.5))
-    k = np.where(f > 0, np.floor(np.log(u) / logf), 0.0)
-    return np.minimum(k, cap).astype(np.int64)
-
-
 class _Acc:
-    """Running sums over chunks (the only state of a simulation)."""
+    """Running sums over chunks (the only state of a simulation), indexed ``[policy, category(, model)]``."""
 
-    _SCALARS = (
-        "cost",
-        "cost2",
-        "gate",
-        "human_cost",
-        "good",
-        "bad",
-        "failed",
-        "human",
-        "lat",
-        "lat2",
-        "esc",
-        "fb",
-    )
+    _SCALARS = ("cost", "cost2", "gate", "human_cost", "good", "bad", "failed", "human", "lat", "lat2", "esc", "fb")
 
     def __init__(self, P: int, C: int, M: int):
         self.P, self.C, self.M = P, C, M
         self.n = np.zeros(C)
         self.s = {k: np.zeros((P, C)) for k in self._SCALARS}
-        self.tokens = np.zeros((P, C * M))
-        self.answered = np.zeros((P, C * (M + 1)))
-        self.calls = np.zeros((P, C * M))
-        self.hist = np.zeros((P, C * DECADES * BINS_PER_DECADE), dtype=np.int64)
+        self.tokens = np.zeros((P, C, M))
+        self.answered = np.zeros((P, C, M + 1))  # column M: human review
+        self.calls = np.zeros((P, C, M))
+        self.hist = np.zeros((P, C, DECADES * BINS_PER_DECADE), dtype=np.int64)
         self.successes = np.zeros(M)
         self.slow = np.zeros(M)
 
 
-def simulate(problem: RoutingProblem, samples: int, rng_seed: int) -> MonteCarlo:
-    """Simulate ``samples`` requests through every policy (seeded, chunked; see module docstring)."""
+def simulate(problem: RoutingProblem, samples: int, rng: np.random.Generator) -> MonteCarlo:
+    """Simulate ``samples`` requests through every policy (chunked; see module docstring).
+
+    ``rng`` is only used to spawn one child generator per chunk, so ``default_rng(seed)`` gives the same
+    numbers on any machine. Memory: ``O(CHUNK)`` floats, whatever ``samples`` is.
+    """
     if samples <= 0:
         raise ValueError("samples must be positive")
-    ch = problem.chains
-    P, C, _ = ch.shape
-    M = len(problem.models.names)
-    acc = _Acc(P, C, M)
+    P, C, _ = problem.chains.shape
+    acc = _Acc(P, C, len(problem.models.names))
     n_chunks = -(-samples // CHUNK)
-    children = np.random.SeedSequence(rng_seed).spawn(n_chunks)
-    for i, child in enumerate(children):
-        size = min(CHUNK, samples - i * CHUNK)
-        _chunk(problem, np.random.default_rng(child), size, acc)
-    return _finish(acc, samples, rng_seed)
+    for i, child in enumerate(rng.spawn(n_chunks)):
+        _chunk(problem, child, min(CHUNK, samples - i * CHUNK), acc)
+    return _finish(acc, samples)
+
+
+def _lognormal(rng: np.random.Generator, mu: float, sigma: float, size: int) -> np.ndarray | float:
+    """LogNormal(mu, sigma) draws; a fixed value (sigma 0) costs no random numbers."""
+    if sigma == 0:
+        return float(np.exp(mu))
+    return np.exp(mu + sigma * rng.standard_normal(size))
 
 
 def _chunk(problem: RoutingProblem, rng: np.random.Generator, n: int, acc: _Acc) -> None:
+    """One chunk: category counts from a multinomial, then each category's requests as one block.
+
+    Within a block every parameter is a scalar (one model per chain step), so the inner work is array-scalar
+    arithmetic over the block's requests: no per-request Python, no gathers of per-model tables.
+    """
+    tt = problem.tasks
+    counts = rng.multinomial(n, tt.share / tt.share.sum())
+    acc.n += counts
+    for c, n_c in enumerate(counts):
+        if n_c == 0:
+            continue
+        x = _lognormal(rng, tt.x_mu[c], tt.x_sigma[c], n_c) * np.ones(n_c)
+        y = _lognormal(rng, tt.y_mu[c], tt.y_sigma[c], n_c) * np.ones(n_c)
+        for p in range(problem.chains.shape[0]):
+            _block(problem, rng, p, c, x, y, acc)
+
+
+def _block(
+    problem: RoutingProblem, rng: np.random.Generator, p: int, c: int, x: np.ndarray, y: np.ndarray, acc: _Acc
+) -> None:
+    """Send one category's block of requests (tokens ``x``, ``y``) through policy ``p``'s chain.
+
+    ``pending[s]`` holds the block rows routed to step ``s`` (``None`` = every row, for step 0); chains only
+    point forward, so one pass over the steps finishes every request.
+    """
     mt, tt, ch = problem.models, problem.tasks, problem.chains
-    P, C, S = ch.shape
-    M = len(mt.names)
-    cum = np.cumsum(tt.share)
-    cat = np.minimum(np.searchsorted(cum / cum[-1], rng.random(n), side="right"), C - 1)
-    z = rng.standard_normal((2, n))
-    x = np.exp(tt.x_mu[cat] + tt.x_sigma[cat] * z[0])
-    y = np.exp(tt.y_mu[cat] + tt.y_sigma[cat] * z[1])
-    acc.n += np.bincount(cat, minlength=C)
-    B = DECADES * BINS_PER_DECADE
+    n = x.size
+    cost = np.zeros(n)
+    lat = np.zeros(n)
+    esc = np.zeros(n, dtype=bool)
+    fb = np.zeros(n, dtype=bool)
+    sums = acc.s
+    pending: dict[int, list] = {0: [None]}
 
-    for p in range(P):
-        nxt = np.zeros(n, dtype=np.int64)
-        tok = np.zeros(n)
-        gate = np.zeros(n)
-        human_cost = np.zeros(n)
-        lat = np.zeros(n)
-        outcome = np.full(n, _FAILED, dtype=np.int8)
-        answered = np.full(n, M, dtype=np.int64)  # M = no model answered (failed or human review)
-        esc = np.zeros(n, dtype=bool)
-        fb = np.zeros(n, dtype=bool)
-        for s in range(S):
-            idx = np.flatnonzero(nxt == s)
-            if idx.size == 0:
-                continue
-            c = cat[idx]
-            m = ch.model[p, c, s]
-            r = ch.retries[p, c, s]
-            xi = x[idx]
-            yi = y[idx] * mt.output_ratio[m]
+    def route(rows: np.ndarray, target: int) -> None:
+        if target >= 0:
+            pending.setdefault(target, []).append(rows)
+        elif target == FAIL:
+            sums["failed"][p, c] += rows.size
 
-            # 1. provider tries: K failed tries (geometric), abandoned when K reaches 1 + r
-            K = _geometric_failures(1.0 - rng.random(idx.size), mt.fail[m], r + 1)
-            abandon = r < K
-            n_timeout = rng.binomial(K, mt.timeout_share[m])
-            lat[idx] += (
-                n_timeout * mt.timeout_s[m]
-                + (K - n_timeout) * mt.error_latency_s[m]
-                + ch.backoff_s[p] * np.minimum(K, r)
+    for s in range(ch.shape[2]):
+        parts = pending.pop(s, None)
+        m = int(ch.model[p, c, s])
+        if not parts or m < 0:
+            continue
+        idx = None if parts[0] is None else np.concatenate(parts)
+        rows = (lambda local: local) if idx is None else (lambda local, idx=idx: idx[local])
+        k = n if idx is None else idx.size
+        xs = x if idx is None else x[idx]
+        ys = (y if idx is None else y[idx]) * mt.output_ratio[m]
+        r = int(ch.retries[p, c, s])
+
+        # 1. provider tries: K failed tries, P(K >= k) = f^k, capped at 1 + r; only u < f fail at all
+        u = rng.random(k)
+        failing = np.flatnonzero(u < mt.fail[m])
+        step_cost: np.ndarray | float = 0.0
+        step_lat: np.ndarray | float = 0.0
+        ok = None  # local rows whose step answered (None = all)
+        n_tries = k
+        if failing.size:
+            with np.errstate(divide="ignore"):  # u == 0 (p = 2^-53) gives K = inf, capped below
+                K = np.minimum(np.floor(np.log(u[failing]) / np.log(mt.fail[m])), r + 1).astype(np.int64)
+            timeouts = rng.binomial(K, mt.timeout_share[m])
+            step_lat = np.zeros(k)
+            step_lat[failing] = (
+                timeouts * mt.timeout_s[m] + (K - timeouts) * mt.error_latency_s[m] + ch.backoff_s[p] * np.minimum(K, r)
             )
-            step_tokens = K * xi * mt.price_in[m] if problem.bill_failed_input else np.zeros(idx.size)
-            cm = c * M + m
-            acc.calls[p] += np.bincount(cm, weights=K + ~abandon, minlength=C * M)
+            if problem.bill_failed_input:
+                step_cost = np.zeros(k)
+                step_cost[failing] = K * xs[failing] * mt.price_in[m]
+                acc.tokens[p, c, m] += step_cost.sum()
+            abandoned = failing[r < K]
+            n_tries += int(K.sum()) - abandoned.size
+            if abandoned.size:
+                keep = np.ones(k, dtype=bool)
+                keep[abandoned] = False
+                ok = np.flatnonzero(keep)
+                fb[rows(abandoned)] = True
+                route(rows(abandoned), int(ch.on_failure[p, c, s]))
+        acc.calls[p, c, m] += n_tries
 
-            # provider failure after retries -> on_failure
-            a = np.flatnonzero(abandon)
-            fb[idx[a]] = True
-            _send(idx[a], ch.on_failure[p, c[a], s], nxt, outcome)
+        # 2. answer: cost, latency, good?
+        k_ok = k if ok is None else ok.size
+        xo = xs if ok is None else xs[ok]
+        yo = ys if ok is None else ys[ok]
+        p_in = mt.price_in[m]
+        answer_cost = xo * (p_in + tt.cached_share[c] * (mt.price_cache[m] - p_in)) + yo * mt.price_out[m]
+        acc.tokens[p, c, m] += answer_cost.sum()
+        answer_lat = _lognormal(rng, mt.ttft_mu[m], mt.ttft_sigma[m], k_ok) + yo * _lognormal(
+            rng, mt.tpot_mu[m], mt.tpot_sigma[m], k_ok
+        )
+        acc.successes[m] += k_ok
+        acc.slow[m] += np.count_nonzero(answer_lat > mt.timeout_s[m])
+        good = rng.random(k_ok) < tt.pass_rate[c, m]
 
-            # 2. answer
-            ok = np.flatnonzero(~abandon)
-            j, cj, mj, xj, yj = idx[ok], c[ok], m[ok], xi[ok], yi[ok]
-            zz = rng.standard_normal((2, ok.size))
-            ans_lat = np.exp(mt.ttft_mu[mj] + mt.ttft_sigma[mj] * zz[0]) + yj * np.exp(
-                mt.tpot_mu[mj] + mt.tpot_sigma[mj] * zz[1]
-            )
-            acc.successes += np.bincount(mj, minlength=M)
-            acc.slow += np.bincount(mj, weights=ans_lat > mt.timeout_s[mj], minlength=M)
-            p_in = mt.price_in[mj]
-            step_tokens[ok] += (
-                xj * p_in + yj * mt.price_out[mj] + tt.cached_share[cj] * xj * (mt.price_cache[mj] - p_in)
-            )
-            tok[idx] += step_tokens
-            acc.tokens[p] += np.bincount(cm, weights=step_tokens, minlength=C * M)
-            good = rng.random(ok.size) < tt.pass_rate[cj, mj]
+        # 3. gate (paid on every answer it reads)
+        if ch.gated[p, c, s]:
+            if tt.gate_cost_call[c] or tt.gate_cost_token[c]:
+                g_cost = tt.gate_cost_call[c] + (xo + yo) * tt.gate_cost_token[c]
+                sums["gate"][p, c] += g_cost.sum()
+                answer_cost = answer_cost + g_cost
+            answer_lat = answer_lat + tt.gate_latency_s[c]
+            accept = rng.random(k_ok) < np.where(good, 1 - tt.false_reject[c], 1 - tt.catch[c])
+        else:
+            accept = None  # everything delivered
 
-            # 3. gate
-            gated = ch.gated[p, cj, s]
-            accept_p = np.where(gated, np.where(good, 1 - tt.false_reject[cj], 1 - tt.catch[cj]), 1.0)
-            accept = rng.random(ok.size) < accept_p
-            gate[j] += np.where(gated, tt.gate_cost_call[cj] + (xj + yj) * tt.gate_cost_token[cj], 0.0)
-            lat[j] += ans_lat + np.where(gated, tt.gate_latency_s[cj], 0.0)
+        if ok is None:
+            step_cost = step_cost + answer_cost
+            step_lat = step_lat + answer_lat
+        else:
+            step_cost = step_cost + np.zeros(k)
+            step_lat = step_lat + np.zeros(k)
+            step_cost[ok] += answer_cost
+            step_lat[ok] += answer_lat
+        if idx is None:
+            cost += step_cost
+            lat += step_lat
+        else:
+            cost[idx] += step_cost
+            lat[idx] += step_lat
 
-            acc_ix = j[accept]
-            outcome[acc_ix] = np.where(good[accept], _GOOD, _BAD)
-            answered[acc_ix] = mj[accept]
-            nxt[acc_ix] = _DONE
+        n_good = np.count_nonzero(good if accept is None else good & accept)
+        n_acc = k_ok if accept is None else np.count_nonzero(accept)
+        sums["good"][p, c] += n_good
+        sums["bad"][p, c] += n_acc - n_good
+        acc.answered[p, c, m] += n_acc
+        if accept is None or n_acc == k_ok:
+            continue
 
-            rej = ~accept
-            rj, tr = j[rej], ch.on_reject[p, cj[rej], s]
-            esc[rj] = True
-            dl = tr == DELIVER
-            outcome[rj[dl]] = np.where(good[rej][dl], _GOOD, _BAD)
-            answered[rj[dl]] = mj[rej][dl]
-            hu = tr == HUMAN
-            outcome[rj[hu]] = _HUMAN
-            human_cost[rj[hu]] += ch.human_cost[p]
-            lat[rj[hu]] += ch.human_latency_s[p]
-            _send(rj, tr, nxt, outcome)
+        # rejected -> on_reject
+        rejected_local = np.flatnonzero(~accept)
+        rj = rows(rejected_local if ok is None else ok[rejected_local])
+        esc[rj] = True
+        target = int(ch.on_reject[p, c, s])
+        n_rej = rj.size
+        if target == DELIVER:
+            g = np.count_nonzero(good[rejected_local])
+            sums["good"][p, c] += g
+            sums["bad"][p, c] += n_rej - g
+            acc.answered[p, c, m] += n_rej
+        elif target == HUMAN:
+            sums["good"][p, c] += n_rej
+            sums["human"][p, c] += n_rej
+            sums["human_cost"][p, c] += n_rej * ch.human_cost[p]
+            acc.answered[p, c, -1] += n_rej
+            cost[rj] += ch.human_cost[p]
+            lat[rj] += ch.human_latency_s[p]
+        route(rj, target)
 
-        total = tok + gate + human_cost
-        sums = {
-            "cost": total,
-            "cost2": total**2,
-            "gate": gate,
-            "human_cost": human_cost,
-            "good": (outcome == _GOOD) | (outcome == _HUMAN),
-            "bad": outcome == _BAD,
-            "failed": outcome == _FAILED,
-            "human": outcome == _HUMAN,
-            "lat": lat,
-            "lat2": lat**2,
-            "esc": esc,
-            "fb": fb,
-        }
-        for k, v in sums.items():
-            acc.s[k][p] += np.bincount(cat, weights=v, minlength=C)
-        acc.answered[p] += np.bincount(cat * (M + 1) + answered, minlength=C * (M + 1))
-        acc.hist[p] += np.bincount(cat * B + _bin(lat), minlength=C * B)
-
-
-def _send(rows: np.ndarray, target: np.ndarray, nxt: np.ndarray, outcome: np.ndarray) -> None:
-    """Move requests to their next step, or end them (FAIL ends as failed; DELIVER/HUMAN set by caller)."""
-    nxt[rows] = np.where(target >= 0, target, _DONE)
-    outcome[rows[target == FAIL]] = _FAILED
+    for key, v in (("cost", cost), ("lat", lat)):
+        sums[key][p, c] += v.sum()
+        sums[key + "2"][p, c] += v @ v
+    sums["esc"][p, c] += np.count_nonzero(esc)
+    sums["fb"][p, c] += np.count_nonzero(fb)
+    acc.hist[p, c] += np.bincount(_bin(lat), minlength=acc.hist.shape[-1])
 
 
-def _finish(acc: _Acc, samples: int, seed: int) -> MonteCarlo:
-    P, C, M = acc.P, acc.C, acc.M
+def _finish(acc: _Acc, samples: int) -> MonteCarlo:
+    M = acc.M
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.where(acc.n > 0, acc.n, np.nan)
         mean = {k: v / n for k, v in acc.s.items()}
-        per_model = lambda a, width: (a.reshape(P, C, width) / n[None, :, None])[..., :M]
+        per_model = lambda a: (a / n[None, :, None])[..., :M]
         metrics = Metrics(
-            token_cost=per_model(acc.tokens, M),
+            token_cost=per_model(acc.tokens),
             gate_cost=mean["gate"],
             human_cost=mean["human_cost"],
             quality=mean["good"],
@@ -271,19 +294,18 @@ def _finish(acc: _Acc, samples: int, seed: int) -> MonteCarlo:
             latency=mean["lat"],
             escalation=mean["esc"],
             fallback=mean["fb"],
-            answered=per_model(acc.answered, M + 1),
-            calls=per_model(acc.calls, M),
+            answered=per_model(acc.answered),
+            calls=per_model(acc.calls),
         )
         cost_sd = np.sqrt(np.maximum(mean["cost2"] - mean["cost"] ** 2, 0.0))
         lat_sd = np.sqrt(np.maximum(mean["lat2"] - mean["lat"] ** 2, 0.0))
     return MonteCarlo(
         samples=samples,
-        seed=seed,
         n=acc.n.astype(np.int64),
         mean=metrics,
         cost_sd=cost_sd,
         latency_sd=lat_sd,
-        hist=acc.hist.reshape(P, C, DECADES * BINS_PER_DECADE),
+        hist=acc.hist,
         model_successes=acc.successes,
         model_slow=acc.slow,
     )

@@ -1,0 +1,103 @@
+"""Invariants over random worksheets (hypothesis): conservation, ranges, MC within 4 sigma of EV."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+import routecalc
+from tests.helpers import fixed_model
+
+prob = st.floats(0.0, 1.0)
+fail = st.floats(0.0, 0.6)
+
+
+def band(p50: float, spread: float) -> dict:
+    return {"p50": p50, "p95": p50 * spread}
+
+
+@st.composite
+def worksheets(draw: st.DrawFn) -> dict:
+    n_models = draw(st.integers(1, 4))
+    n_cats = draw(st.integers(1, 4))
+    models = [
+        fixed_model(
+            f"m{i}",
+            draw(st.floats(0, 20)),
+            draw(st.floats(0, 60)),
+            ttft=draw(st.floats(0.05, 3)),
+            tpot=draw(st.floats(0, 0.05)),
+            failure_rate=draw(fail),
+            timeout_share=draw(prob),
+            timeout_s=draw(st.floats(1, 60)),
+        )
+        for i in range(n_models)
+    ]
+    weights = draw(st.lists(st.integers(1, 100), min_size=n_cats, max_size=n_cats))
+    names = [m["name"] for m in models]
+    tasks = [
+        {
+            "name": f"c{j}",
+            "traffic_share": w,
+            "tokens_in": band(draw(st.floats(50, 5000)), draw(st.floats(1, 8))),  # realistic p95/p50 <= 8
+            "tokens_out": draw(st.floats(0, 1000)),
+            "quality_threshold": draw(prob),
+            "pass_rates": {m: draw(prob) for m in names},
+            "validator": {"catch": draw(prob), "false_reject": draw(prob), "cost_per_call": draw(st.floats(0, 0.01))},
+        }
+        for j, w in enumerate(weights)
+    ]
+    cats = [t["name"] for t in tasks]
+
+    def chain() -> list[str]:
+        return draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
+
+    final = draw(st.sampled_from(["deliver", "fail", "human_review"]))
+    return {
+        "name": "random",
+        "share_unit": "percent",
+        "volume": {"requests_per_month": 1e6},
+        "defaults": {"retries": draw(st.integers(0, 2)), "backoff_s": draw(st.floats(0, 2))},
+        "models": models,
+        "tasks": [t | {"traffic_share": 100 * t["traffic_share"] / sum(weights)} for t in tasks],
+        "policies": [
+            {"name": "cascade", "kind": "cascade", "final_reject": final, "routes": {c: chain() for c in cats}}
+            | ({"human_review": {"cost": 1.0, "latency_s": 60}} if final == "human_review" else {}),
+            {"name": "fallback", "kind": "fallback", "routes": {c: chain() for c in cats}},
+            {"name": "static", "kind": "static", "routes": {c: chain()[:1] for c in cats}},
+        ],
+    }
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(worksheets())
+def test_ev_invariants(sheet: dict) -> None:
+    ws = routecalc.validate_worksheet(sheet)
+    assert abs(sum(ws.shares) - 1) < 1e-6
+    ev = routecalc.expected_values(routecalc.compile_worksheet(ws))
+    assert np.all(ev.cost >= 0) and np.all(ev.latency >= 0)
+    for rate in (ev.quality, ev.delivered_bad, ev.failed, ev.escalation, ev.fallback, ev.human):
+        assert np.all((rate >= -1e-12) & (rate <= 1 + 1e-12))
+    # every request ends exactly one way: delivered good, delivered bad, or failed
+    np.testing.assert_allclose(ev.quality + ev.delivered_bad + ev.failed, 1.0, atol=1e-9)
+    # delivered answers come from a model, or from human review
+    np.testing.assert_allclose(ev.answered.sum(-1) + ev.human, ev.quality + ev.delivered_bad, atol=1e-9)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate])
+@given(worksheets())
+def test_mc_within_4_sigma_of_ev(sheet: dict) -> None:
+    """Traffic-weighted totals per policy; sigma of the stratified estimate sum_c w_c^2 var_c / n_c."""
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
+    ev = routecalc.expected_values(problem)
+    mc = routecalc.simulate(problem, 40_000, np.random.default_rng(11))
+    w = problem.tasks.share
+    n = np.maximum(mc.n, 1)
+    assert np.all(mc.n > 0)
+    for metric in ("quality", "failed", "escalation", "fallback"):
+        p = getattr(ev, metric)
+        sigma = np.sqrt((w**2 * p * (1 - p) / n).sum(1))
+        assert np.all(np.abs(getattr(mc.mean, metric) @ w - p @ w) <= 4 * sigma + 1e-9), metric
+    cost_sigma = np.sqrt((w**2 * mc.cost_sd**2 / n).sum(1))
+    assert np.all(np.abs(mc.mean.cost @ w - ev.cost @ w) <= 4 * cost_sigma + 1e-12)

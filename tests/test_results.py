@@ -1,0 +1,96 @@
+"""From engine arrays to the answer: targets, winner, nearest miss, baselines, advisories."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import routecalc
+from routecalc.chains import STRONGEST
+from routecalc.results import INDEPENDENCE_NOTE, pick_winner
+from tests.helpers import two_model_sheet, with_policies
+
+SMALL = {"name": "small", "kind": "static", "routes": {"t": "small"}}
+LARGE = {"name": "large", "kind": "static", "routes": {"t": "large"}}
+CASCADE = {"name": "cascade", "kind": "cascade", "routes": {"t": ["small", "large"]}}
+
+
+def run(sheet: dict, **kw) -> routecalc.Comparison:
+    return routecalc.compare(routecalc.validate_worksheet(sheet), samples=20_000, seed=1, **kw)
+
+
+def test_winner_is_the_cheapest_policy_meeting_every_target() -> None:
+    # threshold 0.9: small (0.80) misses; cascade (0.967, $0.0072) and large (0.95, $0.020) meet it
+    c = run(with_policies(two_model_sheet(), SMALL, LARGE, CASCADE))
+    assert [p.meets_targets for p in c.policies] == [False, True, True, True]
+    assert c.winner == "cascade"
+    assert c.policy("small").nearest_miss == "t: quality 80.00% < 90.00% (10.00 pp short)"
+
+
+def test_latency_budget_is_a_p95_target() -> None:
+    sheet = with_policies(two_model_sheet(), SMALL, LARGE)
+    sheet["tasks"][0]["latency_budget_s"] = 10  # fixed latencies: large takes 11 s, small 5.5 s
+    sheet["tasks"][0]["quality_threshold"] = 0.5
+    c = run(sheet)
+    assert c.policy("large").categories[0].p95_s == pytest.approx(11.0, rel=0.01)
+    assert not c.policy("large").meets_targets
+    assert "P95 11.0" in c.policy("large").nearest_miss
+    assert c.winner == "small"
+
+
+def test_no_winner_says_so() -> None:
+    sheet = with_policies(two_model_sheet(), SMALL)
+    sheet["tasks"][0]["quality_threshold"] = 0.99
+    c = run(sheet)
+    assert c.winner is None
+    assert pick_winner(c.policies) is None
+
+
+def test_all_to_strongest_is_always_there_and_default_baseline() -> None:
+    c = run(with_policies(two_model_sheet(), SMALL))
+    assert c.strongest_model == "large"
+    assert c.baseline == STRONGEST
+    strongest = c.policy(STRONGEST)
+    small = c.policy("small")
+    assert strongest.monthly_cost == pytest.approx(20.0)  # 1000 requests x $0.020
+    # savings vs baseline: (0.020 - 0.002) x 1000 = $18/month, 90 %
+    assert small.savings_monthly == pytest.approx(18.0)
+    assert small.savings_pct == pytest.approx(90.0)
+
+
+def test_named_baseline() -> None:
+    c = run(with_policies(two_model_sheet(baseline="small"), SMALL, LARGE))
+    assert c.baseline == "small"
+    assert c.policy("large").savings_monthly == pytest.approx(-18.0)
+
+
+def test_cascade_advisories_and_independence_note() -> None:
+    sheet = with_policies(two_model_sheet(), CASCADE)
+    sheet["tasks"][0]["pass_rates"] = {"small": 0.3, "large": 0.95}  # most requests escalate
+    c = run(sheet)
+    assert INDEPENDENCE_NOTE in c.warnings
+    esc = [a for a in c.advisories if "escalate" in a]
+    assert esc and "cascade / t" in esc[0]
+    # small: accepted good 0.3 x 0.9 = 0.27, bad 0.7 x 0.1 = 0.07, rejected 0.66
+    # cascade: quality 0.27 + 0.66 x 0.95 = 0.897, cost 0.002 + 0.66 x 0.020 = $0.0152, latency 5.7 + 0.66 x 11 = 12.96 s
+    # direct to large: quality 0.95 (>=), cost $0.020 (not cheaper), latency 11 s (faster)
+    (direct,) = [a for a in c.advisories if "sending it straight" in a]
+    assert "is faster at equal or better quality" in direct
+    assert "cheaper" not in direct
+
+
+def test_stale_review_warning_uses_the_given_date() -> None:
+    sheet = with_policies(two_model_sheet(), SMALL)
+    sheet["tasks"][0]["last_reviewed"] = dt.date(2026, 8, 1)
+    assert any("116 days ago" in w for w in run(sheet, today=dt.date(2026, 11, 25)).warnings)
+    assert not any("days ago" in w for w in run(sheet, today=dt.date(2026, 9, 1)).warnings)
+
+
+def test_to_dict_is_json_ready(support_cmp: routecalc.Comparison) -> None:
+    import json
+
+    d = json.loads(json.dumps(support_cmp.to_dict()))
+    assert d["currency"] == "USD"
+    assert {p["name"] for p in d["policies"]} >= {"today", STRONGEST}
+    assert d["winner"] == support_cmp.winner
