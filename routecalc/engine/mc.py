@@ -175,65 +175,64 @@ def _block(
         # 1. provider tries: K failed tries, P(K >= k) = f^k, capped at 1 + r; only u < f fail at all
         u = rng.random(k)
         failing = np.flatnonzero(u < mt.fail[m])
-        step_cost: np.ndarray | float = 0.0
-        step_lat: np.ndarray | float = 0.0
-        ok = None  # local rows whose step answered (None = all)
+        fail_cost: np.ndarray | float = 0.0
+        fail_lat: np.ndarray | float = 0.0
+        answered = None  # mask of this step's requests that got an answer (None = all)
         n_tries = k
         if failing.size:
             with np.errstate(divide="ignore"):  # u == 0 (p = 2^-53) gives K = inf, capped below
                 K = np.minimum(np.floor(np.log(u[failing]) / np.log(mt.fail[m])), r + 1).astype(np.int64)
             timeouts = rng.binomial(K, mt.timeout_share[m])
-            step_lat = np.zeros(k)
-            step_lat[failing] = (
+            fail_lat = np.zeros(k)
+            fail_lat[failing] = (
                 timeouts * mt.timeout_s[m] + (K - timeouts) * mt.error_latency_s[m] + ch.backoff_s[p] * np.minimum(K, r)
             )
             if problem.bill_failed_input:
-                step_cost = np.zeros(k)
-                step_cost[failing] = K * xs[failing] * mt.price_in[m]
-                acc.tokens[p, c, m] += step_cost.sum()
+                fail_cost = np.zeros(k)
+                fail_cost[failing] = K * xs[failing] * mt.price_in[m]
+                acc.tokens[p, c, m] += fail_cost.sum()
             abandoned = failing[r < K]
             n_tries += int(K.sum()) - abandoned.size
             if abandoned.size:
-                keep = np.ones(k, dtype=bool)
-                keep[abandoned] = False
-                ok = np.flatnonzero(keep)
+                answered = np.ones(k, dtype=bool)
+                answered[abandoned] = False
                 fb[rows(abandoned)] = True
                 route(rows(abandoned), int(ch.on_failure[p, c, s]))
         acc.calls[p, c, m] += n_tries
+        k_ok = k if answered is None else k - abandoned.size
 
-        # 2. answer: cost, latency, good?
-        k_ok = k if ok is None else ok.size
-        xo = xs if ok is None else xs[ok]
-        yo = ys if ok is None else ys[ok]
+        # 2. answer: cost, latency, good? Computed for every row, then zeroed for abandoned ones
+        #    (cheaper than gathering the few percent that were abandoned out of every array).
         p_in = mt.price_in[m]
-        answer_cost = xo * (p_in + tt.cached_share[c] * (mt.price_cache[m] - p_in)) + yo * mt.price_out[m]
-        acc.tokens[p, c, m] += answer_cost.sum()
-        answer_lat = _lognormal(rng, mt.ttft_mu[m], mt.ttft_sigma[m], k_ok) + yo * _lognormal(
-            rng, mt.tpot_mu[m], mt.tpot_sigma[m], k_ok
+        answer_cost = xs * (p_in + tt.cached_share[c] * (mt.price_cache[m] - p_in)) + ys * mt.price_out[m]
+        answer_lat = _lognormal(rng, mt.ttft_mu[m], mt.ttft_sigma[m], k) + ys * _lognormal(
+            rng, mt.tpot_mu[m], mt.tpot_sigma[m], k
         )
+        good = rng.random(k) < tt.pass_rate[c, m]
+        if answered is not None:
+            answer_cost *= answered
+            answer_lat = answer_lat * answered
+            good &= answered
+        acc.tokens[p, c, m] += answer_cost.sum()
         acc.successes[m] += k_ok
         acc.slow[m] += np.count_nonzero(answer_lat > mt.timeout_s[m])
-        good = rng.random(k_ok) < tt.pass_rate[c, m]
 
         # 3. gate (paid on every answer it reads)
+        accept = answered  # None: every answer is delivered
         if ch.gated[p, c, s]:
             if tt.gate_cost_call[c] or tt.gate_cost_token[c]:
-                g_cost = tt.gate_cost_call[c] + (xo + yo) * tt.gate_cost_token[c]
+                g_cost = tt.gate_cost_call[c] + (xs + ys) * tt.gate_cost_token[c]
+                if answered is not None:
+                    g_cost *= answered
                 sums["gate"][p, c] += g_cost.sum()
                 answer_cost = answer_cost + g_cost
-            answer_lat = answer_lat + tt.gate_latency_s[c]
-            accept = rng.random(k_ok) < np.where(good, 1 - tt.false_reject[c], 1 - tt.catch[c])
-        else:
-            accept = None  # everything delivered
+            answer_lat = answer_lat + (tt.gate_latency_s[c] if answered is None else tt.gate_latency_s[c] * answered)
+            accept = rng.random(k) < np.where(good, 1 - tt.false_reject[c], 1 - tt.catch[c])
+            if answered is not None:
+                accept &= answered
 
-        if ok is None:
-            step_cost = step_cost + answer_cost
-            step_lat = step_lat + answer_lat
-        else:
-            step_cost = step_cost + np.zeros(k)
-            step_lat = step_lat + np.zeros(k)
-            step_cost[ok] += answer_cost
-            step_lat[ok] += answer_lat
+        step_cost = answer_cost + fail_cost
+        step_lat = answer_lat + fail_lat
         if idx is None:
             cost += step_cost
             lat += step_lat
@@ -242,16 +241,17 @@ def _block(
             lat[idx] += step_lat
 
         n_good = np.count_nonzero(good if accept is None else good & accept)
-        n_acc = k_ok if accept is None else np.count_nonzero(accept)
+        n_acc = k if accept is None else np.count_nonzero(accept)
         sums["good"][p, c] += n_good
         sums["bad"][p, c] += n_acc - n_good
         acc.answered[p, c, m] += n_acc
-        if accept is None or n_acc == k_ok:
+        if n_acc == k_ok:
             continue
 
         # rejected -> on_reject
-        rejected_local = np.flatnonzero(~accept)
-        rj = rows(rejected_local if ok is None else ok[rejected_local])
+        rejected = ~accept if answered is None else answered & ~accept
+        rejected_local = np.flatnonzero(rejected)
+        rj = rows(rejected_local)
         esc[rj] = True
         target = int(ch.on_reject[p, c, s])
         n_rej = rj.size
@@ -271,7 +271,7 @@ def _block(
 
     for key, v in (("cost", cost), ("lat", lat)):
         sums[key][p, c] += v.sum()
-        sums[key + "2"][p, c] += v @ v
+        sums[key + "2"][p, c] += np.einsum("i,i->", v, v)  # not v @ v: BLAS dot is slow on some builds
     sums["esc"][p, c] += np.count_nonzero(esc)
     sums["fb"][p, c] += np.count_nonzero(fb)
     acc.hist[p, c] += np.bincount(_bin(lat), minlength=acc.hist.shape[-1])

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -129,12 +130,12 @@ def verdict(c: Comparison) -> str:
             "[bold red]No winner:[/] no policy meets every category's quality threshold and P95 latency budget. "
             "Each policy's nearest miss:"
         )
-    text = f"[bold green]Winner: {w.name}[/] — {money(w.monthly_cost, c.currency, '/month')}"
+    text = f"[bold green]Winner: {escape(w.name)}[/] — {money(w.monthly_cost, c.currency, '/month')}"
     if w.savings_monthly is not None and not w.is_baseline:
         verb = "saves" if w.savings_monthly >= 0 else "costs"
         text += (
             f", {verb} {money(abs(w.savings_monthly), c.currency, '/month')} "
-            f"({abs(w.savings_pct or 0):.1f}%) {'vs' if verb == 'saves' else 'more than'} {c.baseline}"
+            f"({abs(w.savings_pct or 0):.1f}%) {'vs' if verb == 'saves' else 'more than'} {escape(c.baseline or '')}"
         )
     return text + "; meets every quality threshold and latency budget."
 
@@ -152,11 +153,11 @@ def render_comparison(c: Comparison) -> Group:
     parts: list = [comparison_table(c), category_table(c), Text.from_markup(verdict(c))]
     for p in c.policies:
         if not p.meets_targets:
-            parts.append(Text.from_markup(f"  [red]✗[/] {p.name}: nearest miss {p.nearest_miss}"))
+            parts.append(Text.from_markup(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}"))
     for w in c.warnings:
-        parts.append(Text.from_markup(f"[yellow]warning:[/] {w}"))
+        parts.append(Text.from_markup(f"[yellow]warning:[/] {escape(w)}"))
     for a in c.advisories:
-        parts.append(Text.from_markup(f"[cyan]advice:[/] {a}"))
+        parts.append(Text.from_markup(f"[cyan]advice:[/] {escape(a)}"))
     parts.append(Text(footnote(c), style="dim"))
     return Group(*parts)
 
