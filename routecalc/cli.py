@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from routecalc.errors import RoutecalcError, WorksheetError
@@ -29,12 +30,16 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except WorksheetError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.source}: {len(exc.problems)} problem(s)", highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {escape(exc.source)}: {len(exc.problems)} problem(s)", highlight=False
+            )
             for p in exc.problems:
-                err_console.print(f"  [red]✗[/] [bold]{p.path or '(top)'}[/]: {p.message}", highlight=False)
+                err_console.print(
+                    f"  [red]✗[/] [bold]{escape(p.path or '(top)')}[/]: {escape(p.message)}", highlight=False
+                )
             raise typer.Exit(exc.exit_code) from None
         except RoutecalcError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -121,7 +126,7 @@ def validate(
 
     ws = load_worksheet(worksheet, scenario or ())
     console.print(
-        f"[green]✓[/] {worksheet}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {escape(str(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
         highlight=False,
     )
@@ -157,6 +162,22 @@ def _root(
 
         console.print(f"routecalc {__version__}")
         raise typer.Exit()
+
+
+from routecalc._cli_prices import diff as _diff, prices_app as _prices_app  # noqa: E402, I001
+
+app.add_typer(_prices_app, name="prices")
+app.command("diff")(_diff)
+
+
+from routecalc._cli_report import report as _report  # noqa: E402
+
+app.command("report")(_report)
+
+
+from routecalc._cli_export import export as _export  # noqa: E402
+
+app.command("export")(_export)
 
 
 def main() -> None:

@@ -52,15 +52,23 @@ class CategoryResult:
     def ok(self) -> bool:
         return self.quality_ok and self.latency_ok
 
+    @property
+    def latency_uncertain(self) -> bool:
+        """The budget lies inside the P95's 95 % CI: more samples could flip this category's latency verdict."""
+        lo, hi = self.p95_ci_s
+        return self.budget_s is not None and lo <= self.budget_s <= hi
+
     def shortfall(self) -> tuple[float, str] | None:
         """How far this category misses its targets (relative, for ranking) and a sentence saying so."""
         misses = []
         if not self.quality_ok:
             gap = self.threshold - self.quality
+            digits = 2 if gap >= 5e-5 else 4  # never "90.00% < 90.00%"
             misses.append(
                 (
                     gap / max(self.threshold, 1e-9),
-                    f"{self.category}: quality {self.quality:.2%} < {self.threshold:.2%} ({gap * 100:.2f} pp short)",
+                    f"{self.category}: quality {self.quality:.{digits}%} < {self.threshold:.{digits}%} "
+                    f"({gap * 100:.{digits}f} pp short)",
                 )
             )
         if not self.latency_ok and self.budget_s is not None:
@@ -175,14 +183,15 @@ class Comparison:
             d["meets_targets"] = p.meets_targets
             d["nearest_miss"] = p.nearest_miss
             out["policies"].append(d)
-        return _jsonable(out)
+        return jsonable(out)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types from dataclass dicts with numpy scalars; NaN/inf become null."""
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, float | np.floating):
         v = float(obj)
         return None if not np.isfinite(v) else v
@@ -330,7 +339,9 @@ def compare(
     if strongest:
         descriptions[STRONGEST] = f"every category to {strongest} (highest traffic-weighted pass rate)"
     policies = summarize(problem, ev, mc, descriptions, baseline)
+    winner = pick_winner(policies)
     warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
+    warnings += borderline_warnings(policies, winner)
     if strongest is None:
         warnings.append("No model has a pass rate for every category, so there is no all-to-strongest baseline.")
     return Comparison(
@@ -339,7 +350,7 @@ def compare(
         requests_per_month=problem.requests_per_month,
         policies=policies,
         baseline=baseline,
-        winner=pick_winner(policies),
+        winner=winner,
         strongest_model=strongest,
         warnings=warnings,
         advisories=advisories,
@@ -349,6 +360,30 @@ def compare(
         ev=ev,
         mc=mc,
     )
+
+
+def borderline_warnings(policies: list[PolicyResult], winner: str | None) -> list[str]:
+    """Latency verdicts within Monte Carlo error that could change the decision.
+
+    Those of the winner, and of cheaper policies whose only misses are such borderline budgets.
+    """
+    out = []
+    win = next((p for p in policies if p.name == winner), None)
+    for p in policies:
+        cheaper = win is None or p.cost_per_request < win.cost_per_request
+        misses = [c for c in p.categories if not c.ok]
+        decisive = p is win or (cheaper and misses and all(c.quality_ok and c.latency_uncertain for c in misses))
+        if not decisive:
+            continue
+        for c in p.categories:
+            if c.latency_uncertain:
+                lo, hi = c.p95_ci_s
+                out.append(
+                    f"{p.name} / {c.category}: P95 {c.p95_s:.2f} s vs budget {c.budget_s:g} s is within Monte Carlo "
+                    f"error (95% CI {lo:.2f}-{hi:.2f} s); raise --samples to settle whether it "
+                    f"{'meets' if c.latency_ok else 'misses'} the budget."
+                )
+    return out
 
 
 def stale_categories(ws: Worksheet, today: dt.date) -> list[tuple[str, int]]:

@@ -9,7 +9,8 @@ Reproducible: a fixed chunk size and one child generator per chunk, ``rng.spawn(
 ``rng = default_rng(seed)`` that is ``SeedSequence(seed).spawn(n_chunks)``), give the same numbers for the same
 seed on any machine. Memory stays
 flat: per chunk only ``O(CHUNK)`` arrays; latency percentiles come from a log-spaced histogram
-(``BINS_PER_DECADE`` bins per decade, so a reported percentile is within ``HIST_REL_ERROR`` of the sample's).
+(``BINS_PER_DECADE`` bins per decade: a reported percentile is within one bin, ``HIST_REL_ERROR``, of the
+sample's).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from routecalc.engine.ev import Metrics
 CHUNK = 2**18  # requests per chunk; part of the reproducibility contract, do not tune per machine
 LAT_MIN_S = 1e-3  # histogram range: 1 ms .. 1e5 s (anything outside is clipped into the end bins)
 DECADES = 8
-BINS_PER_DECADE = 200
-HIST_REL_ERROR = 10 ** (0.5 / BINS_PER_DECADE) - 1  # half a bin, relative: ~0.58 %
+BINS_PER_DECADE = 400
+HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin, relative (~0.58 %): bound on the interpolation error
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,521 @@
+"""Assemble the design-review report: content model, charts, and the files ``routecalc report`` writes.
+
+``build_report`` is pure apart from reading the worksheet file for its hash: it returns ``{file name: bytes}``
+and leaves writing (atomic, manifest, refusal to clobber) to :func:`routecalc.outputs.write_files`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from routecalc._version import __version__
+from routecalc.chains import STRONGEST
+from routecalc.engine.mc import HIST_REL_ERROR
+from routecalc.report import charts
+from routecalc.report.document import (
+    Block,
+    Bullets,
+    Chart,
+    Document,
+    Heading,
+    Paragraph,
+    Runs,
+    Strong,
+    Table,
+    runs,
+    to_html,
+    to_markdown,
+)
+from routecalc.report.format import count, money, pct, seconds, signed_money
+from routecalc.report.tables import footnote, metric_rows
+from routecalc.results import (
+    ESCALATION_WARN,
+    INDEPENDENCE_NOTE,
+    STALE_AFTER_DAYS,
+    Comparison,
+    PolicyResult,
+    stale_categories,
+)
+from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated
+
+ReportFormat = Literal["html", "md", "both"]
+HTML_NAME = "report.html"
+MD_NAME = "report.md"
+
+
+def build_report(
+    ws: Worksheet,
+    comparison: Comparison,
+    worksheet_path: str | Path | None,
+    fmt: ReportFormat = "both",
+    generated: dt.date | None = None,
+    scenarios: Sequence[str | Path] = (),
+) -> dict[str, bytes]:
+    """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
+
+    ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
+    """
+    if fmt not in ("html", "md", "both"):
+        raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
+    generated = generated or dt.date.today()
+    files: dict[str, bytes] = {}
+    for spec in charts.CHARTS:
+        fig = spec.draw(comparison)  # type: ignore[operator]
+        files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
+        files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
+    doc = report_document(ws, comparison, worksheet_path, generated, scenarios)
+    if fmt in ("html", "both"):
+        files[HTML_NAME] = to_html(doc, files).encode("utf-8")
+    if fmt in ("md", "both"):
+        files[MD_NAME] = to_markdown(doc).encode("utf-8")
+    return files
+
+
+def report_document(
+    ws: Worksheet,
+    c: Comparison,
+    worksheet_path: str | Path | None,
+    generated: dt.date,
+    scenarios: Sequence[str | Path] = (),
+) -> Document:
+    """The report's content, once: the question, recommendation, charts, table, warnings, assumptions, provenance."""
+    blocks: list[Block] = []
+    blocks += _question(ws, c)
+    blocks += _recommendation(ws, c, generated)
+    blocks.append(Heading(1, "Charts"))
+    for spec in charts.CHARTS:
+        blocks.append(
+            Chart(
+                png=f"{spec.slug}.png",
+                title=spec.title,
+                alt=f"{spec.title} chart for {c.worksheet}",
+                takeaway=spec.takeaway(c),  # type: ignore[operator]
+            )
+        )
+    blocks += _comparison_table(c)
+    blocks += _warnings(ws, c, generated)
+    blocks += _assumptions(ws, c)
+    blocks += _provenance(c, worksheet_path, generated, scenarios)
+    return Document(title=f"Routing policy review: {ws.name}", blocks=tuple(blocks))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sections
+
+
+def _question(ws: Worksheet, c: Comparison) -> list[Block]:
+    per_day = c.requests_per_month / DAYS_PER_MONTH
+    n_ws = len(ws.policies)
+    extra = f" plus {STRONGEST} (every category to {c.strongest_model})" if c.strongest_model else ""
+    text = (
+        f"Which routing policy should {ws.name} run? Traffic: {count(c.requests_per_month)} requests/month "
+        f"(about {count(per_day)}/day; 1 month = {DAYS_PER_MONTH:.4f} days) over {len(ws.tasks)} task categories; "
+        f"money in {c.currency}. Candidates: {n_ws} polic{'y' if n_ws == 1 else 'ies'} from the worksheet{extra}. "
+        "A policy qualifies when every category meets its quality threshold and its P95 latency budget; "
+        "the winner is the cheapest policy that qualifies."
+    )
+    blocks: list[Block] = [Heading(1, "The question"), Paragraph(runs(text))]
+    if ws.description:
+        blocks.append(Paragraph(runs(ws.description.strip())))
+    items = []
+    for p in c.policies:
+        tags = [t for t, on in (("baseline", p.is_baseline), ("winner", p.name == c.winner)) if on]
+        label = p.name + (f" ({', '.join(tags)})" if tags else "")
+        items.append(runs(Strong(label), f" — {p.kind}" + (f": {p.description}" if p.description else "")))
+    blocks.append(Bullets(tuple(items)))
+    return blocks
+
+
+def _recommendation(ws: Worksheet, c: Comparison, generated: dt.date) -> list[Block]:
+    cur = c.currency
+    blocks: list[Block] = [Heading(1, "Recommendation")]
+    w = c.winner_result
+    if w is None:
+        blocks.append(
+            Paragraph(
+                runs(
+                    Strong("No winner: "),
+                    "no policy meets every category's quality threshold and P95 latency budget. "
+                    "Each policy's nearest miss:",
+                )
+            )
+        )
+        blocks.append(Bullets(tuple(runs(Strong(p.name), f": {p.nearest_miss}") for p in c.policies)))
+        blocks.append(
+            Paragraph(
+                runs(
+                    "Options: relax a target the business can live with, add a stronger model or a cascade for the "
+                    "missing categories, or review the pass rates and budgets behind the miss."
+                )
+            )
+        )
+        return blocks
+
+    text: list[str | Strong] = [Strong(f"Run {w.name}"), f" ({w.kind}): {money(w.monthly_cost, cur, '/month')} "]
+    text.append(f"({money(w.cost_per_request, cur)} per request), {pct(w.quality, 2)} good answers, ")
+    text.append(f"P95 {seconds(w.p95_s)} over all traffic.")
+    base = c.policy(c.baseline) if c.baseline else None
+    if w.is_baseline:
+        text.append(f" It is the baseline: no cheaper policy meets every target, so keep running {w.name}.")
+    elif base is not None and w.savings_monthly is not None:
+        s = w.savings_monthly
+        verb = "Saves" if s >= 0 else "Costs"
+        more = "" if s >= 0 else " more"
+        text.append(
+            f" {verb} {money(abs(s), cur, '/month')}{more} ({money(abs(s) * 12, cur, '/year')}, "
+            f"{abs(w.savings_pct or 0):.1f}%) vs {base.name}"
+        )
+        if s < 0 and not base.meets_targets:
+            text.append(f", which misses a target ({base.nearest_miss})")
+        text.append(".")
+    blocks.append(Paragraph(tuple(text)))
+    blocks.append(Heading(2, "What it risks"))
+    blocks.append(Bullets(tuple(_risks(ws, c, w, base, generated))))
+    return blocks
+
+
+def _risks(ws: Worksheet, c: Comparison, w: PolicyResult, base: PolicyResult | None, today: dt.date) -> list[Runs]:
+    cur = c.currency
+    rows = charts.category_view(c, w.name)
+    out: list[Runs] = []
+    q = min(rows, key=lambda r: r.quality_margin_pp)
+    out.append(
+        runs(
+            Strong("Quality: "),
+            f"the thinnest margin is {q.category}, {pct(q.quality, 2)} against a {pct(q.threshold, 1)} threshold "
+            f"({q.quality_margin_pp:+.2f} pp).",
+        )
+    )
+    budgeted = [r for r in rows if r.budget_s is not None]
+    if budgeted:
+        r = max(budgeted, key=lambda r: r.p95_s / (r.budget_s or 1))
+        b = r.budget_s or 0.0
+        ci = f"95 % CI {seconds(r.p95_ci_s[0])} to {seconds(r.p95_ci_s[1])}"
+        tail = " The CI reaches over the budget: run more samples or treat it as at risk." if r.p95_ci_s[1] > b else ""
+        out.append(
+            runs(
+                Strong("Latency: "),
+                f"{r.category} is closest to its budget, P95 {seconds(r.p95_s)} vs {seconds(b)} ({ci}).{tail}",
+            )
+        )
+    bad = f"{pct(w.delivered_bad, 2)} of requests get a bad answer delivered and {pct(w.failed, 2)} get none"
+    if w.risk_monthly > 0:
+        bad += f"; their expected operational cost is {money(w.risk_monthly, cur, '/month')}"
+        if base is not None and base is not w:
+            bad += f" ({signed_money(w.risk_monthly - base.risk_monthly, cur, '/month')} vs {base.name})"
+    out.append(runs(Strong("Wrong and missing answers: "), bad + "."))
+    ix = c.problem.chains.names.index(w.name)
+    if (c.problem.chains.model[ix, :, 1:] >= 0).any():
+        out.append(runs(Strong("Chains: "), INDEPENDENCE_NOTE))
+    stale = stale_categories(ws, today)
+    if stale:
+        names = ", ".join(f"{n} ({age} days)" for n, age in stale)
+        out.append(
+            runs(Strong("Stale evals: "), f"pass rates last reviewed more than {STALE_AFTER_DAYS} days ago: {names}.")
+        )
+    return out
+
+
+def _comparison_table(c: Comparison) -> list[Block]:
+    header = ["Metric"]
+    for p in c.policies:
+        tags = [t for t, on in (("winner", p.name == c.winner), ("baseline", p.is_baseline)) if on]
+        header.append(p.name + (f" ({', '.join(tags)})" if tags else ""))
+    rows = tuple((label, *(fmt(p) for p in c.policies)) for label, fmt in metric_rows(c))
+    cat_rows = []
+    for i, cat in enumerate(c.policies[0].categories):
+        budget = f"≤ {cat.budget_s:g} s" if cat.budget_s is not None else "no budget"
+        cells = [cat.category, pct(cat.share), f"≥ {pct(cat.threshold, 1)}, P95 {budget}"]
+        for p in c.policies:
+            r = p.categories[i]
+            cells.append(f"{'✓' if r.ok else '✗'} {pct(r.quality, 2)}, {seconds(r.p95_s)}")
+        cat_rows.append(tuple(cells))
+    return [
+        Heading(1, "Side by side"),
+        Table(tuple(header), rows),
+        Heading(2, "Targets by category"),
+        Paragraph(runs("Quality (≥ threshold) and P95 latency (≤ budget) per category; ✗ marks a miss.")),
+        Table(("Category", "Traffic", "Target", *(p.name for p in c.policies)), tuple(cat_rows)),
+        Paragraph(runs(footnote(c)), note=True),
+    ]
+
+
+def escalation_warnings(c: Comparison) -> list[str]:
+    """Cascade steps where more than 40 % of a category's requests escalate: a direct route is likely better."""
+    ch, ev, names = c.problem.chains, c.ev, c.problem.models.names
+    out = []
+    for p in c.policies:
+        if p.kind != "cascade":
+            continue
+        ix = ch.names.index(p.name)
+        for k, cat in enumerate(c.problem.tasks.names):
+            steps = ch.model[ix, k][ch.model[ix, k] >= 0]
+            if len(steps) >= 2 and ev.escalation[ix, k] > ESCALATION_WARN:
+                out.append(
+                    f"{p.name} / {cat}: {pct(float(ev.escalation[ix, k]))} of requests escalate "
+                    f"(> {ESCALATION_WARN:.0%}); routing {cat} straight to {names[int(steps[-1])]} is likely better."
+                )
+    return out
+
+
+def target_misses(c: Comparison) -> list[str]:
+    """Every (policy, category) that misses its quality threshold or P95 budget, as a sentence."""
+    out = []
+    for p in c.policies:
+        for r in p.categories:
+            if not r.quality_ok:
+                out.append(
+                    f"{p.name} / {r.category}: quality {pct(r.quality, 2)} < threshold {pct(r.threshold, 2)} "
+                    f"({(r.threshold - r.quality) * 100:.2f} pp short)."
+                )
+            if not r.latency_ok and r.budget_s is not None:
+                out.append(
+                    f"{p.name} / {r.category}: P95 {seconds(r.p95_s)} > budget {seconds(r.budget_s)} "
+                    f"({seconds(r.p95_s - r.budget_s)} over)."
+                )
+    return out
+
+
+def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
+    reviewed = {t.name: t.last_reviewed for t in ws.tasks}
+    stale = [
+        f"{name}: pass rates last reviewed {reviewed[name]} — {age} days before {today.isoformat()} "
+        f"(> {STALE_AFTER_DAYS}); re-run the evals."
+        for name, age in stale_categories(ws, today)
+    ]
+    escalation = escalation_warnings(c)
+    misses = target_misses(c)
+    stale_names = [n for n, _ in stale_categories(ws, today)]
+    other = [w for w in c.warnings if not any(w.startswith(f"{n}: pass rates last reviewed") for n in stale_names)]
+    other += [a for a in c.advisories if "of requests escalate" not in a]
+    blocks: list[Block] = [Heading(1, "Warnings")]
+    for title, items, none in (
+        (f"Evals older than {STALE_AFTER_DAYS} days", stale, "None: every category was reviewed recently."),
+        (f"Cascades escalating more than {ESCALATION_WARN:.0%}", escalation, "None."),
+        ("Missed thresholds and budgets", misses, "None: every policy meets every target."),
+        ("Model notes and advice", other, "None."),
+    ):
+        blocks.append(Heading(2, title))
+        blocks.append(Bullets(tuple(runs(i) for i in items)) if items else Paragraph(runs(none)))
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Assumptions: every input that drives the result
+
+
+def _num(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.6g}{unit}"
+
+
+def band_text(b: Band | None, unit: str = "") -> str:
+    """A band as the worksheet gives it, with its mean: ``p50 600 / p95 1,500 (mean 760)`` or ``fixed 20``."""
+    if b is None:
+        return "—"
+    if b.mean is not None:
+        return f"fixed {_num(b.mean, unit)}"
+    return f"p50 {_num(b.p50, unit)} / p95 {_num(b.p95, unit)} (mean {_mean(b.expected, unit)})"
+
+
+def _mean(v: float, unit: str) -> str:
+    return f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:.3g}{unit}"
+
+
+def _retries(n: int) -> str:
+    return f"{n} {'retry' if n == 1 else 'retries'}"
+
+
+def latency_text(lat: Latency) -> str:
+    if lat.e2e_s is not None:
+        return f"end-to-end {band_text(lat.e2e_s, ' s')}"
+    return f"TTFT {band_text(lat.ttft_s, ' s')}; per output token {band_text(lat.tpot_s, ' s')}"
+
+
+def _route_text(ws: Worksheet, policy_name: str, category: str) -> str:
+    pol = ws.policy(policy_name)
+    steps = pol.routes[category]
+    parts = []
+    for s, step in enumerate(steps):
+        bits = []
+        if step_gated(pol, step, s, len(steps)):
+            bits.append("gated")
+        if step.retries is not None:
+            bits.append(_retries(step.retries))
+        if step.on_reject is not None:
+            bits.append(f"reject → {step.on_reject}")
+        if step.on_failure is not None:
+            bits.append(f"failure → {step.on_failure}")
+        parts.append(step.model + (f" [{', '.join(bits)}]" if bits else ""))
+    return " → ".join(parts)
+
+
+def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
+    cur = c.currency
+    unit = "1M" if ws.price_unit == "per_1m" else "1K"
+    d = ws.defaults
+    general = [
+        f"Volume: {count(c.requests_per_month)} requests/month (1 month = {DAYS_PER_MONTH:.4f} days).",
+        f"Currency: {cur}; prices per {unit} tokens.",
+        f"Defaults: {_retries(d.retries)} per step, {seconds(d.backoff_s)} backoff per retry, failed tries "
+        f"{'bill' if d.bill_failed_input else 'do not bill'} their input tokens.",
+        f"Monte Carlo: {count(c.samples)} requests, seed {c.seed}; latency percentiles within "
+        f"±{HIST_REL_ERROR:.1%} (histogram resolution). Means come from the closed-form expected-value engine.",
+        "Budgets are P95 targets per category (failed requests included); thresholds compare with the share of "
+        "a category's requests answered well (human review counts as good, failures as not good).",
+    ]
+    models = tuple(
+        (
+            m.name,
+            m.provider,
+            f"{_num(m.price_in)} / {_num(m.price_out)} / {_num(m.price_cache)}",
+            latency_text(m.latency),
+            pct(m.failure_rate, 2),
+            pct(m.timeout_share, 0),
+            seconds(m.timeout_s),
+            seconds(m.error_latency_s),
+            f"{m.output_ratio:g}×",
+        )
+        for m in ws.models
+    )
+    tasks = tuple(
+        (
+            t.name,
+            pct(share),
+            band_text(t.tokens_in),
+            band_text(t.tokens_out),
+            pct(t.cached_share, 0),
+            pct(t.quality_threshold, 1),
+            seconds(t.latency_budget_s) if t.latency_budget_s is not None else "none",
+            money(t.cost_bad_answer, cur) if t.cost_bad_answer is not None else "—",
+            money(t.cost_failed, cur) if t.cost_failed is not None else "—",
+            t.last_reviewed.isoformat() if t.last_reviewed else "—",
+        )
+        for t, share in zip(ws.tasks, ws.shares, strict=True)
+    )
+    model_names = [m.name for m in ws.models]
+    pass_rates = tuple(
+        (t.name, *(pct(t.pass_rates[m], 1) if m in t.pass_rates else "—" for m in model_names)) for t in ws.tasks
+    )
+    validators = tuple(
+        (
+            t.name,
+            pct(t.validator.catch, 1),
+            pct(t.validator.false_reject, 1),
+            money(t.validator.cost_per_call, cur),
+            money(t.validator.cost_per_1m_tokens, cur),
+            seconds(t.validator.latency_s),
+        )
+        for t in ws.tasks
+        if t.validator is not None
+    )
+    pols = list(ws.policies)
+    policy_rows: list[tuple[str, ...]] = [
+        ("kind", *(p.kind for p in pols)),
+        ("retries", *(str(p.retries if p.retries is not None else d.retries) for p in pols)),
+        ("last gate rejects →", *(p.final_reject for p in pols)),
+        (
+            "human review",
+            *(
+                f"{money(p.human_review.cost, cur)}, {seconds(p.human_review.latency_s)}" if p.human_review else "—"
+                for p in pols
+            ),
+        ),
+    ]
+    policy_rows += [(t.name, *(_route_text(ws, p.name, t.name) for p in pols)) for t in ws.tasks]
+    blocks: list[Block] = [
+        Heading(1, "Assumptions"),
+        Paragraph(runs("Every input below drives the result; change one and re-run the report.")),
+        Bullets(tuple(runs(x) for x in general)),
+        Heading(2, "Models"),
+        Table(
+            (
+                "Model",
+                "Provider",
+                f"Price in / out / cached ({cur} per {unit} tokens)",
+                "Latency of one answer",
+                "Failure rate per try",
+                "Timeouts (share of failures)",
+                "Timeout",
+                "Error latency",
+                "Output ratio",
+            ),
+            models,
+            align=("l", "l", "r", "l"),
+        ),
+        Heading(2, "Task categories and token bands"),
+        Table(
+            (
+                "Category",
+                "Traffic",
+                "Input tokens",
+                "Output tokens",
+                "Cached input",
+                "Quality threshold",
+                "P95 budget",
+                f"Cost of a bad answer ({cur})",
+                f"Cost of a failure ({cur})",
+                "Evals reviewed",
+            ),
+            tasks,
+            align=("l", "r", "l", "l"),
+        ),
+        Heading(2, "Pass rates (share of good answers, from evals)"),
+        Table(("Category", *model_names), pass_rates),
+    ]
+    blocks.append(Heading(2, "Validators (quality gates)"))
+    if validators:
+        blocks.append(
+            Table(
+                (
+                    "Category",
+                    "Catches a bad answer",
+                    "Rejects a good answer",
+                    f"Cost per call ({cur})",
+                    f"Cost per 1M tokens read ({cur})",
+                    "Latency",
+                ),
+                validators,
+            )
+        )
+    else:
+        blocks.append(Paragraph(runs("No category has a validator.")))
+    blocks.append(Heading(2, "Policies (routes per category)"))
+    if pols:
+        blocks.append(Table(("", *(p.name for p in pols)), tuple(policy_rows), align=("l", *("l" for _ in pols))))
+    if c.strongest_model:
+        blocks.append(
+            Paragraph(
+                runs(
+                    f"{STRONGEST}: every category to {c.strongest_model} (highest traffic-weighted pass rate), "
+                    f"{_retries(d.retries)}, no fallback."
+                )
+            )
+        )
+    return blocks
+
+
+def _provenance(
+    c: Comparison, worksheet_path: str | Path | None, generated: dt.date, scenarios: Sequence[str | Path]
+) -> list[Block]:
+    import matplotlib
+
+    items = [f"routecalc {__version__} (numpy {np.__version__}, matplotlib {matplotlib.__version__})"]
+    if worksheet_path is not None:
+        items.append(f"Worksheet file: {Path(worksheet_path).name}, SHA-256 {file_sha256(worksheet_path)}")
+    else:
+        items.append("Worksheet: given in memory (no file, no hash)")
+    for s in scenarios:
+        items.append(f"Scenario overlay: {Path(s).name}, SHA-256 {file_sha256(s)}")
+    items += [
+        f"Monte Carlo: seed {c.seed}, {count(c.samples)} samples",
+        f"Generated: {generated.isoformat()} (review ages counted to this date)",
+        "Same worksheet, seed and samples give the same numbers.",
+    ]
+    return [Heading(1, "Provenance"), Bullets(tuple(runs(i) for i in items))]

@@ -1,0 +1,118 @@
+"""The data behind each report chart, checked against the engines' results (not just that a picture exists)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import routecalc
+from routecalc.engine.mc import HIST_REL_ERROR
+from routecalc.report import charts
+
+
+def brute_force_frontier(points: list[tuple[float, float]]) -> set[int]:
+    """Non-dominated points (min cost, max quality), the slow obvious way."""
+    out = set()
+    for i, (ci, qi) in enumerate(points):
+        if not any((cj <= ci and qj >= qi) and (cj < ci or qj > qi) for j, (cj, qj) in enumerate(points) if j != i):
+            out.add(i)
+    return out
+
+
+def test_pareto_frontier_by_hand() -> None:
+    points = [(1.0, 0.5), (2.0, 0.7), (2.0, 0.6), (3.0, 0.7), (0.5, 0.4), (4.0, 0.9), (2.0, 0.7)]
+    # (2, .6) is dominated by (2, .7): same cost, worse quality; (3, .7) by (2, .7): dearer, no better.
+    # The duplicates 1 and 6 do not dominate each other. By rising cost: 4 (0.5), 0 (1), 1 and 6 (2), 5 (4).
+    assert charts.pareto_frontier(points) == [4, 0, 1, 6, 5]
+    assert charts.pareto_frontier([]) == []
+    assert charts.pareto_frontier([(1.0, 0.1)]) == [0]
+
+
+def test_frontier_on_real_comparison_is_the_non_dominated_set(support_cmp: routecalc.Comparison) -> None:
+    data = charts.cost_quality(support_cmp)
+    points = [(p.monthly_cost, p.quality) for p in support_cmp.policies]
+    assert set(data.frontier) == brute_force_frontier(points)
+    costs = [points[i][0] for i in data.frontier]
+    assert costs == sorted(costs)
+    assert data.policies == tuple(p.name for p in support_cmp.policies)
+    assert data.winner is not None and data.policies[data.winner] == support_cmp.winner
+    tt = support_cmp.problem.tasks
+    assert data.threshold == pytest.approx(sum(s * t for s, t in zip(tt.share, tt.threshold, strict=True)))
+
+
+def test_cost_breakdown_segments_sum_to_monthly_cost(support_cmp: routecalc.Comparison) -> None:
+    data = charts.cost_breakdown(support_cmp)
+    assert data.by_category.shape == (len(support_cmp.policies), len(data.categories))
+    assert np.all(data.by_category >= 0) and np.all(data.by_component >= 0)
+    for i, p in enumerate(support_cmp.policies):
+        assert data.by_category[i].sum() == pytest.approx(p.monthly_cost, rel=1e-9)
+        assert data.by_component[i].sum() == pytest.approx(p.monthly_cost, rel=1e-9)
+        for k, cat in enumerate(p.categories):
+            expected = cat.cost_per_request * cat.share * support_cmp.requests_per_month
+            assert data.by_category[i, k] == pytest.approx(expected, rel=1e-9)
+        if "validator" in data.components:
+            v = data.by_component[i, data.components.index("validator")]
+            assert v == pytest.approx(p.gate_cost_monthly, rel=1e-9, abs=1e-9)
+    # the baseline "today" sends everything to gpt-4.1: its whole bill is gpt-4.1 tokens
+    today = [p.name for p in support_cmp.policies].index("today")
+    assert data.by_component[today, data.components.index("gpt-4.1")] == pytest.approx(
+        support_cmp.policy("today").monthly_cost, rel=1e-9
+    )
+
+
+def test_routing_shares_sum_to_one(support_cmp: routecalc.Comparison) -> None:
+    data = charts.routing_shares(support_cmp)
+    assert data.labels[-2:] == (charts.HUMAN, charts.FAILED)
+    np.testing.assert_allclose(data.shares.sum(axis=1), 1.0, rtol=0, atol=1e-9)
+    for i, p in enumerate(support_cmp.policies):
+        for m, share in p.answered.items():
+            assert data.shares[i, data.labels.index(m)] == pytest.approx(share, rel=1e-12)
+        assert data.shares[i, -1] == pytest.approx(p.failed, abs=1e-15)
+        assert data.shares[i, -2] == pytest.approx(p.human_review, abs=1e-15)
+        assert data.escalation[i] == pytest.approx(p.escalation)
+        assert data.fallback[i] == pytest.approx(p.fallback)
+    # a static policy never escalates; the "today" baseline answers everything with gpt-4.1 (minus failures)
+    today = data.policies.index("today")
+    assert data.escalation[today] == 0
+    assert data.shares[today, data.labels.index("gpt-4.1")] == pytest.approx(1 - support_cmp.policy("today").failed)
+
+
+def test_latency_cdf_monotone_and_matches_percentiles(support_cmp: routecalc.Comparison) -> None:
+    for p in support_cmp.policies:
+        edges, cdf = charts.latency_cdf(support_cmp, p.name)
+        assert edges.shape == cdf.shape
+        assert cdf[0] == 0 and cdf[-1] == pytest.approx(1.0)
+        assert np.all(np.diff(cdf) >= 0)
+        for q, expected in ((0.5, p.p50_s), (0.95, p.p95_s), (0.99, p.p99_s)):
+            assert charts.cdf_quantile(edges, cdf, q) == pytest.approx(expected, rel=2 * HIST_REL_ERROR)
+
+
+def test_category_view_status_agrees_with_targets(support_cmp: routecalc.Comparison) -> None:
+    for p in support_cmp.policies:
+        rows = charts.category_view(support_cmp, p.name)
+        assert [r.category for r in rows] == [c.category for c in p.categories]
+        assert sum(r.monthly_cost for r in rows) == pytest.approx(p.monthly_cost, rel=1e-9)
+        for r, cat in zip(rows, p.categories, strict=True):
+            assert (r.quality_status == "miss") == (not cat.quality_ok)
+            assert (r.latency_status == "miss") == (not cat.latency_ok)
+            assert r.quality_margin_pp == pytest.approx((cat.quality - cat.threshold) * 100)
+    assert charts.focus_policy(support_cmp) == support_cmp.winner
+
+
+def test_label_clusters_groups_overlapping_points() -> None:
+    # 0 and 2 sit on top of each other; 1 is far away
+    groups = charts.label_clusters(np.array([10.0, 50.0, 10.2]), np.array([0.9, 0.5, 0.9]), (0, 100), (0, 1))
+    assert sorted(map(sorted, groups)) == [[0, 2], [1]]
+
+
+def test_figures_have_titles_labels_and_worksheet_name(support_cmp: routecalc.Comparison) -> None:
+    for spec in charts.CHARTS:
+        fig = spec.draw(support_cmp)  # type: ignore[operator]
+        assert support_cmp.worksheet in fig._suptitle.get_text()
+        for ax in fig.axes:
+            if ax.axison:
+                assert ax.get_xlabel(), (spec.slug, "x label")
+        png = charts.figure_bytes(fig, "png")
+        assert png.startswith(b"\x89PNG")
+        svg = charts.figure_bytes(fig, "svg")
+        assert b"<svg" in svg and b"<dc:date>" not in svg
