@@ -38,7 +38,29 @@ _EXPORTS = {
     "validate_worksheet": "routecalc.worksheet",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Comparison",
+    "ExportError",
+    "InputError",
+    "Metrics",
+    "MonteCarlo",
+    "OutputExistsError",
+    "PolicyError",
+    "PolicyResult",
+    "PriceSourceError",
+    "Problem",
+    "RoutecalcError",
+    "RoutingProblem",
+    "Worksheet",
+    "WorksheetError",
+    "__version__",
+    "compare",
+    "compile_worksheet",
+    "expected_values",
+    "load_worksheet",
+    "simulate",
+    "validate_worksheet",
+]
 
 if TYPE_CHECKING:
     from routecalc.chains import RoutingProblem, compile_worksheet

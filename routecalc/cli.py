@@ -1,7 +1,7 @@
 """The ``routecalc`` command line: parse options, call the library, render. Nothing is computed here.
 
-Heavy modules (numpy, pydantic, matplotlib, litellm) are imported inside the commands that use them, so
-``routecalc --help`` starts fast.
+Heavy modules (numpy, pydantic, matplotlib) are imported inside the commands that use them, so
+``routecalc --help`` starts fast; litellm is never imported (its price map is read from disk).
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+prices_app = typer.Typer(
+    help="Read model prices and context windows from a LiteLLM price map (model_prices_and_context_window.json).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(prices_app, name="prices")
 
 
 class Format(StrEnum):
@@ -59,12 +65,34 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class ReportFormat(StrEnum):
+    html = "html"
+    md = "md"
+    both = "both"
+
+
+class Target(StrEnum):
+    litellm = "litellm"
+    portkey = "portkey"
+    json = "json"
+
+
+class ShowFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    md = "md"
+
+
 WorksheetArg = Annotated[
-    Path, typer.Argument(help="Worksheet YAML file (see README: Worksheet format).", show_default=False)
+    Path, typer.Argument(help="Worksheet YAML file (see README: The worksheet).", show_default=False)
 ]
 SamplesOpt = Annotated[
-    int,
-    typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles)."),
+    int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Monte Carlo seed: same seed, same numbers.")]
 ScenarioOpt = Annotated[
@@ -74,6 +102,26 @@ ScenarioOpt = Annotated[
 TodayOpt = Annotated[
     str | None,
     typer.Option("--today", help="Date for review-age warnings, YYYY-MM-DD (default: today).", show_default=False),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+OutFileOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.", show_default=False)
+]
+FromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from",
+        help="A LiteLLM-format price map JSON (e.g. a newer download). Default: the copy bundled with litellm.",
+        show_default=False,
+    ),
+]
+RateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        help="Exchange rate for a non-USD worksheet: 1 USD = RATE worksheet currency (LiteLLM prices are USD).",
+        show_default=False,
+    ),
 ]
 
 
@@ -86,6 +134,11 @@ def _today(value: str | None) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise InputError(f"--today: not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _warn(messages: list[str], stderr: bool = False) -> None:
+    for m in messages:
+        (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
 
 
 @app.command()
@@ -117,10 +170,7 @@ def compare(
 
 
 @app.command()
-def validate(
-    worksheet: WorksheetArg,
-    scenario: ScenarioOpt = None,
-) -> None:
+def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
     from routecalc.worksheet import load_worksheet
 
@@ -133,10 +183,246 @@ def validate(
 
 
 @app.command()
-def schema(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+def report(
+    worksheet: WorksheetArg,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory to write into (default: ./routecalc-report/<worksheet name>/).",
+            show_default=False,
+        ),
+    ] = None,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="report.html, report.md (with PNGs beside it), or both.")
+    ] = ReportFormat.both,
+    scenario: ScenarioOpt = None,
+    today: TodayOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
+    ] = False,
 ) -> None:
+    """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
+
+    Charts (PNG and SVG): cost vs quality with the Pareto frontier, latency CDF and P95 budgets, monthly cost
+    by category and model, routing distribution, and the winner's per-category targets. The report adds the
+    recommendation, the side-by-side table, every assumption, warnings and provenance. --today sets the
+    report date (review-age warnings count to it).
+    """
+    from routecalc.outputs import write_files
+    from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
+    from routecalc.report.tables import verdict
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import load_worksheet
+
+    ws = load_worksheet(worksheet, scenario or ())
+    day = _today(today)
+    result = run_compare(ws, samples=samples, seed=seed, today=day)
+    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or ())
+    out_dir = out if out is not None else default_out_dir(worksheet)
+    write_files(out_dir, files, force=force)
+    n_charts = sum(name.endswith(".png") for name in files)
+    main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
+    console.print(
+        f"wrote {len(files)} files to {escape(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts (PNG + SVG)",
+        highlight=False,
+    )
+    for name in main_files:
+        console.print(f"  {escape(str(out_dir / name))}", highlight=False)
+    console.print(verdict(result), highlight=False)
+    if result.winner is None:
+        for p in result.policies:
+            console.print(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}", highlight=False)
+
+
+@app.command()
+def export(
+    worksheet: WorksheetArg,
+    target: Annotated[
+        Target,
+        typer.Option("--target", "-t", help="litellm (proxy config.yaml), portkey (gateway config JSON) or json."),
+    ],
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Policy name, or 'winner' (cheapest meeting every target).")
+    ] = "winner",
+    out: OutFileOpt = None,
+    force: ForceOpt = False,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Export a policy of WORKSHEET as a router config (validated: no unknown groups, no cycles, short chains).
+
+    The estimate runs first (for 'winner' and for the expected metrics in the file). Without --out the config
+    goes to stdout; warnings (e.g. quality gates the router cannot enforce) always go to stderr.
+    """
+    from routecalc.export import export_policy
+    from routecalc.export.plan import Source
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import file_sha256, load_worksheet
+
+    if out is not None:
+        check_new_file(out, force)  # refuse before spending time on the estimate
+    scenarios = scenario or ()
+    ws = load_worksheet(worksheet, scenarios)
+    source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
+    result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
+    _warn(result.warnings, stderr=True)
+    if out is None:
+        sys.stdout.write(result.text)
+        return
+    write_atomic(out, result.text)
+    console.print(f"wrote {escape(str(out))} ({result.target}, policy {escape(result.policy)})", highlight=False)
+
+
+@prices_app.command("show")
+def prices_show(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="Model keys or parts of them (e.g. gpt-4.1-mini, anthropic/claude).", show_default=False),
+    ] = None,
+    from_: FromOpt = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+) -> None:
+    """Show prices (USD per 1M tokens) and context windows from the price map for MODEL... .
+
+    A MODEL that is not a key lists the keys containing it. Without MODEL, shows where the map is and its size.
+    """
+    import json
+
+    from routecalc.errors import InputError
+    from routecalc.prices import SHOW_FIELDS, load_price_map, price_source, search
+    from routecalc.report.prices import price_table
+
+    path, label = price_source(from_)
+    pm = load_price_map(path)
+    if not models:
+        console.print(
+            f"{escape(label)}: {escape(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show MODEL..."
+        )
+        return
+    rows, missing, notes = search(pm, models)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    if not rows:
+        raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
+    if fmt is ShowFormat.json:
+        out = {k: {f: e[f] for f in SHOW_FIELDS if f in e} for k, e in rows.items()}
+        sys.stdout.write(json.dumps({"source": str(path), "currency": "USD", "models": out}, indent=2) + "\n")
+    else:
+        console.print(price_table(rows, label))
+    _warn([f"{q!r} is not in the price map" for q in missing])
+
+
+@prices_app.command("update")
+def prices_update(
+    worksheet: WorksheetArg,
+    from_: FromOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the updated worksheet here.", show_default=False)
+    ] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite WORKSHEET itself (atomically).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
+    rate: RateOpt = None,
+) -> None:
+    """Refresh WORKSHEET's prices and context windows from a LiteLLM price map; show what changes first.
+
+    Without --out or --in-place this is a dry run: nothing is written. Only the changed values are edited;
+    comments and layout stay as they are. A model missing from the map keeps its prices (with a warning).
+    """
+    from routecalc.errors import InputError
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.prices import load_price_map, plan_update, price_source
+    from routecalc.report.prices import changes_table
+    from routecalc.worksheet import load_worksheet
+
+    if out is not None and in_place:
+        raise InputError("give either --out W2 or --in-place, not both")
+    ws = load_worksheet(worksheet)
+    path, label = price_source(from_)
+    target = out if out is not None else (worksheet if in_place else None)
+    update = plan_update(worksheet, ws, load_price_map(path), rate, target)
+    console.print(changes_table(update.changes, ws.currency, ws.price_unit, label))
+    _warn(update.warnings)
+    if target is None:
+        console.print(
+            f"dry run: {update.n_values} value(s) would change; nothing written. Use --out W2 (or --in-place) to write.",
+            highlight=False,
+        )
+        return
+    if out is not None:
+        check_new_file(out, force)
+    write_atomic(target, update.text)
+    console.print(f"wrote {escape(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The worksheet as it was (last month's).", show_default=False)],
+    new: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The worksheet as it is now. Default: OLD with --prices/--scenario applied.", show_default=False
+        ),
+    ] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help="Re-price NEW (or OLD) from this LiteLLM price map; 'bundled' = the installed litellm's copy.",
+            show_default=False,
+        ),
+    ] = None,
+    rate: RateOpt = None,
+    scenario: ScenarioOpt = None,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
+    today: TodayOpt = None,
+) -> None:
+    """Re-estimate: what moving from OLD to NEW (or to new prices) does to each policy and to the winner.
+
+    Per policy: monthly cost, savings, quality and P95 before and after; whether the winner flips and which
+    inputs moved it most; stale categories; changed prices. Both sides use the same Monte Carlo seed and
+    samples, so differences are not sampling noise.
+    """
+    from routecalc.diff import diff_comparisons
+    from routecalc.errors import InputError
+    from routecalc.prices import reprice
+    from routecalc.report.diff import diff_json, diff_markdown, render_diff
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import load_worksheet
+
+    if new is None and prices is None and not scenario:
+        raise InputError("nothing to compare: give NEW, --prices FILE or --scenario FILE")
+    day = _today(today)
+    old_ws = load_worksheet(old)
+    new_ws = load_worksheet(new or old, scenario or ())
+    parts = [str(new)] if new is not None else []
+    parts += [f"scenario {s}" for s in scenario or ()]
+    notes: list[str] = []
+    if prices is not None:
+        new_ws, notes, label = reprice(new_ws, prices, rate)
+        parts.append(f"prices from {label}")
+    before = run_compare(old_ws, samples=samples, seed=seed, today=day)
+    after = run_compare(new_ws, samples=samples, seed=seed, today=day)
+    d = diff_comparisons(
+        before, after, old_ws, new_ws, day, old_label=str(old), new_label=" + ".join(parts), warnings=notes
+    )
+    if fmt is DiffFormat.json:
+        sys.stdout.write(diff_json(d) + "\n")
+    elif fmt is DiffFormat.md:
+        sys.stdout.write(diff_markdown(d))
+    else:
+        console.print(render_diff(d, width=console.width))
+
+
+@app.command()
+def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
     """Print the worksheet JSON Schema (for editor validation, e.g. yaml-language-server)."""
     import json
 
@@ -149,35 +435,17 @@ def schema(
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {escape(str(out))}", highlight=False)
 
 
 @app.callback(invoke_without_command=True)
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
-) -> None:
+def _root(version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
     """Estimate the cost, latency and quality of LLM routing policies before you ship them."""
     if version:
         from routecalc._version import __version__
 
         console.print(f"routecalc {__version__}")
         raise typer.Exit()
-
-
-from routecalc._cli_prices import diff as _diff, prices_app as _prices_app  # noqa: E402, I001
-
-app.add_typer(_prices_app, name="prices")
-app.command("diff")(_diff)
-
-
-from routecalc._cli_report import report as _report  # noqa: E402
-
-app.command("report")(_report)
-
-
-from routecalc._cli_export import export as _export  # noqa: E402
-
-app.command("export")(_export)
 
 
 def main() -> None:

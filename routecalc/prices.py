@@ -38,6 +38,16 @@ MAP_FIELD = {
     "context_window": "max_input_tokens",
 }
 SIGNIFICANT = 12  # per-unit prices are rounded to this many significant digits (0.15000000000000002 -> 0.15)
+BUNDLED = "bundled"  # as a source: the installed litellm package's own copy of the map
+SHOW_FIELDS = (
+    "litellm_provider",
+    "mode",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "max_input_tokens",
+    "max_output_tokens",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,6 +133,35 @@ def load_price_map(path: str | Path) -> dict[str, dict[str, Any]]:
             f"{path}: {len(problems)} bad price entr{'y' if len(problems) == 1 else 'ies'}\n{shown}{more}"
         )
     return out
+
+
+def price_source(path: str | Path | None) -> tuple[Path, str]:
+    """The price map to read (a file; None or ``bundled``: litellm's bundled copy) and a label saying which."""
+    if path is not None and str(path) != BUNDLED:
+        return Path(path), str(path)
+    found = find_bundled_price_map()
+    return found, f"litellm {bundled_litellm_version() or '(unknown version)'} bundled map"
+
+
+def search(price_map: dict[str, dict[str, Any]], queries: list[str], limit: int = 25) -> tuple[dict, list, list]:
+    """Entries for ``queries``: an exact key, else every key containing the query (the ``limit`` shortest).
+
+    Returns ``(entries by key, queries with no match, notes about truncated matches)``.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    notes: list[str] = []
+    for query in queries:
+        if query in price_map:
+            rows[query] = price_map[query]
+            continue
+        hits = sorted((k for k in price_map if query.lower() in k.lower()), key=lambda k: (len(k), k))
+        if not hits:
+            missing.append(query)
+        rows.update({k: price_map[k] for k in hits[:limit]})
+        if len(hits) > limit:
+            notes.append(f"{len(hits)} keys contain {query!r}; showing the {limit} shortest.")
+    return rows, missing, notes
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -322,6 +361,44 @@ def apply_changes(ws: Worksheet, changes: list[PriceChange]) -> Worksheet:
         c = by_model.get(m.name)
         models.append(m.model_copy(update={f.field: f.new for f in c.fields}) if c else m)
     return ws.model_copy(update={"models": models})
+
+
+def reprice(ws: Worksheet, source: str | Path | None, rate: float | None = None) -> tuple[Worksheet, list[str], str]:
+    """``ws`` with prices from a price map, in memory (for ``diff --prices``): (worksheet, warnings, source label)."""
+    path, label = price_source(source)
+    changes = price_updates(ws, load_price_map(path), rate)
+    return apply_changes(ws, changes), warnings(changes), label
+
+
+@dataclass(frozen=True)
+class WorksheetUpdate:
+    """What ``prices update`` would write: the per-model changes and the edited worksheet text."""
+
+    changes: list[PriceChange]
+    text: str
+    warnings: list[str]
+
+    @property
+    def n_values(self) -> int:
+        return sum(len(c.fields) for c in self.changes)
+
+
+def plan_update(
+    worksheet_path: Path, ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: float | None, target: Path | None
+) -> WorksheetUpdate:
+    """Edit the changed values into the worksheet file's text and check the result loads at ``target``.
+
+    The file is read as bytes so its own line endings survive; the result is validated as if it were at
+    ``target`` (or in place), so a relative task-table path that would break there is caught before writing.
+    """
+    from routecalc.worksheet import validate_worksheet
+
+    text = worksheet_path.read_bytes().decode("utf-8")
+    changes = price_updates(ws, price_map, rate)
+    new_text = update_worksheet_text(text, changes, str(worksheet_path))
+    check = target or worksheet_path
+    validate_worksheet(parse_yaml(new_text, str(check)), str(check), base_dir=check.parent)
+    return WorksheetUpdate(changes, new_text, warnings(changes))
 
 
 # ---------------------------------------------------------------------------------------------------------

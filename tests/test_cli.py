@@ -147,3 +147,13 @@ def test_version() -> None:
     from routecalc import __version__
 
     assert runner.invoke(app, ["--version"]).stdout.strip() == f"routecalc {__version__}"
+
+
+def test_public_api_names_resolve() -> None:
+    import routecalc
+
+    assert set(routecalc.__all__) == {"__version__", *routecalc._EXPORTS}
+    for name in routecalc.__all__:
+        assert getattr(routecalc, name) is not None
+    with pytest.raises(AttributeError):
+        _ = routecalc.not_a_name

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 import routecalc
 from routecalc import prices
 from routecalc.cli import app
-from routecalc.diff import diff_comparisons, diff_markdown, render_diff
+from routecalc.diff import diff_comparisons
 from routecalc.errors import InputError
+from routecalc.report.diff import diff_markdown, render_diff
 from routecalc.worksheet import load_worksheet, parse_yaml, validate_worksheet
 
 ROOT = Path(__file__).resolve().parent.parent

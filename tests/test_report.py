@@ -87,8 +87,8 @@ def test_recommendation_savings_per_month_and_year(markdown: str, support_cmp: r
     w = support_cmp.winner_result
     assert w is not None and w.savings_monthly is not None and w.savings_monthly > 0
     assert f"**Run {md_escape(w.name)}**" in markdown
-    monthly = routecalc.report.format.money(w.savings_monthly, "USD", "/month")
-    yearly = routecalc.report.format.money(w.savings_monthly * 12, "USD", "/year")
+    monthly = routecalc.format.money(w.savings_monthly, "USD", "/month")
+    yearly = routecalc.format.money(w.savings_monthly * 12, "USD", "/year")
     assert f"Saves {monthly} ({yearly}, {w.savings_pct:.1f}%) vs today" in markdown
     assert "### What it risks" in markdown
 
@@ -236,7 +236,7 @@ def test_cli_refuses_foreign_file_then_force_then_rerun(tmp_path: Path, support_
 
 
 def test_cli_default_out_dir(tmp_path: Path, support_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from routecalc._cli_report import default_out_dir
+    from routecalc.report.build import default_out_dir
 
     assert default_out_dir(support_path) == Path("routecalc-report/support-triage")
     assert default_out_dir(Path("x/My Sheet!.yaml")) == Path("routecalc-report/My-Sheet")

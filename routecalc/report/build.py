@@ -7,6 +7,7 @@ and leaves writing (atomic, manifest, refusal to clobber) to :func:`routecalc.ou
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ import numpy as np
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST
 from routecalc.engine.mc import HIST_REL_ERROR
+from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.report import charts
 from routecalc.report.document import (
     Block,
@@ -31,7 +33,6 @@ from routecalc.report.document import (
     to_html,
     to_markdown,
 )
-from routecalc.report.format import count, money, pct, seconds, signed_money
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
     ESCALATION_WARN,
@@ -46,6 +47,13 @@ from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_s
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
 MD_NAME = "report.md"
+DEFAULT_ROOT = Path("routecalc-report")
+
+
+def default_out_dir(worksheet: Path) -> Path:
+    """``./routecalc-report/<worksheet file name without extension>/`` (safe characters only)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", worksheet.stem).strip("-.") or "worksheet"
+    return DEFAULT_ROOT / slug
 
 
 def build_report(

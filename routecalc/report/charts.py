@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from routecalc.engine.mc import HIST_REL_ERROR, histogram_edges
-from routecalc.report.format import count, money, pct, seconds
+from routecalc.format import count, money, pct, seconds
 from routecalc.results import Comparison, PolicyResult, weighted
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from routecalc.engine.mc import HIST_REL_ERROR
-from routecalc.report.format import count, money, pct, seconds, signed_money, signed_pct
+from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
 from routecalc.results import Comparison, PolicyResult
 from routecalc.worksheet import DAYS_PER_MONTH
 

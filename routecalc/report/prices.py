@@ -1,0 +1,73 @@
+"""Tables for ``routecalc prices``: map entries (USD per 1M tokens) and what an update would change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from routecalc.diff import UNIT_LABEL
+from routecalc.format import money, signed_pct
+from routecalc.prices import PriceChange
+
+
+def _per_1m(value: Any) -> str:
+    return money(value * 1e6, "USD") if isinstance(value, int | float) else "—"
+
+
+def price_table(rows: dict[str, dict[str, Any]], label: str) -> Table:
+    """One row per price-map entry: provider, input/output/cache-read price per 1M tokens, context, mode."""
+    table = Table(title=f"{label} — USD per 1M tokens", title_justify="left", header_style="bold")
+    for h in ("Model", "Provider", "Input", "Output", "Cache read", "Context (tokens)", "Mode"):
+        left = h in ("Model", "Provider", "Mode")
+        table.add_column(h, justify="left" if left else "right", no_wrap=h == "Model", overflow="fold")
+    for k, e in rows.items():
+        ctx = e.get("max_input_tokens")
+        table.add_row(
+            k,
+            str(e.get("litellm_provider", "—")),
+            _per_1m(e.get("input_cost_per_token")),
+            _per_1m(e.get("output_cost_per_token")),
+            _per_1m(e.get("cache_read_input_token_cost")),
+            f"{ctx:,.0f}" if isinstance(ctx, int | float) else "—",
+            str(e.get("mode", "—")),
+        )
+    return table
+
+
+def _value(field: str, v: float | None, currency: str) -> str:
+    if v is None:
+        return "none"
+    if field == "context_window":
+        return f"{v:,.0f} tokens"
+    return money(v, currency)
+
+
+def changes_table(changes: list[PriceChange], currency: str, price_unit: str, label: str) -> Table:
+    """Per model and field: the worksheet's value, the map's, and the change (only what differs)."""
+    table = Table(
+        title=f"Price map: {label} — prices in {currency} {UNIT_LABEL[price_unit]}",
+        title_justify="left",
+        header_style="bold",
+    )
+    for h in ("Model", "Map entry", "Field", "Worksheet", "Price map", "Change"):
+        right = h in ("Worksheet", "Price map", "Change")
+        table.add_column(h, justify="right" if right else "left", overflow="fold", no_wrap=h == "Field")
+    for c in changes:
+        if c.status == "changed":
+            for i, f in enumerate(c.fields):
+                change = signed_pct(f.pct) if f.pct is not None else ("new field" if f.old is None else "—")
+                table.add_row(
+                    c.model if i == 0 else "",
+                    (c.key or "") if i == 0 else "",
+                    f.field,
+                    _value(f.field, f.old, currency),
+                    _value(f.field, f.new, currency),
+                    change,
+                )
+        elif c.status == "unchanged":
+            table.add_row(c.model, c.key or "", "", "", "", "[green]unchanged[/]")
+        else:
+            what = "not in map" if c.status == "missing" else "no price"
+            table.add_row(c.model, c.key or "—", "", "", "", f"[yellow]kept: {what}[/]")
+    return table
