@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from routecalc.errors import InputError, PriceSourceError
-from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml
+from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml, read_text
 
 BUNDLED_FILE = "model_prices_and_context_window_backup.json"
 SAMPLE_SPEC = "sample_spec"
@@ -102,12 +102,7 @@ def load_price_map(path: str | Path) -> dict[str, dict[str, Any]]:
     PriceSourceError listing every bad entry (a price map is an input like the worksheet: strict, all at once).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PriceSourceError(f"{path}: no such price map") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PriceSourceError(f"{path}: cannot read ({exc})") from None
+    text = read_text(path, PriceSourceError, "price map")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

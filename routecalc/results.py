@@ -154,6 +154,12 @@ class Comparison:
                 return p
         raise KeyError(name)
 
+    def label(self, p: PolicyResult, winner_mark: str = "winner", sep: str = " ") -> str:
+        """A policy's name with its roles, e.g. ``cheap-first (winner)`` or ``today (baseline)``."""
+        roles = [winner_mark] if p.name == self.winner else []
+        roles += ["baseline"] if p.is_baseline else []
+        return p.name + (f"{sep}({', '.join(roles)})" if roles else "")
+
     @property
     def winner_result(self) -> PolicyResult | None:
         return self.policy(self.winner) if self.winner else None

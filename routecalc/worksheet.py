@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from routecalc.errors import InputError, Problem, WorksheetError
+from routecalc.errors import InputError, PolicyError, Problem, WorksheetError
 
 SCHEMA_VERSION = 1
 DAYS_PER_MONTH = 365 / 12  # 30.4167: requests_per_day x this = requests per month
@@ -273,7 +273,7 @@ class Worksheet(_Strict):
             if p.name == name:
                 return p
         known = ", ".join(p.name for p in self.policies) or "none"
-        raise InputError(f"unknown policy {name!r} (worksheet has: {known})")
+        raise PolicyError(f"unknown policy {name!r} (worksheet has: {known})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -582,15 +582,19 @@ def load_worksheet(path: str | Path, overlays: Iterable[str | Path] = ()) -> Wor
     return validate_worksheet(data, str(path), base_dir=path.parent)
 
 
+def read_text(path: Path, error: type[InputError] = InputError, what: str = "file") -> str:
+    """A user's input file as text; missing or unreadable is ``error`` (an InputError), never a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read ({exc})") from None
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file strictly; a missing file or bad YAML is an InputError, not a traceback."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    return parse_yaml(text, str(path))
+    return parse_yaml(read_text(path), str(path))
 
 
 def file_sha256(path: str | Path) -> str:

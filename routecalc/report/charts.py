@@ -19,7 +19,7 @@ import numpy as np
 
 from routecalc.engine.mc import HIST_REL_ERROR, histogram_edges
 from routecalc.format import count, money, pct, seconds
-from routecalc.results import Comparison, PolicyResult, weighted
+from routecalc.results import Comparison, weighted
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -449,15 +449,6 @@ def matplotlib_hex(rgba: tuple[float, ...]) -> str:
     return "#" + "".join(f"{round(v * 255):02X}" for v in rgba[:3])
 
 
-def _tag(c: Comparison, p: PolicyResult) -> str:
-    tags = []
-    if p.name == c.winner:
-        tags.append("winner")
-    if p.is_baseline:
-        tags.append("baseline")
-    return p.name + (f" ({', '.join(tags)})" if tags else "")
-
-
 def label_clusters(
     x: np.ndarray, y: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float], near: float = 0.04
 ) -> list[list[int]]:
@@ -505,7 +496,7 @@ def cost_quality_figure(c: Comparison) -> Figure:
             edgecolors=colour,
             linewidths=2,
             zorder=3,
-            label=f"{_tag(c, p)}: {money(p.monthly_cost, c.currency, '/mo')}, {pct(p.quality, 2)}"
+            label=f"{c.label(p)}: {money(p.monthly_cost, c.currency, '/mo')}, {pct(p.quality, 2)}"
             + ("" if ok else " — misses a target"),
         )
     lo = min(float(data.quality.min()), data.threshold)
@@ -704,7 +695,7 @@ def cost_breakdown_figure(c: Comparison) -> Figure:
     data = cost_breakdown(c)
     fig = _figure(c, "Monthly cost breakdown: where the money goes", (11, 1.9 + 0.5 * len(data.policies) + 1.2))
     left, right = fig.subplots(1, 2, sharey=True)
-    names = [_tag(c, p) for p in c.policies]
+    names = [c.label(p) for p in c.policies]
     _stacked(left, names, data.categories, data.by_category, _category_styles(c))
     _stacked(right, names, data.components, data.by_component, _model_styles(c))
     xmax = float(data.totals.max()) * 1.22 if len(data.totals) and data.totals.max() > 0 else 1.0
@@ -731,7 +722,7 @@ def routing_figure(c: Comparison) -> Figure:
     height = 1.9 + 0.5 * len(data.policies) + 1.2
     fig = _figure(c, "Routing distribution: who answers, how often requests escalate or fall back", (11, height))
     left, right = fig.subplots(1, 2, sharey=True, width_ratios=[1.5, 1])
-    names = [_tag(c, p) for p in c.policies]
+    names = [c.label(p) for p in c.policies]
     _stacked(left, names, data.labels, data.shares, _model_styles(c))
     _style(left)
     left.grid(False, axis="y")

@@ -19,12 +19,7 @@ from routecalc.worksheet import DAYS_PER_MONTH
 
 
 def _header(c: Comparison, p: PolicyResult) -> str:
-    tags = []
-    if p.name == c.winner:
-        tags.append("★ winner")
-    if p.is_baseline:
-        tags.append("baseline")
-    return p.name + (f"\n({', '.join(tags)})" if tags else "")
+    return c.label(p, winner_mark="★ winner", sep="\n")
 
 
 def _delta_pct(p: PolicyResult) -> str:
