@@ -156,7 +156,8 @@ def test_litellm_settings_from_worksheet(support_ws: routecalc.Worksheet) -> Non
     cfg = export_policy(support_ws, None, "tiered+fallback", "litellm").data
     rs = cfg["router_settings"]
     assert rs["num_retries"] == 1 and rs["allowed_fails"] == 3 and rs["cooldown_time"] == 30
-    assert rs["enable_pre_call_checks"] is True and rs["timeout"] == 30
+    # router-wide timeout: the longest catalog timeout (claude-sonnet-4, 60 s)
+    assert rs["enable_pre_call_checks"] is True and rs["timeout"] == 60
     assert {"route-refund": ["route-refund-2"]} in rs["fallbacks"]
     mini = next(d for d in cfg["model_list"] if d["model_info"]["id"] == "route-classify--gpt-4.1-mini")
     lp = mini["litellm_params"]
