@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,7 +334,7 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem
     problems = []
     for e in err.errors(include_url=False):
         loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = re.sub(r" or instance of \w+", "", e["msg"].removeprefix("Value error, "))
         if e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "extra_forbidden":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -145,7 +146,16 @@ def test_renderers(flip) -> None:
     data = json.loads(json.dumps(flip.to_dict()))
     assert data["winner"] == {"before": "p-small", "after": "p-big", "flips": True}
     assert data["policies"][0]["monthly_cost"]["after"] == pytest.approx(6000)
-    assert render_diff(flip, width=80) is not None
+    from rich.console import Console
+
+    def screen(width: int) -> str:
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(render_diff(flip, width=width))
+        return console.export_text()
+
+    narrow, wide = screen(80), screen(140)
+    assert "p-small" in narrow and "p-big" in narrow
+    assert "Savings vs" not in narrow and "Savings vs" in wide  # below 100 columns the savings column is dropped
 
 
 def test_support_triage_december_prices() -> None:
