@@ -7,11 +7,12 @@ engines never look at policy kinds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from routecalc.worksheet import Band, Worksheet, step_gated
+from routecalc.worksheet import Band, PolicySpec, Worksheet, step_gated
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
 FAIL = -1  # the request fails: no answer, counted as not good
@@ -196,73 +197,50 @@ def task_table(ws: Worksheet) -> TaskTable:
 _TARGET = {"fail": FAIL, "deliver": DELIVER, "human_review": HUMAN}
 
 
-def chain_table(ws: Worksheet, extra: list[tuple[str, str, dict[str, list[str]]]] = ()) -> ChainTable:
-    """Compile the worksheet's policies (plus ``extra`` static/cascade definitions) to ``(P, C, S)`` arrays.
+def static_policy(name: str, routes: dict[str, str], description: str | None = None) -> PolicySpec:
+    """A static policy (category -> model) built in code, e.g. the all-to-strongest baseline."""
+    return PolicySpec.model_validate({"name": name, "kind": "static", "routes": routes, "description": description})
 
-    ``extra`` items are ``(name, kind, {category: [model, ...]})`` with the worksheet defaults, used for
-    the all-to-strongest baseline and for the cascade-vs-direct advisory.
+
+def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = ()) -> ChainTable:
+    """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, S)`` arrays.
+
+    A step's triggers default to the next step; past the last step a failure fails the request and a reject
+    goes to the policy's ``final_reject``. Steps inherit the policy's retries, then the worksheet default.
     """
     model_ix = {m.name: i for i, m in enumerate(ws.models)}
     cats = [t.name for t in ws.tasks]
-    specs = []
-    for pol in ws.policies:
-        retries = pol.retries if pol.retries is not None else ws.defaults.retries
-        routes = {}
-        for c in cats:
-            spec_steps = pol.routes[c]
-            steps = []
-            for i, s in enumerate(spec_steps):
-                gated = step_gated(pol, s, i, len(spec_steps))
-                steps.append((s.model, gated, s.retries if s.retries is not None else retries, s))
-            routes[c] = steps
-        human = pol.human_review
-        specs.append(
-            (
-                pol.name,
-                pol.kind,
-                routes,
-                pol.final_reject,
-                human.cost if human else 0.0,
-                human.latency_s if human else 0.0,
-            )
-        )
-    for name, kind, route_models in extra:
-        routes = {
-            c: [(m, kind == "cascade" and i < len(ms) - 1, ws.defaults.retries, None) for i, m in enumerate(ms)]
-            for c, ms in ((c, route_models[c]) for c in cats)
-        }
-        specs.append((name, kind, routes, "deliver", 0.0, 0.0))
-
-    P, C = len(specs), len(cats)
-    S = max([len(steps) for spec in specs for steps in spec[2].values()] or [1])
+    policies = [*ws.policies, *extra]
+    P, C = len(policies), len(cats)
+    S = max((len(pol.routes[c]) for pol in policies for c in cats), default=1)
     model = np.full((P, C, S), -1, dtype=np.int64)
     gated = np.zeros((P, C, S), dtype=bool)
     retries = np.zeros((P, C, S), dtype=np.int64)
     on_reject = np.full((P, C, S), FAIL, dtype=np.int64)
     on_failure = np.full((P, C, S), FAIL, dtype=np.int64)
-    for p, (_, _, routes, final_reject, _, _) in enumerate(specs):
+    for p, pol in enumerate(policies):
+        policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
-            steps = routes[cat]
-            n = len(steps)
-            for s, (mname, g, r, step) in enumerate(steps):
-                model[p, c, s] = model_ix[mname]
-                gated[p, c, s] = g
-                retries[p, c, s] = r
-                default = s + 1 if s + 1 < n else FAIL
-                on_failure[p, c, s] = _target(step.on_failure if step else None, default)
-                reject_default = s + 1 if s + 1 < n else _TARGET[final_reject]
-                on_reject[p, c, s] = _target(step.on_reject if step else None, reject_default)
+            steps = pol.routes[cat]
+            for s, step in enumerate(steps):
+                last = s + 1 == len(steps)
+                model[p, c, s] = model_ix[step.model]
+                gated[p, c, s] = step_gated(pol, step, s, len(steps))
+                retries[p, c, s] = step.retries if step.retries is not None else policy_retries
+                on_failure[p, c, s] = _target(step.on_failure, FAIL if last else s + 1)
+                on_reject[p, c, s] = _target(step.on_reject, _TARGET[pol.final_reject] if last else s + 1)
+    human = [pol.human_review for pol in policies]
     return ChainTable(
-        names=tuple(s[0] for s in specs),
-        kinds=tuple(s[1] for s in specs),
+        names=tuple(pol.name for pol in policies),
+        kinds=tuple(pol.kind for pol in policies),
         model=model,
         gated=gated,
         retries=retries,
         on_reject=on_reject,
         on_failure=on_failure,
         backoff_s=np.full(P, ws.defaults.backoff_s, dtype=float),
-        human_cost=np.array([s[4] for s in specs], dtype=float),
-        human_latency_s=np.array([s[5] for s in specs], dtype=float),
+        human_cost=np.array([h.cost if h else 0.0 for h in human], dtype=float),
+        human_latency_s=np.array([h.latency_s if h else 0.0 for h in human], dtype=float),
     )
 
 
@@ -301,7 +279,7 @@ def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingP
     extra = []
     strongest = strongest_model(ws) if include_strongest else None
     if strongest is not None:
-        extra.append((STRONGEST, "static", {t.name: [strongest] for t in ws.tasks}))
+        extra.append(static_policy(STRONGEST, {t.name: strongest for t in ws.tasks}))
     return RoutingProblem(
         models=model_table(ws),
         tasks=task_table(ws),
@@ -317,9 +295,10 @@ def direct_variants(ws: Worksheet, problem: RoutingProblem) -> RoutingProblem:
 
     The engines evaluate these next to the cascades for the "is the cascade worth it?" advisory.
     """
-    extra = []
-    for pol in ws.policies:
-        if pol.kind == "cascade":
-            extra.append((pol.name, "static", {c: [steps[-1].model] for c, steps in pol.routes.items()}))
+    extra = [
+        static_policy(pol.name, {c: steps[-1].model for c, steps in pol.routes.items()})
+        for pol in ws.policies
+        if pol.kind == "cascade"
+    ]
     chains = chain_table(ws.model_copy(update={"policies": []}), extra)
     return problem.with_chains(chains)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,7 +137,7 @@ def _today(value: str | None) -> dt.date:
         raise InputError(f"--today: not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def _warn(messages: list[str], stderr: bool = False) -> None:
+def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
 

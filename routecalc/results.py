@@ -16,6 +16,7 @@ from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
+from routecalc.format import money
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
@@ -180,15 +181,12 @@ class Comparison:
                 "seed": self.seed,
                 "percentile_histogram_relative_error": HIST_REL_ERROR,
             },
-            "policies": [],
             "warnings": self.warnings,
             "advisories": self.advisories,
         }
-        for p in self.policies:
-            d = asdict(p)
-            d["meets_targets"] = p.meets_targets
-            d["nearest_miss"] = p.nearest_miss
-            out["policies"].append(d)
+        out["policies"] = [
+            asdict(p) | {"meets_targets": p.meets_targets, "nearest_miss": p.nearest_miss} for p in self.policies
+        ]
         return jsonable(out)
 
 
@@ -410,7 +408,6 @@ def _warnings(
     today: dt.date | None,
 ) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
-    advisories: list[str] = []
     ch, tt = problem.chains, problem.tasks
     if (ch.model[..., 1:] >= 0).any():
         warnings.append(INDEPENDENCE_NOTE)
@@ -429,31 +426,38 @@ def _warnings(
     empty = [tt.names[c] for c in range(len(tt.names)) if mc.n[c] == 0 and tt.share[c] > 0]
     if empty:
         warnings.append(f"Monte Carlo drew no request of {', '.join(empty)}: raise --samples.")
-    for p in policies:
-        if p.failed > 0.01:
-            warnings.append(f"{p.name}: {p.failed:.1%} of requests fail with no answer.")
+    for pol in policies:
+        if pol.failed > 0.01:
+            warnings.append(f"{pol.name}: {pol.failed:.1%} of requests fail with no answer.")
+    return warnings, cascade_advisories(ws, problem, ev)
 
-    cascades = [p for p, k in enumerate(ch.kinds) if k == "cascade"]
-    if cascades:
-        direct = expected_values(direct_variants(ws, problem))
-        for j, p in enumerate(cascades):
-            for c, cname in enumerate(tt.names):
-                if (ch.model[p, c] >= 0).sum() < 2:
-                    continue
-                esc = ev.escalation[p, c]
-                if esc > ESCALATION_WARN:
-                    advisories.append(
-                        f"{ch.names[p]} / {cname}: {esc:.0%} of requests escalate (> {ESCALATION_WARN:.0%}); "
-                        "routing straight to the last model is likely better."
-                    )
-                dq, dc, dl = direct.quality[j, c], direct.cost[j, c], direct.latency[j, c]
-                if dq >= ev.quality[p, c] - 1e-9 and (dc < ev.cost[p, c] or dl < ev.latency[p, c]):
-                    what = " and ".join(
-                        w for w, b in (("cheaper", dc < ev.cost[p, c]), ("faster", dl < ev.latency[p, c])) if b
-                    )
-                    advisories.append(
-                        f"{ch.names[p]} / {cname}: sending it straight to the last model is {what} at equal or "
-                        f"better quality ({dc:.3g} vs {ev.cost[p, c]:.3g} {problem.currency}/request, "
-                        f"{dl:.2f} vs {ev.latency[p, c]:.2f} s mean)."
-                    )
-    return warnings, advisories
+
+def cascade_advisories(ws: Worksheet, problem: RoutingProblem, ev: Metrics) -> list[str]:
+    """Per cascade and category: escalation above 40 %, or a direct route to the last model that is cheaper or
+    faster at equal or better quality (both evaluated with the expected-value engine)."""
+    ch, tt = problem.chains, problem.tasks
+    cascades = [i for i, kind in enumerate(ch.kinds) if kind == "cascade"]
+    if not cascades:
+        return []
+    direct = expected_values(direct_variants(ws, problem))
+    out = []
+    for j, p in enumerate(cascades):  # j: row of the direct variant of cascade p
+        for c, cname in enumerate(tt.names):
+            if (ch.model[p, c] >= 0).sum() < 2:
+                continue
+            esc = ev.escalation[p, c]
+            if esc > ESCALATION_WARN:
+                out.append(
+                    f"{ch.names[p]} / {cname}: {esc:.0%} of requests escalate (> {ESCALATION_WARN:.0%}); "
+                    "routing straight to the last model is likely better."
+                )
+            dq, dc, dl = direct.quality[j, c], direct.cost[j, c], direct.latency[j, c]
+            cheaper, faster = dc < ev.cost[p, c], dl < ev.latency[p, c]
+            if dq >= ev.quality[p, c] - 1e-9 and (cheaper or faster):
+                what = " and ".join(w for w, b in (("cheaper", cheaper), ("faster", faster)) if b)
+                out.append(
+                    f"{ch.names[p]} / {cname}: sending it straight to the last model is {what} at equal or "
+                    f"better quality ({money(dc, problem.currency)} vs {money(ev.cost[p, c], problem.currency)} "
+                    f"per request, {dl:.2f} vs {ev.latency[p, c]:.2f} s mean)."
+                )
+    return out
