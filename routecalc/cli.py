@@ -308,7 +308,7 @@ def prices_show(
         return
     rows, missing, notes = search(pm, models)
     for note in notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
@@ -316,7 +316,7 @@ def prices_show(
         sys.stdout.write(json.dumps({"source": str(path), "currency": "USD", "models": out}, indent=2) + "\n")
     else:
         console.print(price_table(rows, label))
-    _warn([f"{q!r} is not in the price map" for q in missing])
+    _warn([f"{q!r} is not in the price map" for q in missing], stderr=True)
 
 
 @prices_app.command("update")

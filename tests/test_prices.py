@@ -348,3 +348,11 @@ def test_cli_show_unknown_model_exit_2() -> None:
     assert result.exit_code == 2
     assert "not in the price map" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_show_json_stays_parseable_with_notes_and_misses() -> None:
+    result = runner.invoke(app, ["prices", "show", "model", "no-such-model", "--from", str(PRICE_MAP), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # notes and warnings go to stderr
+    assert data["currency"] == "USD" and data["models"]
+    assert "'no-such-model' is not in the price map" in result.stderr
