@@ -669,8 +669,28 @@ def _scale(data: dict, scale: Any) -> dict:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the worksheet format, for editors (YAML language servers) and CI checks."""
+    """JSON Schema of the worksheet format, for editors (YAML language servers) and CI checks.
+
+    Describes what a user may write, including the shorthands the loader accepts: a number for a band, a model
+    name for a step, one step for a route, a CSV path for the task table.
+    """
     schema = Worksheet.model_json_schema()
+    defs = schema["$defs"]
+    defs["BandRange"] = defs.pop("Band")
+    defs["Band"] = {
+        "description": "A fixed number, {mean: m}, or a lognormal {p50: a, p95: b}.",
+        "anyOf": [{"type": "number", "minimum": 0}, {"$ref": "#/$defs/BandRange"}],
+    }
+    step = {"anyOf": [{"type": "string", "description": "a model name"}, {"$ref": "#/$defs/StepSpec"}]}
+    defs["PolicySpec"]["properties"]["routes"]["additionalProperties"] = {
+        "anyOf": [step, {"type": "array", "items": step}]
+    }
+    schema["properties"]["tasks"] = {
+        "anyOf": [
+            schema["properties"]["tasks"],
+            {"type": "string", "description": "path of a CSV task table, relative to the worksheet"},
+        ]
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "routecalc worksheet"
     return schema

@@ -133,3 +133,20 @@ def test_json_schema_describes_the_format() -> None:
     assert schema["title"] == "routecalc worksheet"
     assert {"models", "tasks", "volume", "name"} <= set(schema["required"])
     assert "traffic_share" in schema["$defs"]["TaskSpec"]["properties"]
+
+
+@pytest.mark.parametrize("path", shipped_worksheets(), ids=lambda p: p.name)
+def test_shipped_worksheets_validate_against_the_json_schema(path: Path) -> None:
+    """What an editor does with the schema: the shorthands users write (numbers, model names) must pass."""
+    import datetime as dt
+    import json
+
+    import jsonschema
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    as_editor_sees_it = json.loads(json.dumps(data, default=lambda v: v.isoformat() if isinstance(v, dt.date) else v))
+    jsonschema.validate(as_editor_sees_it, json_schema())
+    broken = as_editor_sees_it | {"currency": "usd"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, json_schema())
