@@ -272,7 +272,7 @@ def summarize(
                     p95_s=float(p95[p, c]),
                     p95_ci_s=(float(p95_lo[p, c]), float(p95_hi[p, c])),
                     budget_s=budget,
-                    latency_ok=bool(budget is None or p95[p, c] <= budget),
+                    latency_ok=bool(budget is None or w[c] == 0 or p95[p, c] <= budget),  # no traffic, no P95
                     escalation=float(ev.escalation[p, c]),
                     fallback=float(ev.fallback[p, c]),
                 )

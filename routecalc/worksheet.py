@@ -26,6 +26,7 @@ from routecalc.errors import InputError, PolicyError, Problem, WorksheetError
 SCHEMA_VERSION = 1
 DAYS_PER_MONTH = 365 / 12  # 30.4167: requests_per_day x this = requests per month
 Z95 = 1.6448536269514722  # standard normal quantile at 0.95: sigma = ln(p95/p50) / Z95
+MAX_SPREAD = 1000  # largest p95/p50 of a band (sigma 4.2): beyond it a typo is likelier than a distribution
 MAX_CHAIN = 8  # longest chain a policy may have (a fallback loop is a known production failure)
 DEFAULT_STATUS_CODES = (429, 500, 502, 503, 504)
 
@@ -35,7 +36,7 @@ Positive = Annotated[float, Field(gt=0.0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Band(_Strict):
@@ -60,6 +61,10 @@ class Band(_Strict):
             raise ValueError("give a number, {mean: m}, or both p50 and p95")
         if self.p50 is not None and self.p95 is not None and self.p95 < self.p50:
             raise ValueError(f"p95 ({self.p95:g}) is below p50 ({self.p50:g})")
+        if self.p50 is not None and self.p95 is not None and self.p95 > MAX_SPREAD * self.p50:
+            raise ValueError(
+                f"p95 is more than {MAX_SPREAD:g} times p50 ({self.p95:g} vs {self.p50:g}): check the units"
+            )
         return self
 
     @property
@@ -248,8 +253,8 @@ class Worksheet(_Strict):
     share_unit: Literal["fraction", "percent"] = "fraction"
     volume: Volume
     defaults: Defaults = Defaults()
-    models: list[ModelSpec]
-    tasks: list[TaskSpec]
+    models: Annotated[list[ModelSpec], Field(min_length=1)]
+    tasks: Annotated[list[TaskSpec], Field(min_length=1)]
     policies: list[PolicySpec] = []
     baseline: str | None = None
 
@@ -445,6 +450,8 @@ def _cross_checks(
     # names come from the raw data, so one broken entry does not hide every reference to it
     model_names = _raw_names(data, "models")
     task_names = _raw_names(data, "tasks")
+    models_listed = isinstance(data.get("models"), list)  # else the section itself is the reported problem
+    tasks_listed = isinstance(data.get("tasks"), list)
 
     percent = data.get("share_unit") == "percent"
     if all_tasks_valid and tasks:
@@ -464,7 +471,7 @@ def _cross_checks(
                 problems.append(Problem(f"tasks[{i}].traffic_share", "a fraction above 1 (set share_unit: percent?)"))
     for i, t in tasks:
         for m in t.pass_rates:
-            if model_names and m not in model_names:
+            if models_listed and m not in model_names:
                 problems.append(Problem(f"tasks[{i}].pass_rates.{m}", f"unknown model {m!r}"))
 
     for i, pol in policies:
@@ -477,7 +484,7 @@ def _cross_checks(
         for cat, steps in pol.routes.items():
             path = f"{base}.routes.{cat}"
             if cat not in task_names:
-                if task_names:
+                if tasks_listed:
                     problems.append(Problem(path, f"unknown category {cat!r}"))
                 continue
             task = valid_tasks.get(cat)
@@ -490,7 +497,7 @@ def _cross_checks(
             for s, step in enumerate(steps):
                 spath = f"{path}[{s}]"
                 if step.model not in model_names:
-                    if model_names:
+                    if models_listed:
                         problems.append(Problem(f"{spath}.model", f"unknown model {step.model!r}"))
                 elif task is not None and step.model not in task.pass_rates:
                     problems.append(
@@ -526,7 +533,7 @@ def _cross_checks(
                     problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
 
     baseline = data.get("baseline")
-    if baseline is not None and policies and baseline not in {p.name for _, p in policies}:
+    if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
         problems.append(Problem("baseline", f"names no policy ({baseline!r})"))
     return problems
 

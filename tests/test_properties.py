@@ -101,3 +101,55 @@ def test_mc_within_4_sigma_of_ev(sheet: dict) -> None:
         assert np.all(np.abs(getattr(mc.mean, metric) @ w - p @ w) <= 4 * sigma + 1e-9), metric
     cost_sigma = np.sqrt((w**2 * mc.cost_sd**2 / n).sum(1))
     assert np.all(np.abs(mc.mean.cost @ w - ev.cost @ w) <= 4 * cost_sigma + 1e-12)
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
+    """Every key path of a nested dict/list document."""
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.data())
+def test_any_damage_to_a_worksheet_is_reported_never_a_traceback(data: st.DataObject) -> None:
+    """Replace or delete any part of a real worksheet: validation either passes or raises WorksheetError."""
+    import copy
+
+    import yaml
+
+    from tests.conftest import WORKSHEETS
+
+    sheet = yaml.safe_load((WORKSHEETS / "support-triage.yaml").read_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(sheet)))
+        parent = sheet
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(JUNK)
+        sheet = copy.deepcopy(sheet)
+    try:
+        ws = routecalc.validate_worksheet(sheet)
+    except routecalc.WorksheetError as err:
+        assert err.problems and all(p.message for p in err.problems)
+    else:
+        routecalc.expected_values(routecalc.compile_worksheet(ws))  # a valid worksheet also compiles and runs

@@ -94,3 +94,15 @@ def test_to_dict_is_json_ready(support_cmp: routecalc.Comparison) -> None:
     assert d["currency"] == "USD"
     assert {p["name"] for p in d["policies"]} >= {"today", STRONGEST}
     assert d["winner"] == support_cmp.winner
+
+
+def test_a_category_without_traffic_cannot_miss_its_budget() -> None:
+    sheet = with_policies(two_model_sheet(), SMALL)
+    idle = sheet["tasks"][0] | {"name": "idle", "traffic_share": 0.0, "latency_budget_s": 1, "quality_threshold": 0}
+    sheet["tasks"].append(idle)
+    sheet["policies"][0]["routes"]["idle"] = "small"
+    sheet["tasks"][0]["quality_threshold"] = 0.5
+    c = run(sheet)
+    idle_result = c.policy("small").categories[1]
+    assert c.problem.tasks.share[1] == 0 and c.mc.n[1] == 0
+    assert idle_result.latency_ok and c.policy("small").meets_targets
