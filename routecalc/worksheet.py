@@ -634,6 +634,10 @@ def apply_overlay(base: Any, overlay: Any) -> Any:
     return out
 
 
+def _named(item: dict) -> bool:
+    return isinstance(item.get("name"), str)
+
+
 def _merge(base: Any, over: Any, key: str | None = None) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         merged = dict(base)
@@ -642,10 +646,10 @@ def _merge(base: Any, over: Any, key: str | None = None) -> Any:
         return merged
     if key in _NAMED_LISTS and isinstance(base, list) and isinstance(over, list):
         merged_list = list(base)
-        index = {item.get("name"): i for i, item in enumerate(base) if isinstance(item, dict)}
+        index = {item["name"]: i for i, item in enumerate(base) if isinstance(item, dict) and _named(item)}
         for item in over:
-            name = item.get("name") if isinstance(item, dict) else None
-            if name in index:
+            name = item["name"] if isinstance(item, dict) and _named(item) else None
+            if name is not None and name in index:
                 merged_list[index[name]] = _merge(base[index[name]], item)
             else:
                 merged_list.append(item)
@@ -660,19 +664,23 @@ def _scale(data: dict, scale: Any) -> dict:
     for section, factors in scale.items():
         if section not in _NAMED_LISTS or not isinstance(factors, dict):
             raise InputError(f"scenario scale.{section}: scale models, tasks or policies by field")
+        if not isinstance(out.get(section), list):
+            continue  # nothing to scale; validation reports the section itself
         items = []
-        for item in out.get(section, []):
-            item = dict(item)
-            per_item = factors.get(item.get("name"))
-            fields = per_item if isinstance(per_item, dict) else factors
-            for fld, k in fields.items():
-                if isinstance(k, dict):
-                    continue
-                if isinstance(item.get(fld), int | float) and isinstance(k, int | float):
-                    item[fld] = item[fld] * k
+        for item in out[section]:
+            if isinstance(item, dict):
+                per_item = factors.get(item["name"]) if _named(item) else None
+                fields = per_item if isinstance(per_item, dict) else factors
+                item = {
+                    fld: v * fields[fld] if _number(v) and _number(fields.get(fld)) else v for fld, v in item.items()
+                }
             items.append(item)
         out[section] = items
     return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def json_schema() -> dict[str, Any]:

@@ -153,3 +153,26 @@ def test_any_damage_to_a_worksheet_is_reported_never_a_traceback(data: st.DataOb
         assert err.problems and all(p.message for p in err.problems)
     else:
         routecalc.expected_values(routecalc.compile_worksheet(ws))  # a valid worksheet also compiles and runs
+
+
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-2, 2), st.text(max_size=4))
+_KEYS = st.sampled_from(["models", "tasks", "policies", "scale", "name", "price_in", "volume", "gpt-4.1", "x"])
+_TREE = st.recursive(
+    _LEAF, lambda ch: st.one_of(st.lists(ch, max_size=3), st.dictionaries(_KEYS, ch, max_size=3)), max_leaves=8
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(_KEYS, _TREE, max_size=4))
+def test_any_scenario_overlay_is_reported_never_a_traceback(overlay: dict) -> None:
+    import yaml
+
+    from routecalc.errors import InputError
+    from routecalc.worksheet import apply_overlay
+    from tests.conftest import WORKSHEETS
+
+    base = yaml.safe_load((WORKSHEETS / "support-triage.yaml").read_text())
+    try:
+        routecalc.validate_worksheet(apply_overlay(base, overlay))
+    except InputError as err:
+        assert str(err)
