@@ -19,7 +19,7 @@ from typing import Any
 from routecalc.chains import compile_worksheet
 from routecalc.engine.ev import expected_values
 from routecalc.engine.mc import HIST_REL_ERROR
-from routecalc.errors import InputError
+from routecalc.errors import InputError, PolicyError
 from routecalc.format import count, money, pct, signed_money, signed_pct
 from routecalc.prices import FieldChange
 from routecalc.results import STALE_AFTER_DAYS, Comparison, PolicyResult, jsonable, stale_categories, weighted
@@ -166,7 +166,7 @@ class WorksheetDiff:
         for p in self.policies:
             if p.name == name:
                 return p
-        raise KeyError(name)
+        raise PolicyError(f"unknown policy {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: money in ``currency`` per month, prices per ``price_unit``, seconds in ``_s`` keys."""
@@ -245,7 +245,7 @@ class WorksheetDiff:
 def _policy_or_none(c: Comparison, name: str) -> PolicyResult | None:
     try:
         return c.policy(name)
-    except KeyError:
+    except PolicyError:
         return None
 
 

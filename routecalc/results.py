@@ -16,6 +16,7 @@ from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
+from routecalc.errors import PolicyError
 from routecalc.format import money
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
@@ -153,7 +154,7 @@ class Comparison:
         for p in self.policies:
             if p.name == name:
                 return p
-        raise KeyError(name)
+        raise PolicyError(f"unknown policy {name!r} (compared: {', '.join(p.name for p in self.policies)})")
 
     def label(self, p: PolicyResult, winner_mark: str = "winner", sep: str = " ") -> str:
         """A policy's name with its roles, e.g. ``cheap-first (winner)`` or ``today (baseline)``."""

@@ -252,7 +252,7 @@ def _expected(comparison: Comparison | None, policy: str) -> tuple[dict[str, Any
         return None, {}
     try:
         r = comparison.policy(policy)
-    except KeyError:
+    except PolicyError:
         return None, {}
     overall = {
         "monthly_cost": r.monthly_cost,
