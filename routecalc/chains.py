@@ -85,20 +85,6 @@ class ChainTable:
     def shape(self) -> tuple[int, int, int]:
         return self.model.shape  # type: ignore[return-value]
 
-    def take(self, index: list[int]) -> ChainTable:
-        """A table with only the given policies, in that order."""
-        arrays = {
-            k: getattr(self, k)[index]
-            for k in ("model", "gated", "retries", "on_reject", "on_failure", "backoff_s", "human_cost")
-        }
-        return replace(
-            self,
-            names=tuple(self.names[i] for i in index),
-            kinds=tuple(self.kinds[i] for i in index),
-            human_latency_s=self.human_latency_s[index],
-            **arrays,
-        )
-
 
 @dataclass(frozen=True, eq=False)
 class RoutingProblem:

@@ -221,11 +221,9 @@ def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.
 
 def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P95 per (policy, category) and a 95 % CI from the binomial spread of the order statistic's rank."""
-    n = np.maximum(mc.n, 1)[None, :]
-    half = Z * np.sqrt(0.95 * 0.05 / n)
-    q = hist_quantiles(mc.hist, [0.95])[..., 0]
-    lo = np.stack([hist_quantiles(mc.hist[:, c], [max(0.95 - half[0, c], 0)])[..., 0] for c in range(n.size)], 1)
-    hi = np.stack([hist_quantiles(mc.hist[:, c], [min(0.95 + half[0, c], 1)])[..., 0] for c in range(n.size)], 1)
+    half = Z * np.sqrt(0.95 * 0.05 / np.maximum(mc.n, 1))
+    ranks = np.stack([0.95 - half, np.full_like(half, 0.95), 0.95 + half], -1).clip(0, 1)  # (C, 3): per category
+    lo, q, hi = np.moveaxis(hist_quantiles(mc.hist, ranks), -1, 0)
     return q, lo, hi
 
 
@@ -255,6 +253,21 @@ def summarize(
     risk = ev.delivered_bad * tt.cost_bad + ev.failed * tt.cost_failed
     answered = weighted(ev.answered, w)
     calls = weighted(ev.calls, w)
+    per_category = {
+        "tokens": ev.token_cost.sum(-1),
+        "gate": ev.gate_cost,
+        "human_cost": ev.human_cost,
+        "quality": ev.quality,
+        "bad": ev.delivered_bad,
+        "failed": ev.failed,
+        "human": ev.human,
+        "latency": ev.latency,
+        "latency_mc": np.nan_to_num(mc.mean.latency),
+        "escalation": ev.escalation,
+        "fallback": ev.fallback,
+        "risk": risk,
+    }
+    tot = {k: weighted(v, w) for k, v in per_category.items()}  # traffic-weighted, (P,) each
     base_ix = ch.names.index(baseline) if baseline in ch.names else None
 
     results = []
@@ -291,24 +304,24 @@ def summarize(
                 cost_per_request_mc=float(cost_mc[p]),
                 cost_ci95=float(cost_ci[p]),
                 monthly_cost=float(total[p] * vol),
-                token_cost_monthly=float(weighted(ev.token_cost.sum(-1), w)[p] * vol),
-                gate_cost_monthly=float(weighted(ev.gate_cost, w)[p] * vol),
-                human_cost_monthly=float(weighted(ev.human_cost, w)[p] * vol),
-                quality=float(weighted(ev.quality, w)[p]),
+                token_cost_monthly=float(tot["tokens"][p] * vol),
+                gate_cost_monthly=float(tot["gate"][p] * vol),
+                human_cost_monthly=float(tot["human_cost"][p] * vol),
+                quality=float(tot["quality"][p]),
                 quality_mc=float(quality_mc[p]),
                 quality_ci95=float(quality_ci[p]),
-                delivered_bad=float(weighted(ev.delivered_bad, w)[p]),
-                failed=float(weighted(ev.failed, w)[p]),
-                human_review=float(weighted(ev.human, w)[p]),
-                latency_mean_s=float(weighted(ev.latency, w)[p]),
-                latency_mean_mc_s=float(weighted(np.nan_to_num(mc.mean.latency), w)[p]),
+                delivered_bad=float(tot["bad"][p]),
+                failed=float(tot["failed"][p]),
+                human_review=float(tot["human"][p]),
+                latency_mean_s=float(tot["latency"][p]),
+                latency_mean_mc_s=float(tot["latency_mc"][p]),
                 p50_s=float(pct[p, 0]),
                 p95_s=float(pct[p, 1]),
                 p99_s=float(pct[p, 2]),
-                escalation=float(weighted(ev.escalation, w)[p]),
-                fallback=float(weighted(ev.fallback, w)[p]),
-                risk_per_request=float(weighted(risk, w)[p]),
-                risk_monthly=float(weighted(risk, w)[p] * vol),
+                escalation=float(tot["escalation"][p]),
+                fallback=float(tot["fallback"][p]),
+                risk_per_request=float(tot["risk"][p]),
+                risk_monthly=float(tot["risk"][p] * vol),
                 answered={m: float(answered[p, i]) for i, m in enumerate(mt.names) if answered[p, i] > 0},
                 calls={m: float(calls[p, i]) for i, m in enumerate(mt.names) if calls[p, i] > 0},
                 categories=cats,

@@ -14,7 +14,6 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -709,11 +708,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "routecalc worksheet"
     return schema
-
-
-@dataclass(frozen=True)
-class WorksheetInfo:
-    """Where a worksheet came from: for provenance lines in reports and exports."""
-
-    path: str
-    sha256: str

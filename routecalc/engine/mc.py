@@ -60,7 +60,7 @@ def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float]) -> np.ndarray
 
     NaN where a histogram is empty.
     """
-    qs = np.asarray(qs, dtype=float)
+    qs = np.asarray(qs, dtype=float)  # (Q,), or (..., Q) broadcasting against the histograms' leading axes
     counts = np.asarray(hist, dtype=float)
     total = counts.sum(-1, keepdims=True)
     cum = np.cumsum(counts, axis=-1)
@@ -86,7 +86,7 @@ class _Acc:
     _SCALARS = ("cost", "cost2", "gate", "human_cost", "good", "bad", "failed", "human", "lat", "lat2", "esc", "fb")
 
     def __init__(self, P: int, C: int, M: int):
-        self.P, self.C, self.M = P, C, M
+        self.M = M
         self.n = np.zeros(C)
         self.s = {k: np.zeros((P, C)) for k in self._SCALARS}
         self.tokens = np.zeros((P, C, M))

@@ -203,14 +203,3 @@ def _csv_value(v: float | None) -> str:
 
 def comparison_json(c: Comparison) -> str:
     return json.dumps(c.to_dict(), indent=2, ensure_ascii=False)
-
-
-def comparison_markdown(c: Comparison) -> str:
-    """The side-by-side table as GitHub Markdown (for reports and pull requests)."""
-    rows = metric_rows(c)
-    head = "| Metric | " + " | ".join(_header(c, p).replace("\n", " ") for p in c.policies) + " |"
-    sep = "|---|" + "---:|" * len(c.policies)
-    lines = [head, sep]
-    for label, fmt in rows:
-        lines.append(f"| {label} | " + " | ".join(fmt(p).replace("|", "\\|") for p in c.policies) + " |")
-    return "\n".join(lines)
