@@ -17,7 +17,7 @@ from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direc
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
 from routecalc.errors import PolicyError
-from routecalc.format import money
+from routecalc.format import money, pct
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
@@ -380,6 +380,14 @@ def compare(
     )
 
 
+def stale_warnings(ws: Worksheet, today: dt.date) -> list[str]:
+    """The review-age warnings ``compare`` prints, one per stale category."""
+    return [
+        f"{name}: pass rates last reviewed {age} days ago (> {STALE_AFTER_DAYS}); re-run evals."
+        for name, age in stale_categories(ws, today)
+    ]
+
+
 def borderline_warnings(policies: list[PolicyResult], winner: str | None) -> list[str]:
     """Latency verdicts within Monte Carlo error that could change the decision.
 
@@ -435,8 +443,7 @@ def _warnings(
                 "would have timed out. Raise timeout_s or expect more failures."
             )
     if today is not None:
-        for name, age in stale_categories(ws, today):
-            warnings.append(f"{name}: pass rates last reviewed {age} days ago (> {STALE_AFTER_DAYS}); re-run evals.")
+        warnings += stale_warnings(ws, today)
     empty = [tt.names[c] for c in range(len(tt.names)) if mc.n[c] == 0 and tt.share[c] > 0]
     if empty:
         warnings.append(f"Monte Carlo drew no request of {', '.join(empty)}: raise --samples.")
@@ -446,25 +453,34 @@ def _warnings(
     return warnings, cascade_advisories(ws, problem, ev)
 
 
+def escalation_advisories(problem: RoutingProblem, ev: Metrics) -> list[str]:
+    """Cascade categories where more than 40 % of requests escalate: a direct route is likely better."""
+    ch, tt, names = problem.chains, problem.tasks, problem.models.names
+    out = []
+    for p, kind in enumerate(ch.kinds):
+        for c, cname in enumerate(tt.names):
+            steps = ch.model[p, c][ch.model[p, c] >= 0]
+            if kind == "cascade" and len(steps) >= 2 and ev.escalation[p, c] > ESCALATION_WARN:
+                out.append(
+                    f"{ch.names[p]} / {cname}: {pct(float(ev.escalation[p, c]))} of requests escalate "
+                    f"(> {ESCALATION_WARN:.0%}); routing {cname} straight to {names[int(steps[-1])]} is likely better."
+                )
+    return out
+
+
 def cascade_advisories(ws: Worksheet, problem: RoutingProblem, ev: Metrics) -> list[str]:
-    """Per cascade and category: escalation above 40 %, or a direct route to the last model that is cheaper or
+    """Per cascade and category: escalation above 40 %, and a direct route to the last model that is cheaper or
     faster at equal or better quality (both evaluated with the expected-value engine)."""
     ch, tt = problem.chains, problem.tasks
     cascades = [i for i, kind in enumerate(ch.kinds) if kind == "cascade"]
     if not cascades:
         return []
     direct = expected_values(direct_variants(ws, problem))
-    out = []
+    out = escalation_advisories(problem, ev)
     for j, p in enumerate(cascades):  # j: row of the direct variant of cascade p
         for c, cname in enumerate(tt.names):
             if (ch.model[p, c] >= 0).sum() < 2:
                 continue
-            esc = ev.escalation[p, c]
-            if esc > ESCALATION_WARN:
-                out.append(
-                    f"{ch.names[p]} / {cname}: {esc:.0%} of requests escalate (> {ESCALATION_WARN:.0%}); "
-                    "routing straight to the last model is likely better."
-                )
             dq, dc, dl = direct.quality[j, c], direct.cost[j, c], direct.latency[j, c]
             cheaper, faster = dc < ev.cost[p, c], dl < ev.latency[p, c]
             if dq >= ev.quality[p, c] - 1e-9 and (cheaper or faster):

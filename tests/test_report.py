@@ -18,6 +18,7 @@ import routecalc
 from routecalc.cli import app
 from routecalc.report import build, charts
 from routecalc.report.document import Bullets, Document, Paragraph, Strong, md_escape, runs, to_markdown
+from routecalc.results import escalation_advisories
 from tests.conftest import TODAY, shipped_worksheets
 
 runner = CliRunner()
@@ -179,7 +180,7 @@ def test_escalating_cascade_and_no_winner(tmp_path: Path) -> None:
     ws = routecalc.load_worksheet(path)
     cmp = routecalc.compare(ws, samples=20_000, seed=1, today=TODAY)
     assert cmp.winner is None
-    warnings = build.escalation_warnings(cmp)
+    warnings = escalation_advisories(cmp.problem, cmp.ev)
     assert len(warnings) == 1 and warnings[0].startswith("cascade / hard: ")
     assert "straight to strong" in warnings[0]
     esc = cmp.policy("cascade").escalation

@@ -40,7 +40,9 @@ from routecalc.results import (
     STALE_AFTER_DAYS,
     Comparison,
     PolicyResult,
+    escalation_advisories,
     stale_categories,
+    stale_warnings,
 )
 from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated
 
@@ -253,24 +255,6 @@ def _comparison_table(c: Comparison) -> list[Block]:
     ]
 
 
-def escalation_warnings(c: Comparison) -> list[str]:
-    """Cascade steps where more than 40 % of a category's requests escalate: a direct route is likely better."""
-    ch, ev, names = c.problem.chains, c.ev, c.problem.models.names
-    out = []
-    for p in c.policies:
-        if p.kind != "cascade":
-            continue
-        ix = ch.names.index(p.name)
-        for k, cat in enumerate(c.problem.tasks.names):
-            steps = ch.model[ix, k][ch.model[ix, k] >= 0]
-            if len(steps) >= 2 and ev.escalation[ix, k] > ESCALATION_WARN:
-                out.append(
-                    f"{p.name} / {cat}: {pct(float(ev.escalation[ix, k]))} of requests escalate "
-                    f"(> {ESCALATION_WARN:.0%}); routing {cat} straight to {names[int(steps[-1])]} is likely better."
-                )
-    return out
-
-
 def target_misses(c: Comparison) -> list[str]:
     """Every (policy, category) that misses its quality threshold or P95 budget, as a sentence."""
     out = []
@@ -296,11 +280,10 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
         f"(> {STALE_AFTER_DAYS}); re-run the evals."
         for name, age in stale_categories(ws, today)
     ]
-    escalation = escalation_warnings(c)
+    escalation = escalation_advisories(c.problem, c.ev)
     misses = target_misses(c)
-    stale_names = [n for n, _ in stale_categories(ws, today)]
-    other = [w for w in c.warnings if not any(w.startswith(f"{n}: pass rates last reviewed") for n in stale_names)]
-    other += [a for a in c.advisories if "of requests escalate" not in a]
+    shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
+    other = [w for w in (*c.warnings, *c.advisories) if w not in shown]
     blocks: list[Block] = [Heading(1, "Warnings")]
     for title, items, none in (
         (f"Evals older than {STALE_AFTER_DAYS} days", stale, "None: every category was reviewed recently."),
