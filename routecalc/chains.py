@@ -1,8 +1,10 @@
 """Compile a worksheet into arrays: every policy becomes, per category, an ordered chain of steps.
 
 Static is a chain of one; cascade gates every step and escalates on reject; fallback moves on only on
-provider failure; ``chain`` spells the steps out. All kinds land in the same ``(P, C, S)`` arrays, so the
-engines never look at policy kinds.
+provider failure; ``chain`` spells the steps out. All kinds land in the same ``(P, C, L, S)`` arrays
+(policies, categories, lanes, steps), so the engines never look at policy kinds. A *lane* is one of several
+routes a policy may take within a category (a rule, a classifier's prediction, a weighted split), with its
+share of the category's requests; a plain policy has one lane.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from routecalc.outcomes import OutcomeStates, outcome_states
 from routecalc.worksheet import Band, PolicySpec, Worksheet, step_gated
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
@@ -43,7 +46,10 @@ class ModelTable:
 
 @dataclass(frozen=True, eq=False)
 class TaskTable:
-    """Per-category parameters, shape ``(C,)`` (``pass_rate`` is ``(C, M)``, NaN where not given)."""
+    """Per-category parameters, shape ``(C,)`` (``pass_rate`` is ``(C, M)``, NaN where not given).
+
+    ``pass_rate`` holds the marginal pass rates; the joint law the engines use is ``RoutingProblem.outcomes``.
+    """
 
     names: tuple[str, ...]
     share: np.ndarray
@@ -68,7 +74,10 @@ class TaskTable:
 
 @dataclass(frozen=True, eq=False)
 class ChainTable:
-    """Per-policy chains, shape ``(P, C, S)``; ``model == -1`` pads chains shorter than S."""
+    """Per-policy chains, shape ``(P, C, L, S)``; ``model == -1`` pads chains shorter than S.
+
+    ``lane_weight`` ``(P, C, L)``: the share of a category's requests each lane takes (sums to 1 over L).
+    """
 
     names: tuple[str, ...]
     kinds: tuple[str, ...]
@@ -77,13 +86,32 @@ class ChainTable:
     retries: np.ndarray
     on_reject: np.ndarray
     on_failure: np.ndarray
+    lane_weight: np.ndarray
     backoff_s: np.ndarray  # (P,)
     human_cost: np.ndarray  # (P,)
     human_latency_s: np.ndarray  # (P,)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(P, C, L, S)``."""
         return self.model.shape  # type: ignore[return-value]
+
+    def select(self, policies: np.ndarray | list[int]) -> ChainTable:
+        """The same chains for a subset (or reordering) of policies."""
+        ix = np.asarray(policies, dtype=np.int64)
+        return ChainTable(
+            names=tuple(self.names[i] for i in ix),
+            kinds=tuple(self.kinds[i] for i in ix),
+            model=self.model[ix],
+            gated=self.gated[ix],
+            retries=self.retries[ix],
+            on_reject=self.on_reject[ix],
+            on_failure=self.on_failure[ix],
+            lane_weight=self.lane_weight[ix],
+            backoff_s=self.backoff_s[ix],
+            human_cost=self.human_cost[ix],
+            human_latency_s=self.human_latency_s[ix],
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +121,7 @@ class RoutingProblem:
     models: ModelTable
     tasks: TaskTable
     chains: ChainTable
+    outcomes: OutcomeStates
     bill_failed_input: bool
     requests_per_month: float
     currency: str
@@ -144,14 +173,12 @@ def task_table(ws: Worksheet) -> TaskTable:
     share = np.array(ws.shares, dtype=float)
     x = np.array([_band(t.tokens_in) for t in ws.tasks], dtype=float).reshape(-1, 3)
     y = np.array([_band(t.tokens_out) for t in ws.tasks], dtype=float).reshape(-1, 3)
-    q = np.array([[t.pass_rates.get(n, np.nan) for n in names] for t in ws.tasks], dtype=float)
+    q = np.array([[t.rates.get(n, np.nan) for n in names] for t in ws.tasks], dtype=float)
     q = q.reshape(len(ws.tasks), len(names))
 
     def v(attr: str, default: float = 0.0) -> np.ndarray:
-        return np.array(
-            [getattr(t.validator, attr) if t.validator is not None else default for t in ws.tasks],
-            dtype=float,
-        )
+        vals = [getattr(t.validator, attr) if t.validator is not None else default for t in ws.tasks]
+        return np.array([getattr(val, "rate", val) for val in vals], dtype=float)
 
     def opt(attr: str, default: float) -> np.ndarray:
         vals = [getattr(t, attr) for t in ws.tasks]
@@ -189,7 +216,7 @@ def static_policy(name: str, routes: dict[str, str], description: str | None = N
 
 
 def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = ()) -> ChainTable:
-    """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, S)`` arrays.
+    """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, L, S)`` arrays (one lane each).
 
     A step's triggers default to the next step; past the last step a failure fails the request and a reject
     goes to the policy's ``final_reject``. Steps inherit the policy's retries, then the worksheet default.
@@ -199,22 +226,23 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = ()) -> ChainTable:
     policies = [*ws.policies, *extra]
     P, C = len(policies), len(cats)
     S = max((len(pol.routes[c]) for pol in policies for c in cats), default=1)
-    model = np.full((P, C, S), -1, dtype=np.int64)
-    gated = np.zeros((P, C, S), dtype=bool)
-    retries = np.zeros((P, C, S), dtype=np.int64)
-    on_reject = np.full((P, C, S), FAIL, dtype=np.int64)
-    on_failure = np.full((P, C, S), FAIL, dtype=np.int64)
+    L = 1
+    model = np.full((P, C, L, S), -1, dtype=np.int64)
+    gated = np.zeros((P, C, L, S), dtype=bool)
+    retries = np.zeros((P, C, L, S), dtype=np.int64)
+    on_reject = np.full((P, C, L, S), FAIL, dtype=np.int64)
+    on_failure = np.full((P, C, L, S), FAIL, dtype=np.int64)
     for p, pol in enumerate(policies):
         policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
             steps = pol.routes[cat]
             for s, step in enumerate(steps):
                 last = s + 1 == len(steps)
-                model[p, c, s] = model_ix[step.model]
-                gated[p, c, s] = step_gated(pol, step, s, len(steps))
-                retries[p, c, s] = step.retries if step.retries is not None else policy_retries
-                on_failure[p, c, s] = _target(step.on_failure, FAIL if last else s + 1)
-                on_reject[p, c, s] = _target(step.on_reject, _TARGET[pol.final_reject] if last else s + 1)
+                model[p, c, 0, s] = model_ix[step.model]
+                gated[p, c, 0, s] = step_gated(pol, step, s, len(steps))
+                retries[p, c, 0, s] = step.retries if step.retries is not None else policy_retries
+                on_failure[p, c, 0, s] = _target(step.on_failure, FAIL if last else s + 1)
+                on_reject[p, c, 0, s] = _target(step.on_reject, _TARGET[pol.final_reject] if last else s + 1)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
@@ -224,6 +252,7 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = ()) -> ChainTable:
         retries=retries,
         on_reject=on_reject,
         on_failure=on_failure,
+        lane_weight=np.ones((P, C, L)),
         backoff_s=np.full(P, ws.defaults.backoff_s, dtype=float),
         human_cost=np.array([h.cost if h else 0.0 for h in human], dtype=float),
         human_latency_s=np.array([h.latency_s if h else 0.0 for h in human], dtype=float),
@@ -245,11 +274,12 @@ def strongest_model(ws: Worksheet) -> str | None:
     """
     shares = ws.shares
     k = ws.tokens_per_price_unit
+    rates = [t.rates for t in ws.tasks]
     best: tuple[float, float, str] | None = None
     for m in ws.models:
-        if not all(m.name in t.pass_rates for t in ws.tasks):
+        if not all(m.name in r for r in rates):
             continue
-        quality = sum(s * t.pass_rates[m.name] for s, t in zip(shares, ws.tasks, strict=True))
+        quality = sum(s * r[m.name] for s, r in zip(shares, rates, strict=True))
         cost = sum(
             s * (t.tokens_in.expected * m.price_in + t.tokens_out.expected * m.output_ratio * m.price_out) / k
             for s, t in zip(shares, ws.tasks, strict=True)
@@ -270,6 +300,7 @@ def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingP
         models=model_table(ws),
         tasks=task_table(ws),
         chains=chain_table(ws, extra),
+        outcomes=outcome_states(ws),
         bill_failed_input=ws.defaults.bill_failed_input,
         requests_per_month=ws.volume.per_month,
         currency=ws.currency,

@@ -18,7 +18,6 @@ from typing import Any
 
 from routecalc.chains import compile_worksheet
 from routecalc.engine.ev import expected_values
-from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.errors import InputError, PolicyError
 from routecalc.format import count, money, pct, signed_money, signed_pct
 from routecalc.prices import FieldChange
@@ -157,6 +156,7 @@ class WorksheetDiff:
     samples: int
     seed: int
     today: dt.date
+    hist_rel_error: float  # one histogram bin, relative (the coarser side's)
 
     @property
     def flips(self) -> bool:
@@ -231,7 +231,7 @@ class WorksheetDiff:
                     "samples": self.samples,
                     "seed": self.seed,
                     "common_random_numbers": True,
-                    "percentile_histogram_relative_error": HIST_REL_ERROR,
+                    "percentile_histogram_relative_error": self.hist_rel_error,
                 },
                 "today": self.today.isoformat(),
             }
@@ -249,11 +249,16 @@ def _policy_or_none(c: Comparison, name: str) -> PolicyResult | None:
         return None
 
 
-def _p95_noise(p: PolicyResult) -> float:
+def _p95_noise(p: PolicyResult, bin_error: float) -> float:
     """A conservative P95 resolution: histogram bin error plus the share-weighted CI half-width of the
     category P95s (each side's own CI; with common random numbers the difference is usually sharper)."""
     half = sum(c.share * (c.p95_ci_s[1] - c.p95_ci_s[0]) / 2 for c in p.categories)
-    return HIST_REL_ERROR * p.p95_s + half
+    return bin_error * p.p95_s + half
+
+
+def _bin_error(old: Comparison, new: Comparison) -> float:
+    """One histogram bin (relative) of the coarser of the two runs."""
+    return max(old.mc.hist_rel_error, new.mc.hist_rel_error)
 
 
 def _policy_deltas(old: Comparison, new: Comparison) -> list[PolicyDelta]:
@@ -263,7 +268,8 @@ def _policy_deltas(old: Comparison, new: Comparison) -> list[PolicyDelta]:
         a, b = _policy_or_none(old, name), _policy_or_none(new, name)
         ref = b or a
         assert ref is not None
-        noise = max(_p95_noise(a) if a else 0.0, _p95_noise(b) if b else 0.0)
+        bin_error = _bin_error(old, new)
+        noise = max(_p95_noise(a, bin_error) if a else 0.0, _p95_noise(b, bin_error) if b else 0.0)
         out.append(
             PolicyDelta(
                 name=name,
@@ -400,16 +406,20 @@ def _changed_inputs(old_ws: Worksheet, new_ws: Worksheet) -> list[tuple[str, str
         if o is None:
             continue
         known = {m.name for m in old_ws.models}  # rates for an added model come with "model added"
-        if {k: v for k, v in o.pass_rates.items() if k in known} != {
-            k: v for k, v in t.pass_rates.items() if k in known
-        }:
-            keys = sorted((o.pass_rates.keys() | t.pass_rates.keys()) & known)
-            detail = ", ".join(
-                f"{m} {_opt_pct(o.pass_rates.get(m))} → {_opt_pct(t.pass_rates.get(m))}"
+        o_rates, t_rates = o.rates, t.rates
+        if {k: v for k, v in o_rates.items() if k in known} != {k: v for k, v in t_rates.items() if k in known} or (
+            o.outcomes != t.outcomes
+        ):
+            keys = sorted((o_rates.keys() | t_rates.keys()) & known)
+            changed = [
+                f"{m} {_opt_pct(o_rates.get(m))} → {_opt_pct(t_rates.get(m))}"
                 for m in keys
-                if o.pass_rates.get(m) != t.pass_rates.get(m)
-            )
-            hybrid = _replace_task(old_ws, o.model_copy(update={"pass_rates": t.pass_rates}))
+                if o_rates.get(m) != t_rates.get(m)
+            ]
+            if o.outcomes != t.outcomes:
+                changed.append("joint outcomes changed")
+            detail = ", ".join(changed)
+            hybrid = _replace_task(old_ws, o.model_copy(update={"pass_rates": t.pass_rates, "outcomes": t.outcomes}))
             out.append((f"pass rates: {name}", detail, hybrid))
         settings = [f for f in _TASK_SETTINGS if getattr(o, f) != getattr(t, f)]
         if settings:
@@ -605,7 +615,7 @@ def _noisy_latency(old: Comparison, new: Comparison, policy: str) -> list[str]:
 
     def near(c: Any) -> bool:
         lo, hi = c.p95_ci_s
-        bin_ = HIST_REL_ERROR  # a quantile interpolated inside a bin can be off by up to a whole bin
+        bin_ = _bin_error(old, new)  # a quantile interpolated inside a bin can be off by up to a whole bin
         return c.budget_s is not None and lo * (1 - bin_) <= c.budget_s <= hi * (1 + bin_)
 
     a, b = _policy_or_none(old, policy), _policy_or_none(new, policy)
@@ -683,4 +693,5 @@ def diff_comparisons(
         samples=new.samples,
         seed=new.seed,
         today=today,
+        hist_rel_error=_bin_error(old, new),
     )

@@ -15,7 +15,7 @@ import numpy as np
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
-from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
+from routecalc.engine.mc import MonteCarlo, simulate
 from routecalc.errors import PolicyError
 from routecalc.format import money, pct
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
@@ -180,7 +180,7 @@ class Comparison:
             "monte_carlo": {
                 "samples": self.samples,
                 "seed": self.seed,
-                "percentile_histogram_relative_error": HIST_REL_ERROR,
+                "percentile_histogram_relative_error": self.mc.hist_rel_error,
             },
             "warnings": self.warnings,
             "advisories": self.advisories,
@@ -216,14 +216,14 @@ def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.
     """Latency quantiles over all traffic ``(P, Q)``: category histograms mixed by traffic share."""
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(mc.n > 0, share / np.maximum(mc.n, 1), 0.0)
-    return hist_quantiles((mc.hist * w[None, :, None]).sum(1), qs)
+    return mc.quantiles((mc.hist * w[None, :, None]).sum(1), qs)
 
 
 def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P95 per (policy, category) and a 95 % CI from the binomial spread of the order statistic's rank."""
     half = Z * np.sqrt(0.95 * 0.05 / np.maximum(mc.n, 1))
     ranks = np.stack([0.95 - half, np.full_like(half, 0.95), 0.95 + half], -1).clip(0, 1)  # (C, 3): per category
-    lo, q, hi = np.moveaxis(hist_quantiles(mc.hist, ranks), -1, 0)
+    lo, q, hi = np.moveaxis(mc.quantiles(mc.hist, ranks), -1, 0)
     return q, lo, hi
 
 

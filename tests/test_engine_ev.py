@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -156,3 +159,53 @@ def test_strongest_model_ties_go_to_the_cheaper() -> None:
     assert strongest_model(ws) == "small"
     sheet["tasks"][0]["pass_rates"]["large"] = 0.91
     assert strongest_model(routecalc.validate_worksheet(sheet)) == "large"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bit-for-bit: the expected-value arrays of routecalc 0.1.0 (independence, one lane), saved as JSON by the
+# 0.1.0 engine before the joint-outcome and lane axes were added. Independence must not move a single bit.
+
+EV_GOLDEN = Path(__file__).parent / "golden" / "ev"
+EV_FIELDS = (
+    "token_cost",
+    "gate_cost",
+    "human_cost",
+    "quality",
+    "delivered_bad",
+    "failed",
+    "human",
+    "latency",
+    "escalation",
+    "fallback",
+    "answered",
+    "calls",
+)
+
+
+def _golden_sheets() -> dict[str, routecalc.Worksheet]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    from workload import benchmark_worksheet
+
+    from tests.test_engine_mc import rich_sheet
+
+    sheets = {
+        p.stem: routecalc.load_worksheet(p)
+        for p in sorted((Path(__file__).parent.parent / "worksheets").glob("*.yaml"))
+    }
+    sheets["benchmark"] = routecalc.validate_worksheet(benchmark_worksheet())
+    sheets["mc-rich"] = routecalc.validate_worksheet(rich_sheet())
+    return sheets
+
+
+@pytest.mark.parametrize("name", ["rag-assistant", "structured-extraction", "support-triage", "benchmark", "mc-rich"])
+def test_independence_is_bit_for_bit_the_0_1_engine(name: str) -> None:
+    ws = _golden_sheets()[name]
+    ev = routecalc.expected_values(routecalc.compile_worksheet(ws))
+    golden = json.loads((EV_GOLDEN / f"{name}.json").read_text())
+    for field in EV_FIELDS:
+        got = getattr(ev, field)
+        want = np.array(golden[field])
+        assert got.shape == want.shape, field
+        assert np.array_equal(got, want), f"{name}.{field} moved: max diff {np.abs(got - want).max():.3g}"

@@ -157,3 +157,98 @@ def test_hist_quantiles_on_a_hand_made_histogram() -> None:
     assert q[1] == pytest.approx(LAT_MIN_S * 10 ** ((one_second_bin + 0.5) / BINS_PER_DECADE))
     assert q[0] == pytest.approx(1.0) and q[2] == pytest.approx(10 ** (1 / BINS_PER_DECADE))
     assert np.isnan(hist_quantiles(np.zeros(5), [0.5])[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Joint outcomes: a table over three models on x, latent difficulty on y
+
+
+def joint_sheet() -> dict:
+    sheet = rich_sheet()
+    x, y = sheet["tasks"]
+    del x["pass_rates"]  # the table defines them: a 0.7, b 0.85, c 0.95 (out of 100)
+    x["outcomes"] = {
+        "models": ["a", "b", "c"],
+        "patterns": [
+            {"passed": ["a", "b", "c"], "count": 66},
+            {"passed": ["a", "c"], "count": 3},
+            {"passed": ["a", "b"], "count": 1},
+            {"passed": ["b", "c"], "count": 16},
+            {"passed": ["b"], "count": 2},
+            {"passed": ["c"], "count": 10},
+            {"passed": [], "count": 2},
+        ],
+    }
+    y["outcomes"] = {"correlation": 0.6}
+    return sheet
+
+
+@pytest.fixture(scope="module")
+def joint_engines() -> tuple[routecalc.RoutingProblem, routecalc.Metrics, routecalc.MonteCarlo]:
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(joint_sheet()))
+    return (
+        problem,
+        routecalc.expected_values(problem),
+        routecalc.simulate(problem, SAMPLES, np.random.default_rng(SEED)),
+    )
+
+
+def test_joint_sheet_marginals() -> None:
+    ws = routecalc.validate_worksheet(joint_sheet())
+    assert ws.tasks[0].rates == pytest.approx({"a": 0.70, "b": 0.85, "c": 0.95})
+
+
+@pytest.mark.parametrize("policy", ["static", "cascade", "fallback", "cascade-human", "chain"])
+@pytest.mark.parametrize("metric", ["cost", "latency", *RATES])
+def test_mc_agrees_with_ev_under_joint_outcomes(joint_engines, policy: str, metric: str) -> None:
+    test_mc_agrees_with_ev_within_4_sigma(joint_engines, policy, metric)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Same seed, same bytes: whatever the number of threads, and with or without the compiled walk
+
+MC_ARRAYS = ("n", "cost_sd", "latency_sd", "hist", "model_successes", "model_slow")
+MC_MEANS = ("token_cost", "gate_cost", "human_cost", "quality", "delivered_bad", "failed", "human", "latency",
+            "escalation", "fallback", "answered", "calls")  # fmt: skip
+
+
+def assert_identical(a: routecalc.MonteCarlo, b: routecalc.MonteCarlo) -> None:
+    for name in MC_ARRAYS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in MC_MEANS:
+        np.testing.assert_array_equal(getattr(a.mean, name), getattr(b.mean, name), err_msg=name)
+
+
+@pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])
+def test_threads_do_not_change_a_bit(make) -> None:
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
+    n = 3 * CHUNK + 1_234
+    one = routecalc.simulate(problem, n, np.random.default_rng(9), threads=1, engine="numpy")
+    two = routecalc.simulate(problem, n, np.random.default_rng(9), threads=2, engine="numpy")
+    assert_identical(one, two)
+
+
+@pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])
+def test_compiled_walk_gives_the_same_bytes(make) -> None:
+    from routecalc.engine.walk import numba_available
+
+    if not numba_available():
+        pytest.skip("numba is not installed (pip install routecalc[fast])")
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
+    n = 2 * CHUNK + 77
+    plain = routecalc.simulate(problem, n, np.random.default_rng(4), threads=1, engine="numpy")
+    compiled = routecalc.simulate(problem, n, np.random.default_rng(4), threads=2, engine="numba")
+    assert_identical(plain, compiled)
+
+
+def test_rng_spawn_contract() -> None:
+    """Chunk i uses the i-th child of rng.spawn: a run on a spawned-from generator differs, and the parent
+    is left as rng.spawn(n_chunks) leaves it."""
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(rich_sheet()))
+    rng = np.random.default_rng(5)
+    first = routecalc.simulate(problem, 2 * CHUNK, rng)
+    assert rng.bit_generator.seed_seq.n_children_spawned == 2
+    second = routecalc.simulate(problem, 2 * CHUNK, rng)
+    assert not np.array_equal(first.mean.cost, second.mean.cost)
+    with pytest.raises(ValueError, match="engine must be"):
+        routecalc.simulate(problem, 10, np.random.default_rng(0), engine="fortran")

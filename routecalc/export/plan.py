@@ -301,11 +301,11 @@ def _context_fallback(ws: Worksheet, task_name: str, chain: list[str], needed: f
     others = [
         m
         for m in ws.models
-        if m.name in task.pass_rates and m.context_window is not None and m.context_window > first.context_window
+        if m.name in task.rates and m.context_window is not None and m.context_window > first.context_window
     ]
     if not others:
         return False
-    return max(others, key=lambda m: (m.context_window, task.pass_rates[m.name], m.name)).name
+    return max(others, key=lambda m: (m.context_window, task.rates[m.name], m.name)).name
 
 
 def build_plan(
@@ -363,7 +363,7 @@ def build_plan(
         slugs[sl] = task.name
         v = task.validator
         gate = (
-            GatePlan(v.catch, v.false_reject, v.cost_per_call, v.cost_per_1m_tokens, v.latency_s)
+            GatePlan(v.catch.rate, v.false_reject.rate, v.cost_per_call, v.cost_per_1m_tokens, v.latency_s)
             if v is not None and any(st.gated for st in steps)
             else None
         )

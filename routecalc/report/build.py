@@ -16,7 +16,6 @@ import numpy as np
 
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST
-from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.report import charts
 from routecalc.report.document import (
@@ -357,7 +356,7 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
         f"Defaults: {_retries(d.retries)} per step, {seconds(d.backoff_s)} backoff per retry, failed tries "
         f"{'bill' if d.bill_failed_input else 'do not bill'} their input tokens.",
         f"Monte Carlo: {count(c.samples)} requests, seed {c.seed}; latency percentiles within "
-        f"±{HIST_REL_ERROR:.1%} (histogram resolution). Means come from the closed-form expected-value engine.",
+        f"±{c.mc.hist_rel_error:.1%} (histogram resolution). Means come from the closed-form expected-value engine.",
         "Budgets are P95 targets per category (failed requests included); thresholds compare with the share of "
         "a category's requests answered well (human review counts as good, failures as not good).",
     ]
@@ -391,14 +390,12 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
         for t, share in zip(ws.tasks, ws.shares, strict=True)
     )
     model_names = [m.name for m in ws.models]
-    pass_rates = tuple(
-        (t.name, *(pct(t.pass_rates[m], 1) if m in t.pass_rates else "—" for m in model_names)) for t in ws.tasks
-    )
+    pass_rates = tuple((t.name, *(pct(t.rates[m], 1) if m in t.rates else "—" for m in model_names)) for t in ws.tasks)
     validators = tuple(
         (
             t.name,
-            pct(t.validator.catch, 1),
-            pct(t.validator.false_reject, 1),
+            pct(t.validator.catch.rate, 1),
+            pct(t.validator.false_reject.rate, 1),
             money(t.validator.cost_per_call, cur),
             money(t.validator.cost_per_1m_tokens, cur),
             seconds(t.validator.latency_s),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from routecalc.engine.mc import HIST_REL_ERROR, histogram_edges
+from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.format import count, money, pct, seconds
 from routecalc.results import Comparison, weighted
 
@@ -190,7 +190,7 @@ def latency_cdf(c: Comparison, policy: str) -> tuple[np.ndarray, np.ndarray]:
     mixed = (mc.hist[p] * w[:, None]).sum(0)
     cdf = np.concatenate([[0.0], np.cumsum(mixed)])
     total = cdf[-1]
-    return histogram_edges(), (cdf / total if total > 0 else cdf)
+    return c.mc.edges, (cdf / total if total > 0 else cdf)
 
 
 def cdf_quantile(edges: np.ndarray, cdf: np.ndarray, q: float) -> float:

@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from routecalc.diff import MAX_MOVERS, UNIT_LABEL, InputEffect, PolicyDelta, WorksheetDiff
-from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
 from routecalc.results import STALE_AFTER_DAYS
 
@@ -125,7 +124,7 @@ def _footnote(d: WorksheetDiff) -> str:
         f"★ = winner, ☆ = winner before (cheapest policy meeting every target). Costs, savings and quality: expected-value engine "
         f"(exact under the model). P95: Monte Carlo, the same {count(d.samples)} requests and seed {d.seed} on both "
         f"sides (common random numbers); changes marked ≈ are below its resolution (one histogram bin, "
-        f"{HIST_REL_ERROR:.1%}, plus the P95's 95% CI) and are noise. Inputs: one changed at a time from the old worksheet."
+        f"{d.hist_rel_error:.1%}, plus the P95's 95% CI) and are noise. Inputs: one changed at a time from the old worksheet."
     )
 
 

@@ -12,7 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
 from routecalc.results import Comparison, PolicyResult
 from routecalc.worksheet import DAYS_PER_MONTH
@@ -138,7 +137,7 @@ def verdict(c: Comparison) -> str:
 def footnote(c: Comparison) -> str:
     return (
         f"Means from the expected-value engine (exact under the model). Percentiles and P95 budget checks from "
-        f"Monte Carlo: {count(c.samples)} requests, seed {c.seed}, histogram resolution ±{HIST_REL_ERROR:.1%}. "
+        f"Monte Carlo: {count(c.samples)} requests, seed {c.seed}, histogram resolution ±{c.mc.hist_rel_error:.1%}. "
         f"1 month = {DAYS_PER_MONTH:.4f} days."
     )
 

@@ -72,6 +72,13 @@ def cross_checks(
         for m in t.pass_rates:
             if models_listed and m not in model_names:
                 problems.append(Problem(f"tasks[{i}].pass_rates.{m}", f"unknown model {m!r}"))
+        if models_listed and t.outcomes is not None:
+            o, base = t.outcomes, f"tasks[{i}].outcomes"
+            refs = [(f"{base}.models[{j}]", m) for j, m in enumerate(o.models or [])]
+            if o.conditional is not None:
+                refs += [(f"{base}.conditional.model", o.conditional.model)]
+                refs += [(f"{base}.conditional.given_failed", o.conditional.given_failed)]
+            problems += [Problem(path, f"unknown model {m!r}") for path, m in refs if m not in model_names]
 
     for i, pol in policies:
         base = f"policies[{i}]"
@@ -98,7 +105,7 @@ def cross_checks(
                 if step.model not in model_names:
                     if models_listed:
                         problems.append(Problem(f"{spath}.model", f"unknown model {step.model!r}"))
-                elif task is not None and step.model not in task.pass_rates:
+                elif task is not None and step.model not in task.rates:
                     problems.append(
                         Problem(
                             f"{spath}.model",

@@ -75,6 +75,8 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem
     problems = []
     for e in err.errors(include_url=False):
         loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        if loc and loc[-1] == "rate":  # a probability written as a number: report it where it was written
+            loc = loc[:-1]
         msg = re.sub(r" or instance of \w+", "", e["msg"].removeprefix("Value error, "))
         if e["type"] == "missing":
             msg = "required field is missing"

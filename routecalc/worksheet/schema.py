@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -115,14 +115,174 @@ class ModelSpec(_Strict):
     tpm: Annotated[int, Field(gt=0)] | None = None
 
 
+class Rate(_Strict):
+    """A probability, optionally with the eval counts behind it: a number, or ``{<k>: passed, of: n}``.
+
+    ``rate`` is ``k / n`` when counts are given; the counts make it a Beta(1 + k, 1 + n - k) posterior for
+    ``--uncertainty``. Subclasses name the count key (``passed``, ``caught``, ``rejected``).
+    """
+
+    count_key: ClassVar[str] = "k"
+    rate: Probability
+    k: Annotated[int, Field(ge=0)] | None = None
+    n: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"rate": data}
+        if isinstance(data, dict) and "rate" not in data and (cls.count_key in data or "of" in data):
+            extra = sorted(str(key) for key in data if key not in (cls.count_key, "of"))
+            if extra:
+                raise ValueError(f"unknown key(s) {', '.join(extra)}: give a number or {{{cls.count_key}: k, of: n}}")
+            k, n = data.get(cls.count_key), data.get("of")
+            if not (_is_int(k) and _is_int(n)):
+                raise ValueError(
+                    f"{{{cls.count_key}: k, of: n}} needs two whole numbers (got {_short(k)}, {_short(n)})"
+                )
+            if n <= 0 or not 0 <= k <= n:
+                raise ValueError(f"{cls.count_key} must be between 0 and of, and of > 0 (got {k} of {n})")
+            return {"rate": k / n, "k": k, "n": n}
+        if isinstance(data, dict):
+            raise ValueError(f"give a number or {{{cls.count_key}: k, of: n}}")
+        return data
+
+    @property
+    def counted(self) -> bool:
+        return self.n is not None
+
+
+class PassRate(Rate):
+    """A model's pass rate on a category: ``0.93`` or ``{passed: 930, of: 1000}``."""
+
+    count_key: ClassVar[str] = "passed"
+
+
+class CatchRate(Rate):
+    """A validator's catch rate: ``0.85`` or ``{caught: 85, of: 100}`` (bad answers caught of bad answers seen)."""
+
+    count_key: ClassVar[str] = "caught"
+
+
+class FalseRejectRate(Rate):
+    """A validator's false-reject rate: ``0.03`` or ``{rejected: 3, of: 100}`` (good answers rejected of seen)."""
+
+    count_key: ClassVar[str] = "rejected"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class Validator(_Strict):
     """A quality gate: catches a bad answer with ``catch``, rejects a good one with ``false_reject``."""
 
-    catch: Probability
-    false_reject: Probability
+    catch: CatchRate
+    false_reject: FalseRejectRate
     cost_per_call: NonNegative = 0.0
     cost_per_1m_tokens: NonNegative = 0.0
     latency_s: NonNegative = 0.0
+
+
+class Pattern(_Strict):
+    """One row of an outcome table: the models of ``outcomes.models`` that pass (the others fail), and how often."""
+
+    passed: list[Annotated[str, Field(min_length=1)]]
+    count: Annotated[int, Field(ge=0)] | None = None
+    p: Probability | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Pattern:
+        if (self.count is None) == (self.p is None):
+            raise ValueError("give exactly one of count, p")
+        return self
+
+
+class Conditional(_Strict):
+    """Shorthand for a two-model table: ``model`` passes ``pass_rate`` of the requests ``given_failed`` failed."""
+
+    model: Annotated[str, Field(min_length=1)]
+    given_failed: Annotated[str, Field(min_length=1)]
+    pass_rate: PassRate
+
+
+MAX_CORRELATION = 0.999  # rho -> 1 makes the latent-difficulty integral a step function
+
+
+class Outcomes(_Strict):
+    """The joint law of pass/fail across models in a category (default: independent).
+
+    ``correlation``: one-factor latent difficulty (Gaussian copula), 0 = independent; or an explicit table
+    ``models`` + ``patterns`` (counts or probabilities of each pass/fail pattern, as ``calibrate`` writes it); or
+    ``conditional``: one model's pass rate on the requests another failed.
+    """
+
+    correlation: Annotated[float, Field(ge=0.0, le=MAX_CORRELATION)] | None = None
+    models: list[Annotated[str, Field(min_length=1)]] | None = None
+    patterns: list[Pattern] | None = None
+    conditional: Conditional | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Outcomes:
+        given = [k for k in ("correlation", "patterns", "conditional") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of correlation, patterns (with models), conditional")
+        if (self.models is not None) != (self.patterns is not None):
+            raise ValueError("an outcome table needs both models and patterns")
+        if self.patterns is not None:
+            self._check_table()
+        return self
+
+    def _check_table(self) -> None:
+        models = self.models or []
+        if len(set(models)) != len(models):
+            raise ValueError("outcomes.models lists a model twice")
+        if len(models) > MAX_TABLE_MODELS:
+            raise ValueError(f"an outcome table covers at most {MAX_TABLE_MODELS} models")
+        known = set(models)
+        seen: set[frozenset[str]] = set()
+        for i, pat in enumerate(self.patterns or []):
+            unknown = [m for m in pat.passed if m not in known]
+            if unknown:
+                raise ValueError(f"patterns[{i}].passed names {_short(unknown[0])}, not in outcomes.models")
+            key = frozenset(pat.passed)
+            if key in seen or len(key) != len(pat.passed):
+                raise ValueError(f"patterns[{i}] repeats a pattern (or a model within it)")
+            seen.add(key)
+        counts = [p.count for p in self.patterns or []]
+        if any(c is None for c in counts) and any(c is not None for c in counts):
+            raise ValueError("give every pattern a count, or every pattern a probability p, not a mix")
+        if all(c is not None for c in counts):
+            if sum(counts) <= 0:  # type: ignore[arg-type]
+                raise ValueError("pattern counts sum to 0")
+        elif abs(sum(p.p or 0.0 for p in self.patterns or []) - 1.0) > 1e-6:
+            raise ValueError("pattern probabilities must sum to 1")
+
+    @property
+    def counted(self) -> bool:
+        return self.patterns is not None and all(p.count is not None for p in self.patterns)
+
+    def table(self) -> tuple[list[str], list[frozenset[str]], list[float]]:
+        """(models, passing set of each pattern, probability of each pattern) of a table."""
+        pats = self.patterns or []
+        weights = [float(p.count) if p.count is not None else float(p.p or 0.0) for p in pats]
+        total = sum(weights)
+        return list(self.models or []), [frozenset(p.passed) for p in pats], [w / total for w in weights]
+
+    def marginals(self) -> dict[str, float]:
+        """Each table model's pass rate implied by the table."""
+        models, sets, probs = self.table()
+        return {m: sum(p for s, p in zip(sets, probs, strict=True) if m in s) for m in models}
+
+
+MAX_TABLE_MODELS = 12  # 2^12 patterns at most
+TABLE_RATE_TOLERANCE = 5e-4  # a pass rate written beside a table may be rounded to 0.1 %
 
 
 class TaskSpec(_Strict):
@@ -134,12 +294,64 @@ class TaskSpec(_Strict):
     tokens_out: Band
     quality_threshold: Probability
     latency_budget_s: Positive | None = None
-    pass_rates: dict[str, Probability]
+    pass_rates: dict[str, PassRate] = {}
+    outcomes: Outcomes | None = None
     validator: Validator | None = None
     cached_share: Probability = 0.0
     cost_bad_answer: NonNegative | None = None
     cost_failed: NonNegative | None = None
     last_reviewed: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _outcomes(self) -> TaskSpec:
+        o = self.outcomes
+        if o is None:
+            return self
+        if o.patterns is not None:
+            for m, q in o.marginals().items():
+                given = self.pass_rates.get(m)
+                if given is not None and abs(given.rate - q) > TABLE_RATE_TOLERANCE:
+                    raise ValueError(
+                        f"pass_rates.{m} ({given.rate:.4f}) disagrees with the outcome table's {q:.4f}; "
+                        "drop it (the table defines it) or fix one of them"
+                    )
+        if o.conditional is not None:
+            c = o.conditional
+            if c.model == c.given_failed:
+                raise ValueError("outcomes.conditional: model and given_failed must differ")
+            missing = [m for m in (c.model, c.given_failed) if m not in self.pass_rates]
+            if missing:
+                raise ValueError(f"outcomes.conditional needs pass_rates for {', '.join(missing)}")
+            lo, hi = conditional_range(self.pass_rates[c.given_failed].rate, self.pass_rates[c.model].rate)
+            if not lo - 1e-9 <= c.pass_rate.rate <= hi + 1e-9:
+                raise ValueError(
+                    f"outcomes.conditional: with pass rates {self.pass_rates[c.given_failed].rate:g} "
+                    f"({c.given_failed}) and {self.pass_rates[c.model].rate:g} ({c.model}), {c.model}'s pass rate "
+                    f"on what {c.given_failed} failed must lie in [{lo:.4f}, {hi:.4f}] (got {c.pass_rate.rate:g})"
+                )
+        return self
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Every model's pass rate as a number: the written ones, then those an outcome table implies."""
+        out = {m: r.rate for m, r in self.pass_rates.items()}
+        if self.outcomes is not None and self.outcomes.patterns is not None:
+            out.update(self.outcomes.marginals())
+        return out
+
+
+def conditional_range(q_first: float, q_second: float) -> tuple[float, float]:
+    """Feasible pass rates of a second model on the requests a first one failed, given both marginals.
+
+    With ``c`` that rate, the table is ``P(first fails, second passes) = (1 - q1) c`` and
+    ``P(both pass) = q2 - (1 - q1) c``; both must be probabilities, and ``P(first passes, second fails)``
+    ``= q1 - q2 + (1 - q1) c >= 0``.
+    """
+    if q_first >= 1.0:
+        return 0.0, 1.0  # the first never fails: any rate describes the same (empty) set
+    lo = max(0.0, (q_second - q_first) / (1 - q_first))
+    hi = min(1.0, q_second / (1 - q_first))
+    return lo, hi
 
 
 StepTarget = Annotated[int, Field(ge=0)] | Literal["next", "fail", "deliver", "human_review"]
@@ -286,6 +498,21 @@ def json_schema() -> dict[str, Any]:
         "description": "A fixed number, {mean: m}, or a lognormal {p50: a, p95: b}.",
         "anyOf": [{"type": "number", "minimum": 0}, {"$ref": "#/$defs/BandRange"}],
     }
+    for rate_cls in (PassRate, CatchRate, FalseRejectRate):
+        key = rate_cls.count_key
+        counted = {"type": "integer", "minimum": 0}
+        defs[rate_cls.__name__] = {
+            "description": (rate_cls.__doc__ or "").strip().splitlines()[0],
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1},
+                {
+                    "type": "object",
+                    "properties": {key: counted, "of": {"type": "integer", "minimum": 1}},
+                    "required": [key, "of"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
     step = {"anyOf": [{"type": "string", "description": "a model name"}, {"$ref": "#/$defs/StepSpec"}]}
     defs["PolicySpec"]["properties"]["routes"]["additionalProperties"] = {
         "anyOf": [step, {"type": "array", "items": step}]
