@@ -1,21 +1,26 @@
-"""Compile a worksheet into arrays: every policy becomes, per category, an ordered chain of steps.
+"""Compile a worksheet into arrays: every policy becomes, per category, ordered chains of steps.
 
 Static is a chain of one; cascade gates every step and escalates on reject; fallback moves on only on
 provider failure; ``chain`` spells the steps out. All kinds land in the same ``(P, C, L, S)`` arrays
-(policies, categories, lanes, steps), so the engines never look at policy kinds. A *lane* is one of several
-routes a policy may take within a category (a rule, a classifier's prediction, a weighted split), with its
-share of the category's requests; a plain policy has one lane.
+(policies, categories, lanes, steps), so the engines never look at policy kinds. A *lane* is one of the chains a
+policy may take within a category (a rule, a classifier's prediction, a weighted split; :mod:`routecalc.routes`),
+with its share of the category's requests per (tier, segment); a plain route has one lane.
+
+The engines' catalog is the models followed by the tools: a tool step is a catalog entry without tokens that
+answers (a hit, right with the tool's quality) or misses (the request goes on), which the engines express as a
+step with its own perfect gate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from routecalc.outcomes import OutcomeStates, outcome_states
-from routecalc.worksheet import Band, PolicySpec, Worksheet, step_gated
+from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
+from routecalc.routes import SegmentTable, lanes, segment_table
+from routecalc.worksheet import ERROR_TYPES, Band, PolicySpec, Router, StepSpec, Worksheet, step_gated
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
 FAIL = -1  # the request fails: no answer, counted as not good
@@ -23,11 +28,13 @@ DELIVER = -2  # deliver the rejected answer anyway
 HUMAN = -3  # send to human review: pays its cost and latency, counted as a good answer
 
 STRONGEST = "all-to-strongest"
+N_ERRORS = len(ERROR_TYPES)  # timeout, 5xx, 429, content_filter (not retried)
+CONTENT_FILTER = ERROR_TYPES.index("content_filter")
 
 
 @dataclass(frozen=True, eq=False)
 class ModelTable:
-    """Per-model parameters, shape ``(M,)``. Prices are per token, latencies in seconds."""
+    """Per catalog entry (models, then tools) parameters, shape ``(M,)``. Prices per token, latency in s."""
 
     names: tuple[str, ...]
     price_in: np.ndarray
@@ -42,13 +49,19 @@ class ModelTable:
     timeout_s: np.ndarray
     error_latency_s: np.ndarray
     output_ratio: np.ndarray
+    errors: np.ndarray  # (M, 4) share of failures by type: timeout, 5xx, 429, content_filter
+    call_cost: np.ndarray  # per answered try, besides tokens (a tool's cost per call)
+    window: np.ndarray  # context window in input tokens (inf: none given)
+    is_tool: np.ndarray  # bool
 
 
 @dataclass(frozen=True, eq=False)
 class TaskTable:
-    """Per-category parameters, shape ``(C,)`` (``pass_rate`` is ``(C, M)``, NaN where not given).
+    """Per-category parameters, shape ``(C,)`` (``pass_rate``, ``tool_catch`` are ``(C, M)``).
 
-    ``pass_rate`` holds the marginal pass rates; the joint law the engines use is ``RoutingProblem.outcomes``.
+    ``pass_rate`` holds the marginal pass rates (a tool's: hit rate x hit quality); the joint law the engines
+    use is ``RoutingProblem.outcomes``. ``tool_catch``: the share of a tool's non-answers (misses and wrong
+    hits) that are misses, i.e. what its own perfect gate catches.
     """
 
     names: tuple[str, ...]
@@ -70,13 +83,19 @@ class TaskTable:
     cached_share: np.ndarray
     cost_bad: np.ndarray  # operational cost of a delivered bad answer (0 if not given)
     cost_failed: np.ndarray
+    tool_catch: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
 class ChainTable:
     """Per-policy chains, shape ``(P, C, L, S)``; ``model == -1`` pads chains shorter than S.
 
-    ``lane_weight`` ``(P, C, L)``: the share of a category's requests each lane takes (sums to 1 over L).
+    ``on_failure`` is ``(P, C, L, S, 4)``: where a step abandoned after an error of each type goes.
+    ``on_overflow``: where a request longer than the step's model's window goes. ``deadline_s``: a client-side
+    deadline per try (inf: none), ``on_deadline`` its target. ``hedge``: the second model of a hedged step
+    (-1: none). ``lane_weight`` ``(P, C, T, G, L)``: each lane's share of a category's requests given their
+    true tier and segment. ``lane_cost_call``, ``lane_cost_token`` (per input token), ``lane_latency_mu/sigma``
+    ``(P, C, L)``: what the lane's classifiers cost and take (lognormal; sigma 0 = fixed).
     """
 
     names: tuple[str, ...]
@@ -86,7 +105,19 @@ class ChainTable:
     retries: np.ndarray
     on_reject: np.ndarray
     on_failure: np.ndarray
+    on_overflow: np.ndarray
+    tool: np.ndarray
+    hedge: np.ndarray
+    hedge_best: np.ndarray
+    cancel_loser: np.ndarray
+    deadline_s: np.ndarray
+    on_deadline: np.ndarray
+    latency_target_s: np.ndarray
     lane_weight: np.ndarray
+    lane_cost_call: np.ndarray
+    lane_cost_token: np.ndarray
+    lane_latency_mu: np.ndarray
+    lane_latency_sigma: np.ndarray
     backoff_s: np.ndarray  # (P,)
     human_cost: np.ndarray  # (P,)
     human_latency_s: np.ndarray  # (P,)
@@ -100,17 +131,22 @@ class ChainTable:
         """The same chains for a subset (or reordering) of policies."""
         ix = np.asarray(policies, dtype=np.int64)
         return ChainTable(
-            names=tuple(self.names[i] for i in ix),
-            kinds=tuple(self.kinds[i] for i in ix),
-            model=self.model[ix],
-            gated=self.gated[ix],
-            retries=self.retries[ix],
-            on_reject=self.on_reject[ix],
-            on_failure=self.on_failure[ix],
-            lane_weight=self.lane_weight[ix],
-            backoff_s=self.backoff_s[ix],
-            human_cost=self.human_cost[ix],
-            human_latency_s=self.human_latency_s[ix],
+            **{
+                f.name: tuple(getattr(self, f.name)[i] for i in ix)
+                if f.name in ("names", "kinds")
+                else getattr(self, f.name)[ix]
+                for f in fields(self)
+            }
+        )
+
+    @property
+    def plain(self) -> bool:
+        """No lanes, hedges, deadlines or tools: what routecalc 0.1 could express."""
+        return (
+            self.shape[2] == 1
+            and not (self.hedge >= 0).any()
+            and not np.isfinite(self.deadline_s).any()
+            and not self.tool.any()
         )
 
 
@@ -122,9 +158,11 @@ class RoutingProblem:
     tasks: TaskTable
     chains: ChainTable
     outcomes: OutcomeStates
+    segments: SegmentTable
     bill_failed_input: bool
     requests_per_month: float
     currency: str
+    deadline_billing: str = "full"  # what a try abandoned at its deadline bills: full | input | none
 
     def with_chains(self, chains: ChainTable) -> RoutingProblem:
         return replace(self, chains=chains)
@@ -135,9 +173,9 @@ def _band(band: Band) -> tuple[float, float, float]:
 
 
 def model_table(ws: Worksheet) -> ModelTable:
-    """Catalog -> per-model arrays (prices converted to per token)."""
+    """Catalog -> per-entry arrays (prices converted to per token); tools after the models."""
     k = ws.tokens_per_price_unit
-    rows = []
+    rows: list[dict[str, float]] = []
     for m in ws.models:
         lat = m.latency
         if lat.e2e_s is not None:
@@ -147,34 +185,61 @@ def model_table(ws: Worksheet) -> ModelTable:
             a_mu, a_sig, _ = _band(lat.ttft_s)  # type: ignore[arg-type]
             b_mu, b_sig, _ = _band(lat.tpot_s)  # type: ignore[arg-type]
         cache = m.price_cache if m.price_cache is not None else m.price_in
+        shares = m.error_shares
         rows.append(
-            (
-                m.price_in / k,
-                m.price_out / k,
-                cache / k,
-                a_mu,
-                a_sig,
-                b_mu,
-                b_sig,
-                m.failure_rate,
-                m.timeout_share,
-                m.timeout_s,
-                m.error_latency_s,
-                m.output_ratio,
-            )
+            {
+                "price_in": m.price_in / k,
+                "price_out": m.price_out / k,
+                "price_cache": cache / k,
+                "ttft_mu": a_mu,
+                "ttft_sigma": a_sig,
+                "tpot_mu": b_mu,
+                "tpot_sigma": b_sig,
+                "fail": m.failure_rate,
+                "timeout_share": m.timeout_share,
+                "timeout_s": m.timeout_s,
+                "error_latency_s": m.error_latency_s,
+                "output_ratio": m.output_ratio,
+                **{f"error_{t}": shares[t] for t in ERROR_TYPES},
+                "call_cost": 0.0,
+                "window": float(m.context_window) if m.context_window is not None else np.inf,
+                "is_tool": 0.0,
+            }
         )
-    cols = np.array(rows, dtype=float).reshape(len(rows), 12).T
-    return ModelTable(tuple(m.name for m in ws.models), *cols)
+    for tool in ws.tools:  # no tokens; fails like a model (as a 5xx), never times out; its hit rate is per task
+        mu, sigma, _ = _band(tool.latency_s)
+        rows.append(
+            {
+                **dict.fromkeys(("price_in", "price_out", "price_cache", "tpot_sigma", "timeout_share"), 0.0),
+                "ttft_mu": mu,
+                "ttft_sigma": sigma,
+                "tpot_mu": -np.inf,
+                "fail": tool.failure_rate,
+                "timeout_s": np.inf,
+                "error_latency_s": tool.error_latency_s,
+                "output_ratio": 0.0,
+                **{f"error_{t}": float(t == "5xx") for t in ERROR_TYPES},
+                "call_cost": tool.cost_per_call,
+                "window": np.inf,
+                "is_tool": 1.0,
+            }
+        )
+    col = lambda key: np.array([r[key] for r in rows], dtype=float)
+    return ModelTable(
+        names=tuple(catalog_names(ws)),
+        **{f.name: col(f.name) for f in fields(ModelTable) if f.name not in ("names", "errors", "is_tool")},
+        errors=np.stack([col(f"error_{t}") for t in ERROR_TYPES], axis=1),
+        is_tool=col("is_tool").astype(bool),
+    )
 
 
-def task_table(ws: Worksheet) -> TaskTable:
+def task_table(ws: Worksheet, outcomes: OutcomeStates | None = None) -> TaskTable:
     """Task categories -> per-category arrays."""
-    names = [m.name for m in ws.models]
+    names = catalog_names(ws)
     share = np.array(ws.shares, dtype=float)
     x = np.array([_band(t.tokens_in) for t in ws.tasks], dtype=float).reshape(-1, 3)
     y = np.array([_band(t.tokens_out) for t in ws.tasks], dtype=float).reshape(-1, 3)
-    q = np.array([[t.rates.get(n, np.nan) for n in names] for t in ws.tasks], dtype=float)
-    q = q.reshape(len(ws.tasks), len(names))
+    oc = outcomes if outcomes is not None else outcome_states(ws)
 
     def v(attr: str, default: float = 0.0) -> np.ndarray:
         vals = [getattr(t.validator, attr) if t.validator is not None else default for t in ws.tasks]
@@ -183,6 +248,12 @@ def task_table(ws: Worksheet) -> TaskTable:
     def opt(attr: str, default: float) -> np.ndarray:
         vals = [getattr(t, attr) for t in ws.tasks]
         return np.array([default if val is None else val for val in vals], dtype=float)
+
+    tool_catch = np.zeros((len(ws.tasks), len(names)))
+    for c, t in enumerate(ws.tasks):
+        for tool, hit in t.tool_hit_rates.items():
+            good = hit.rate * hit.quality
+            tool_catch[c, names.index(tool)] = (1 - hit.rate) / (1 - good) if good < 1 else 1.0
 
     return TaskTable(
         names=tuple(t.name for t in ws.tasks),
@@ -195,7 +266,7 @@ def task_table(ws: Worksheet) -> TaskTable:
         y_mean=y[:, 2],
         threshold=opt("quality_threshold", 0.0),
         budget_s=opt("latency_budget_s", np.nan),
-        pass_rate=q,
+        pass_rate=oc.marginal,
         catch=v("catch"),
         false_reject=v("false_reject"),
         gate_cost_call=v("cost_per_call"),
@@ -204,6 +275,7 @@ def task_table(ws: Worksheet) -> TaskTable:
         cached_share=opt("cached_share", 0.0),
         cost_bad=opt("cost_bad_answer", 0.0),
         cost_failed=opt("cost_failed", 0.0),
+        tool_catch=tool_catch,
     )
 
 
@@ -215,48 +287,142 @@ def static_policy(name: str, routes: dict[str, str], description: str | None = N
     return PolicySpec.model_validate({"name": name, "kind": "static", "routes": routes, "description": description})
 
 
-def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = ()) -> ChainTable:
-    """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, L, S)`` arrays (one lane each).
+def map_leaves(
+    route: list[StepSpec] | Router, fn: Callable[[list[StepSpec]], list[StepSpec]]
+) -> list[StepSpec] | Router:
+    """The same route with every leaf chain replaced by ``fn(chain)``."""
+    if isinstance(route, list):
+        return fn(route)
+    update: dict = {}
+    if route.split is not None:
+        update["split"] = [arm.model_copy(update={"route": map_leaves(arm.route, fn)}) for arm in route.split]
+    if route.rules is not None:
+        update["rules"] = [r.model_copy(update={"route": map_leaves(r.route, fn)}) for r in route.rules]
+    if route.routes is not None:
+        update["routes"] = {k: map_leaves(r, fn) for k, r in route.routes.items()}
+    return route.model_copy(update=update)
+
+
+class _Builder:
+    """Fills the ``(P, C, L, S)`` arrays one lane at a time."""
+
+    def __init__(self, P: int, C: int, T: int, G: int, L: int, S: int):
+        shape = (P, C, L, S)
+        self.model = np.full(shape, -1, dtype=np.int64)
+        self.gated = np.zeros(shape, dtype=bool)
+        self.retries = np.zeros(shape, dtype=np.int64)
+        self.on_reject = np.full(shape, FAIL, dtype=np.int64)
+        self.on_failure = np.full((*shape, N_ERRORS), FAIL, dtype=np.int64)
+        self.on_overflow = np.full(shape, FAIL, dtype=np.int64)
+        self.tool = np.zeros(shape, dtype=bool)
+        self.hedge = np.full(shape, -1, dtype=np.int64)
+        self.hedge_best = np.zeros(shape, dtype=bool)
+        self.cancel_loser = np.zeros(shape, dtype=bool)
+        self.deadline_s = np.full(shape, np.inf)
+        self.on_deadline = np.full(shape, FAIL, dtype=np.int64)
+        self.latency_target_s = np.full(shape, np.nan)
+        self.lane_weight = np.zeros((P, C, T, G, L))
+        self.lane_cost_call = np.zeros((P, C, L))
+        self.lane_cost_token = np.zeros((P, C, L))
+        self.lane_latency_mu = np.full((P, C, L), -np.inf)
+        self.lane_latency_sigma = np.zeros((P, C, L))
+
+
+def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:
+    chains = pol.chains(cat)
+    return len(chains), max(len(c) for c in chains)
+
+
+def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: SegmentTable | None = None) -> ChainTable:
+    """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, L, S)`` arrays.
 
     A step's triggers default to the next step; past the last step a failure fails the request and a reject
     goes to the policy's ``final_reject``. Steps inherit the policy's retries, then the worksheet default.
+    A request too long for a step's model goes where a 5xx would (``context_overflow: next``) or fails.
     """
-    model_ix = {m.name: i for i, m in enumerate(ws.models)}
+    ix = {n: i for i, n in enumerate(catalog_names(ws))}
     cats = [t.name for t in ws.tasks]
     policies = [*ws.policies, *extra]
+    seg = segments if segments is not None else segment_table(ws, _x_means(ws), extra, catalog_names(ws))
     P, C = len(policies), len(cats)
-    S = max((len(pol.routes[c]) for pol in policies for c in cats), default=1)
-    L = 1
-    model = np.full((P, C, L, S), -1, dtype=np.int64)
-    gated = np.zeros((P, C, L, S), dtype=bool)
-    retries = np.zeros((P, C, L, S), dtype=np.int64)
-    on_reject = np.full((P, C, L, S), FAIL, dtype=np.int64)
-    on_failure = np.full((P, C, L, S), FAIL, dtype=np.int64)
+    lengths = [[_route_lengths(pol, c) for c in cats] for pol in policies]
+    L = max((n for row in lengths for n, _ in row), default=1)
+    S = max((s for row in lengths for _, s in row), default=1)
+    tiers = [list(t.tiers or ()) for t in ws.tasks]
+    T = max(1, *(len(t) for t in tiers))
+    G = seg.prob.shape[1]
+    b = _Builder(P, C, T, G, L, S)
+    classifiers = {k.name: k for k in ws.classifiers}
+    models = {m.name: m for m in ws.models}
+    k_unit = ws.tokens_per_price_unit
     for p, pol in enumerate(policies):
         policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
-            steps = pol.routes[cat]
-            for s, step in enumerate(steps):
-                last = s + 1 == len(steps)
-                model[p, c, 0, s] = model_ix[step.model]
-                gated[p, c, 0, s] = step_gated(pol, step, s, len(steps))
-                retries[p, c, 0, s] = step.retries if step.retries is not None else policy_retries
-                on_failure[p, c, 0, s] = _target(step.on_failure, FAIL if last else s + 1)
-                on_reject[p, c, 0, s] = _target(step.on_reject, _TARGET[pol.final_reject] if last else s + 1)
+            overflow_next = (ws.tasks[c].context_overflow or ws.defaults.context_overflow) == "next"
+            for lane_ix, lane in enumerate(lanes(ws, pol.routes[cat], c, seg, tiers[c])):
+                t_c = lane.weight.shape[0]
+                b.lane_weight[p, c, :t_c, :, lane_ix] = lane.weight
+                for name in lane.classifiers:
+                    clf = classifiers[name]
+                    b.lane_cost_call[p, c, lane_ix] += clf.cost_per_call
+                    if clf.model is not None:
+                        m = models[clf.model]
+                        b.lane_cost_call[p, c, lane_ix] += clf.output_tokens * m.price_out / k_unit
+                        b.lane_cost_token[p, c, lane_ix] += m.price_in / k_unit
+                    # the lane's classifier latency: a sum of lognormals is not lognormal, so routes with
+                    # more than one classifier take the sum's mean as a fixed latency
+                    if len(lane.classifiers) == 1:
+                        b.lane_latency_mu[p, c, lane_ix] = clf.latency_s.mu
+                        b.lane_latency_sigma[p, c, lane_ix] = clf.latency_s.sigma
+                if len(lane.classifiers) > 1:
+                    total = sum(classifiers[n].latency_s.expected for n in lane.classifiers)
+                    b.lane_latency_mu[p, c, lane_ix] = np.log(total) if total > 0 else -np.inf
+                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
         kinds=tuple(pol.kind for pol in policies),
-        model=model,
-        gated=gated,
-        retries=retries,
-        on_reject=on_reject,
-        on_failure=on_failure,
-        lane_weight=np.ones((P, C, L)),
+        **{f.name: getattr(b, f.name) for f in fields(ChainTable) if hasattr(b, f.name)},
         backoff_s=np.full(P, ws.defaults.backoff_s, dtype=float),
         human_cost=np.array([h.cost if h else 0.0 for h in human], dtype=float),
         human_latency_s=np.array([h.latency_s if h else 0.0 for h in human], dtype=float),
     )
+
+
+def _fill_lane(
+    b: _Builder,
+    at: tuple[int, int, int],
+    steps: Sequence[StepSpec],
+    pol: PolicySpec,
+    ix: dict[str, int],
+    policy_retries: int,
+    overflow_next: bool,
+) -> None:
+    n = len(steps)
+    for s, step in enumerate(steps):
+        here = (*at, s)
+        last = s + 1 == n
+        nxt = FAIL if last else s + 1
+        first = step.hedge[0] if step.hedge else step.model or step.tool
+        b.model[here] = ix[first]  # type: ignore[index]
+        if step.hedge:
+            b.hedge[here] = ix[step.hedge[1]]
+            b.hedge_best[here] = step.hedge_mode == "best"
+            b.cancel_loser[here] = step.cancel_loser
+        b.tool[here] = step.tool is not None
+        b.gated[here] = step_gated(pol, step, s, n)
+        b.retries[here] = step.retries if step.retries is not None else (0 if step.hedge else policy_retries)
+        default = _target(step.on_failure if not isinstance(step.on_failure, dict) else None, nxt)
+        by_type = step.on_failure if isinstance(step.on_failure, dict) else {}
+        b.on_failure[here] = [_target(by_type.get(t), default) for t in ERROR_TYPES]  # type: ignore[arg-type]
+        b.on_overflow[here] = default if overflow_next else FAIL
+        final = _TARGET[pol.final_reject] if last else s + 1
+        b.on_reject[here] = _target(step.on_reject, nxt if step.tool is not None else final)
+        if step.deadline_s is not None:
+            b.deadline_s[here] = step.deadline_s
+            b.on_deadline[here] = _target(step.on_deadline, default)
+        if step.latency_target_s is not None:
+            b.latency_target_s[here] = step.latency_target_s
 
 
 def _target(value: int | str | None, default: int) -> int:
@@ -265,6 +431,10 @@ def _target(value: int | str | None, default: int) -> int:
     if isinstance(value, int):
         return value
     return _TARGET[value]
+
+
+def _x_means(ws: Worksheet) -> np.ndarray:
+    return np.array([t.tokens_in.expected for t in ws.tasks], dtype=float)
 
 
 def strongest_model(ws: Worksheet) -> str | None:
@@ -296,26 +466,34 @@ def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingP
     strongest = strongest_model(ws) if include_strongest else None
     if strongest is not None:
         extra.append(static_policy(STRONGEST, {t.name: strongest for t in ws.tasks}))
+    seg = segment_table(ws, _x_means(ws), extra, catalog_names(ws))
+    oc = outcome_states(ws)
     return RoutingProblem(
         models=model_table(ws),
-        tasks=task_table(ws),
-        chains=chain_table(ws, extra),
-        outcomes=outcome_states(ws),
+        tasks=task_table(ws, oc),
+        chains=chain_table(ws, extra, seg),
+        outcomes=oc,
+        segments=seg,
         bill_failed_input=ws.defaults.bill_failed_input,
         requests_per_month=ws.volume.per_month,
         currency=ws.currency,
+        deadline_billing=ws.defaults.deadline_billing,
     )
 
 
 def direct_variants(ws: Worksheet, problem: RoutingProblem) -> RoutingProblem:
-    """For each cascade policy, the same policy with every category sent straight to its last model.
+    """For each cascade policy, the same policy with every chain sent straight to its last model.
 
     The engines evaluate these next to the cascades for the "is the cascade worth it?" advisory.
     """
+
+    def last(chain: list[StepSpec]) -> list[StepSpec]:
+        return [StepSpec(model=chain[-1].names[-1]) if chain[-1].tool is None else chain[-1]]
+
     extra = [
-        static_policy(pol.name, {c: steps[-1].model for c, steps in pol.routes.items()})
+        pol.model_copy(update={"kind": "static", "routes": {c: map_leaves(r, last) for c, r in pol.routes.items()}})
         for pol in ws.policies
         if pol.kind == "cascade"
     ]
-    chains = chain_table(ws.model_copy(update={"policies": []}), extra)
+    chains = chain_table(ws.model_copy(update={"policies": []}), extra, problem.segments)
     return problem.with_chains(chains)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routecalc.worksheet import Worksheet
+from routecalc.worksheet import TaskSpec, Worksheet
 
 INDEPENDENT, TABLE, LATENT = 0, 1, 2
 
@@ -36,26 +36,37 @@ TRANSITION_OFFSETS = (-4.0, -1.5, -0.5, 0.0, 0.5, 1.5, 4.0)  # breakpoints aroun
 class OutcomeStates:
     """Per-category mixtures of outcome states, flattened: state ``k`` belongs to category ``cat[k]``.
 
-    Shapes: ``kind``, ``rho``, ``start``, ``count`` ``(C,)``; ``marginal``, ``a`` ``(C, M)``; ``cat`` ``(K,)``;
-    ``weight`` ``(..., K)`` and ``q`` ``(..., K, M)`` (leading axes: parameter draws, for uncertainty).
-    States of one category are contiguous, from ``start[c]`` for ``count[c]`` states; their weights sum to 1.
-    ``a = Phi^-1(marginal)`` is used by Monte Carlo for latent-difficulty categories.
+    Expected-value states: ``cat``, ``tier`` ``(K,)``; ``weight`` ``(..., K)`` and ``q`` ``(..., K, M)`` (leading
+    axes: parameter draws, for uncertainty). States of one category are contiguous, from ``start[c]`` for
+    ``count[c]`` states; their weights sum to 1. ``tier`` is the state's difficulty tier (0 without tiers).
+
+    Monte Carlo draws a *request* state per request (a table pattern or a tier; one state otherwise), then,
+    for latent difficulty, ``Z``: ``mc_start``, ``mc_count`` ``(C,)``, ``mc_weight``, ``mc_tier`` ``(K_mc,)``,
+    ``mc_q`` ``(K_mc, M)`` (pass probability given the request state; latent categories use
+    ``mc_a = Phi^-1(q)`` and ``rho`` instead). ``kind``, ``rho`` ``(C,)``; ``marginal`` ``(C, M)``.
     """
 
     kind: np.ndarray
     rho: np.ndarray
     marginal: np.ndarray
-    a: np.ndarray
     cat: np.ndarray
+    tier: np.ndarray
     start: np.ndarray
     count: np.ndarray
     weight: np.ndarray
     q: np.ndarray
+    mc_start: np.ndarray
+    mc_count: np.ndarray
+    mc_weight: np.ndarray
+    mc_tier: np.ndarray
+    mc_q: np.ndarray
+    mc_a: np.ndarray
+    tiers: tuple[tuple[str, ...], ...]  # per category, its tier labels (empty without tiers)
 
     @property
     def independent(self) -> bool:
-        """Every category independent: one state each, q = the pass rates."""
-        return bool((self.kind == INDEPENDENT).all())
+        """Every category independent and untiered: one state each, q = the pass rates."""
+        return bool((self.kind == INDEPENDENT).all()) and not any(self.tiers)
 
 
 def latent_nodes(rho: float, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,35 +103,66 @@ def _latent_q(rho: float, a: np.ndarray, z: np.ndarray) -> np.ndarray:
         return ndtr((a[None, :] - np.sqrt(rho) * z[:, None]) / np.sqrt(1 - rho))
 
 
+def catalog_names(ws: Worksheet) -> list[str]:
+    """The engines' catalog: the models, then the tools (a tool is answered like a model: hit or miss)."""
+    return [m.name for m in ws.models] + [t.name for t in ws.tools]
+
+
+def _tier_rates(t: TaskSpec, names: list[str]) -> list[tuple[str, float, np.ndarray]]:
+    """(tier label, share, pass rate per catalog entry) for each tier, or one untiered pseudo-tier."""
+    hits = {tool: h.rate * h.quality for tool, h in t.tool_hit_rates.items()}
+    if t.tiers is None:
+        rates = {**t.rates, **hits}
+        return [("", 1.0, np.array([rates.get(n, np.nan) for n in names], dtype=float))]
+    out = []
+    for label, tier in t.tiers.items():
+        rates = {m: r.rate for m, r in tier.pass_rates.items()} | hits
+        out.append((label, tier.share, np.array([rates.get(n, np.nan) for n in names], dtype=float)))
+    return out
+
+
 def outcome_states(ws: Worksheet) -> OutcomeStates:
     """Compile every category's joint law (see module docstring) into flattened states."""
-    names = [m.name for m in ws.models]
+    names = catalog_names(ws)
     ix = {n: i for i, n in enumerate(names)}
     C, M = len(ws.tasks), len(names)
-    marginal = np.array([[t.rates.get(n, np.nan) for n in names] for t in ws.tasks], dtype=float).reshape(C, M)
+    marginal = np.full((C, M), np.nan)
     kind = np.zeros(C, dtype=np.int8)
     rho = np.zeros(C)
-    a = np.full((C, M), np.nan)
-    weights: list[np.ndarray] = []
-    qs: list[np.ndarray] = []
+    ev: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per category: weight, q, tier
+    mc: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # weight, q, tier, a
     for c, t in enumerate(ws.tasks):
         o = t.outcomes
-        base = marginal[c]
-        if o is None or (o.correlation is not None and o.correlation == 0):
-            weights.append(np.ones(1))
-            qs.append(base[None, :])
-            continue
-        if o.correlation is not None:
+        tiers = _tier_rates(t, names)
+        marginal[c] = sum(share * q for _, share, q in tiers)
+        if len(tiers) == 1:
+            marginal[c] = tiers[0][2]  # bit for bit, not 1.0 * q
+        if o is not None and o.patterns is None and o.conditional is None and o.correlation:
             from scipy.special import ndtri
 
             kind[c], rho[c] = LATENT, o.correlation
-            with np.errstate(invalid="ignore"):
-                a[c] = ndtri(base)
-            z, w = latent_nodes(o.correlation, a[c])
-            weights.append(w)
-            qs.append(_latent_q(o.correlation, a[c], z))
+            w_ev, q_ev, tier_ev, w_mc, a_mc = [], [], [], [], []
+            for k, (_, share, base) in enumerate(tiers):
+                with np.errstate(invalid="ignore"):
+                    a = ndtri(base)
+                z, w = latent_nodes(o.correlation, a)
+                w_ev.append(share * w)
+                q_ev.append(_latent_q(o.correlation, a, z))
+                tier_ev.append(np.full(w.size, k))
+                w_mc.append(share)
+                a_mc.append(a)
+            ev.append((np.concatenate(w_ev), np.concatenate(q_ev), np.concatenate(tier_ev)))
+            mc.append((np.array(w_mc), np.array([b for _, _, b in tiers]), np.arange(len(tiers)), np.array(a_mc)))
+            continue
+        if o is None or o.correlation is not None:  # independent (within each tier)
+            w = np.array([share for _, share, _ in tiers]) if len(tiers) > 1 else np.ones(1)
+            q = np.array([b for _, _, b in tiers])
+            state = (w, q, np.arange(len(tiers)))
+            ev.append(state)
+            mc.append((*state, np.full(q.shape, np.nan)))
             continue
         kind[c] = TABLE
+        base = tiers[0][2]
         if o.conditional is not None:
             cond = o.conditional
             q1, q2, r = t.rates[cond.given_failed], t.rates[cond.model], cond.pass_rate.rate
@@ -131,22 +173,30 @@ def outcome_states(ws: Worksheet) -> OutcomeStates:
         else:
             table_models, sets, probs = o.table()
         q = np.repeat(base[None, :], len(sets), axis=0)
-        for k, s in enumerate(sets):
+        for k, st in enumerate(sets):
             for m in table_models:
-                q[k, ix[m]] = 1.0 if m in s else 0.0
+                q[k, ix[m]] = 1.0 if m in st else 0.0
         w = np.array(probs, dtype=float)
-        weights.append(w / w.sum())
-        qs.append(q)
-    count = np.array([len(w) for w in weights], dtype=np.int64)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+        state = (w / w.sum(), q, np.zeros(len(sets), dtype=np.int64))
+        ev.append(state)
+        mc.append((*state, np.full(q.shape, np.nan)))
+    count = np.array([w.size for w, _, _ in ev], dtype=np.int64)
+    mc_count = np.array([w.size for w, *_ in mc], dtype=np.int64)
     return OutcomeStates(
         kind=kind,
         rho=rho,
         marginal=marginal,
-        a=a,
         cat=np.repeat(np.arange(C), count),
-        start=start,
+        tier=np.concatenate([tr for _, _, tr in ev]).astype(np.int64),
+        start=np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64),
         count=count,
-        weight=np.concatenate(weights),
-        q=np.concatenate(qs, axis=0).reshape(-1, M),
+        weight=np.concatenate([w for w, _, _ in ev]),
+        q=np.concatenate([q for _, q, _ in ev], axis=0).reshape(-1, M),
+        mc_start=np.concatenate([[0], np.cumsum(mc_count)[:-1]]).astype(np.int64),
+        mc_count=mc_count,
+        mc_weight=np.concatenate([w for w, *_ in mc]),
+        mc_tier=np.concatenate([tr for _, _, tr, _ in mc]).astype(np.int64),
+        mc_q=np.concatenate([q for _, q, _, _ in mc], axis=0).reshape(-1, M),
+        mc_a=np.concatenate([a for *_, a in mc], axis=0).reshape(-1, M),
+        tiers=tuple(tuple(t.tiers or ()) for t in ws.tasks),
     )

@@ -216,7 +216,8 @@ def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.
     """Latency quantiles over all traffic ``(P, Q)``: category histograms mixed by traffic share."""
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(mc.n > 0, share / np.maximum(mc.n, 1), 0.0)
-    return mc.quantiles((mc.hist * w[None, :, None]).sum(1), qs)
+    mixed = np.stack([w @ mc.hist[p] for p in range(mc.hist.shape[0])])  # (P, B), one policy at a time
+    return mc.quantiles(mixed, qs)
 
 
 def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -456,38 +457,39 @@ def _warnings(
 def escalation_advisories(problem: RoutingProblem, ev: Metrics) -> list[str]:
     """Cascade categories where more than 40 % of requests escalate: a direct route is likely better."""
     ch, tt, names = problem.chains, problem.tasks, problem.models.names
+    steps = (ch.model[:, :, 0] >= 0).sum(-1)  # (P, C) steps of each cascade's (only) lane
+    cascade = np.array([k == "cascade" for k in ch.kinds])[:, None]
     out = []
-    for p, kind in enumerate(ch.kinds):
-        for c, cname in enumerate(tt.names):
-            steps = ch.model[p, c][ch.model[p, c] >= 0]
-            if kind == "cascade" and len(steps) >= 2 and ev.escalation[p, c] > ESCALATION_WARN:
-                out.append(
-                    f"{ch.names[p]} / {cname}: {pct(float(ev.escalation[p, c]))} of requests escalate "
-                    f"(> {ESCALATION_WARN:.0%}); routing {cname} straight to {names[int(steps[-1])]} is likely better."
-                )
+    for p, c in zip(*np.nonzero(cascade & (steps >= 2) & (ev.escalation > ESCALATION_WARN)), strict=True):
+        last = names[int(ch.model[p, c, 0, steps[p, c] - 1])]
+        cname = tt.names[c]
+        out.append(
+            f"{ch.names[p]} / {cname}: {pct(float(ev.escalation[p, c]))} of requests escalate "
+            f"(> {ESCALATION_WARN:.0%}); routing {cname} straight to {last} is likely better."
+        )
     return out
 
 
 def cascade_advisories(ws: Worksheet, problem: RoutingProblem, ev: Metrics) -> list[str]:
     """Per cascade and category: escalation above 40 %, and a direct route to the last model that is cheaper or
     faster at equal or better quality (both evaluated with the expected-value engine)."""
-    ch, tt = problem.chains, problem.tasks
+    ch = problem.chains
     cascades = [i for i, kind in enumerate(ch.kinds) if kind == "cascade"]
     if not cascades:
         return []
     direct = expected_values(direct_variants(ws, problem))
     out = escalation_advisories(problem, ev)
-    for j, p in enumerate(cascades):  # j: row of the direct variant of cascade p
-        for c, cname in enumerate(tt.names):
-            if (ch.model[p, c] >= 0).sum() < 2:
-                continue
-            dq, dc, dl = direct.quality[j, c], direct.cost[j, c], direct.latency[j, c]
-            cheaper, faster = dc < ev.cost[p, c], dl < ev.latency[p, c]
-            if dq >= ev.quality[p, c] - 1e-9 and (cheaper or faster):
-                what = " and ".join(w for w, b in (("cheaper", cheaper), ("faster", faster)) if b)
-                out.append(
-                    f"{ch.names[p]} / {cname}: sending it straight to the last model is {what} at equal or "
-                    f"better quality ({money(dc, problem.currency)} vs {money(ev.cost[p, c], problem.currency)} "
-                    f"per request, {dl:.2f} vs {ev.latency[p, c]:.2f} s mean)."
-                )
+    rows = np.array(cascades)
+    cost, d_cost = ev.cost[rows], direct.cost  # Metrics.cost sums a (P, C, M) array: compute it once
+    lat, d_lat = ev.latency[rows], direct.latency
+    multi = (ch.model[rows, :, 0] >= 0).sum(-1) >= 2
+    cheaper, faster = d_cost < cost, d_lat < lat
+    hit = multi & (direct.quality >= ev.quality[rows] - 1e-9) & (cheaper | faster)
+    for j, c in zip(*np.nonzero(hit), strict=True):  # j: row of the direct variant of cascade rows[j]
+        what = " and ".join(w for w, b in (("cheaper", cheaper[j, c]), ("faster", faster[j, c])) if b)
+        out.append(
+            f"{ch.names[rows[j]]} / {problem.tasks.names[c]}: sending it straight to the last model is {what} at "
+            f"equal or better quality ({money(d_cost[j, c], problem.currency)} vs "
+            f"{money(cost[j, c], problem.currency)} per request, {d_lat[j, c]:.2f} vs {lat[j, c]:.2f} s mean)."
+        )
     return out

@@ -201,11 +201,26 @@ def _golden_sheets() -> dict[str, routecalc.Worksheet]:
 
 @pytest.mark.parametrize("name", ["rag-assistant", "structured-extraction", "support-triage", "benchmark", "mc-rich"])
 def test_independence_is_bit_for_bit_the_0_1_engine(name: str) -> None:
+    """Every (policy, category) is bit for bit 0.1.0's, except where a prompt can exceed a model's context
+    window: 0.1.0 ignored windows; only rag-assistant's all-to-strongest baseline sends long prompts to a
+    200k-token model (1.53 % of long-document and 0.006 % of summarize prompts are longer)."""
     ws = _golden_sheets()[name]
-    ev = routecalc.expected_values(routecalc.compile_worksheet(ws))
+    problem = routecalc.compile_worksheet(ws)
+    ev = routecalc.expected_values(problem)
     golden = json.loads((EV_GOLDEN / f"{name}.json").read_text())
+    same = ev.overflow == 0  # (P, C)
+    # a category whose tokens can exceed some window is split at it: the same numbers, up to rounding
+    whole = (problem.segments.prob > 0).sum(1) == 1  # (C,)
     for field in EV_FIELDS:
         got = getattr(ev, field)
         want = np.array(golden[field])
         assert got.shape == want.shape, field
-        assert np.array_equal(got, want), f"{name}.{field} moved: max diff {np.abs(got - want).max():.3g}"
+        exact = same & whole[None, :]
+        assert np.array_equal(got[exact], want[exact]), f"{name}.{field} moved: max diff {np.abs(got - want).max():.3g}"
+        np.testing.assert_allclose(got[same], want[same], rtol=1e-12, atol=1e-15, err_msg=field)
+    moved = {(problem.chains.names[p], problem.tasks.names[c]) for p, c in zip(*np.nonzero(~same), strict=True)}
+    if name == "rag-assistant":
+        assert moved == {("all-to-strongest", "long-document"), ("all-to-strongest", "summarize")}
+        assert ev.overflow[-1, 1] == pytest.approx(0.015337, abs=1e-6)
+    else:
+        assert moved == set()

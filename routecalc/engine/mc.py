@@ -40,7 +40,7 @@ from routecalc.engine.walk import (
     walk_numba,
     walk_numpy,
 )
-from routecalc.outcomes import LATENT, TABLE
+from routecalc.outcomes import LATENT
 
 CHUNK = 2**16  # requests per chunk (and per child generator): part of the reproducibility contract
 LAT_MIN_S = 1e-3  # histogram range: 1 ms .. 1e5 s (anything outside is clipped into the end bins)
@@ -50,7 +50,8 @@ BIN_CHOICES = (400, 200, 100, 50, 25, 20, 10)
 HIST_BUDGET_BYTES = 128 * 2**20  # latency histograms: int32 counts, (P, C, DECADES * bins per decade)
 HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin at the finest resolution (~0.58 %)
 MAX_SAMPLES = 2**31 - 1  # histogram counts are int32
-AUTO_NUMBA_WORK = 4_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed)
+NEVER_S = 1e300  # a tool's timeout: it never times out
+AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed)
 
 
 def bins_per_decade(n_policies: int, n_categories: int) -> int:
@@ -106,16 +107,30 @@ def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float], bins: int | N
     """Quantiles (seconds) from latency histograms ``(..., B)``; log-linear inside a bin. Shape ``(..., Q)``.
 
     ``bins`` is the resolution in bins per decade (default: from the histogram's length). NaN where a
-    histogram is empty.
+    histogram is empty. Rows are processed in blocks, so memory stays bounded for many (policy, category) pairs.
     """
-    counts = np.asarray(hist, dtype=float)
-    bins = bins or counts.shape[-1] // DECADES
+    hist = np.asarray(hist)
+    B = hist.shape[-1]
+    bins = bins or B // DECADES
     qs = np.asarray(qs, dtype=float)  # (Q,), or (..., Q) broadcasting against the histograms' leading axes
+    lead = hist.shape[:-1]
+    Q = qs.shape[-1]
+    flat = hist.reshape(-1, B)
+    q_flat = np.broadcast_to(qs, (*lead, Q)).reshape(-1, Q)
+    out = np.empty((flat.shape[0], Q))
+    block = max(1, 2**24 // max(1, B * Q))  # rows per block: the comparison array stays under 16M entries
+    for a in range(0, flat.shape[0], block):
+        out[a : a + block] = _quantile_rows(flat[a : a + block].astype(float), q_flat[a : a + block], bins)
+    return out.reshape(*lead, Q)
+
+
+def _quantile_rows(counts: np.ndarray, qs: np.ndarray, bins: int) -> np.ndarray:
+    """:func:`hist_quantiles` for histograms ``(N, B)`` and quantiles ``(N, Q)``."""
     total = counts.sum(-1, keepdims=True)
     cum = np.cumsum(counts, axis=-1)
-    target = np.maximum(qs * total, 1e-9)  # (..., Q); q = 0 means the first non-empty bin
+    target = np.maximum(qs * total, 1e-9)  # (N, Q); q = 0 means the first non-empty bin
     # first bin whose cumulative count reaches the target
-    idx = np.minimum((cum[..., None, :] < target[..., :, None]).sum(-1), counts.shape[-1] - 1)
+    idx = np.minimum((cum[:, None, :] < target[:, :, None]).sum(-1), counts.shape[-1] - 1)
     below = np.take_along_axis(cum, idx, -1) - np.take_along_axis(counts, idx, -1)
     inbin = np.take_along_axis(counts, idx, -1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -135,46 +150,56 @@ def _bin(latency: np.ndarray, bins: int) -> np.ndarray:
 
 
 def step_tables(problem: RoutingProblem) -> list[StepTable]:
-    """Each policy's chain and model parameters per (step, category), for the walk."""
-    mt, tt, ch = problem.models, problem.tasks, problem.chains
-    if ch.shape[2] != 1:
-        raise NotImplementedError("lanes are not simulated yet")
-    model = np.moveaxis(ch.model[:, :, 0, :], 1, 2)  # (P, S, C)
+    """Each policy's chain and model parameters per (step, key = category x L + lane), for the walk."""
+    mt, tt, ch, sg = problem.models, problem.tasks, problem.chains, problem.segments
+    P, C, L, S = ch.shape
+    model = ch.model.transpose(0, 3, 1, 2).reshape(P, S, C * L)  # (P, S, K)
     valid = model >= 0
     m = np.where(valid, model, 0)
-    c = np.arange(model.shape[2])[None, None, :]
-    gated = np.moveaxis(ch.gated[:, :, 0, :], 1, 2) & valid
-    step = lambda a: np.moveaxis(a[:, :, 0, :], 1, 2)
+    c = np.repeat(np.arange(C), L)[None, None, :]
+    step = lambda a: a.transpose(0, 3, 1, 2).reshape(P, S, C * L)
+    tool = step(ch.tool) & valid
+    gated = (step(ch.gated) & valid) | tool
+    validator = gated & ~tool
     g = lambda a, fill=0.0: np.where(valid, a[m], fill)
-    cat = lambda a: np.broadcast_to(a[c], model.shape)
+    err = mt.errors[m]  # (P, S, K, 4)
+    cum = np.cumsum(err, axis=-1)
+    on_failure = ch.on_failure.transpose(0, 3, 1, 2, 4).reshape(P, S, C * L, -1)
     cols = {
-        "model": model,
         "fail": g(mt.fail),
-        "retries": step(ch.retries),
-        "timeout_share": g(mt.timeout_share),
-        "timeout_s": g(mt.timeout_s, np.inf),
-        "error_latency_s": g(mt.error_latency_s),
         "price_in": g(mt.price_in),
         "price_in_eff": np.where(
             valid, mt.price_in[m] + tt.cached_share[c] * (mt.price_cache[m] - mt.price_in[m]), 0.0
         ),
         "price_out": np.where(valid, mt.price_out[m] * mt.output_ratio[m], 0.0),
         "ratio": g(mt.output_ratio),
+        "call_cost": g(mt.call_cost),
+        "q": np.where(valid, np.nan_to_num(tt.pass_rate[c, m]), 0.0),
+        "catch": np.where(tool, tt.tool_catch[c, m], tt.catch[c]),
+        "false_reject": np.where(tool, 0.0, np.broadcast_to(tt.false_reject[c], model.shape)),
+        "gate_cost_call": np.where(validator, tt.gate_cost_call[c], 0.0),
+        "gate_cost_token": np.where(validator, tt.gate_cost_token[c], 0.0),
+        "gate_latency_s": np.where(validator, tt.gate_latency_s[c], 0.0),
+        "timeout_s": np.minimum(g(mt.timeout_s, np.inf), NEVER_S),  # finite: 0 timeouts x "never" is 0 s
+        "error_latency_s": g(mt.error_latency_s),
+        "window": np.where(valid, sg.window[c, m], np.inf),
+        "cum0": cum[..., 0],
+        "cum1": cum[..., 1],
+        "cum2": cum[..., 2],
+        "model": model,
+        "retries": step(ch.retries),
+        "gated": gated.astype(np.int64),
+        "on_reject": step(ch.on_reject),
+        "on_overflow": step(ch.on_overflow),
+        "on_timeout": on_failure[..., 0],
+        "on_5xx": on_failure[..., 1],
+        "on_429": on_failure[..., 2],
+        "on_refusal": on_failure[..., 3],
         "ttft_mu": g(mt.ttft_mu),
         "ttft_sigma": g(mt.ttft_sigma),
         "tpot_mu": g(mt.tpot_mu, -np.inf),
         "tpot_sigma": g(mt.tpot_sigma),
-        "q": np.where(valid, np.nan_to_num(tt.pass_rate[c, m]), 0.0),
-        "gated": gated,
-        "catch": cat(tt.catch),
-        "false_reject": cat(tt.false_reject),
-        "gate_cost_call": np.where(gated, tt.gate_cost_call[c], 0.0),
-        "gate_cost_token": np.where(gated, tt.gate_cost_token[c], 0.0),
-        "gate_latency_s": np.where(gated, tt.gate_latency_s[c], 0.0),
-        "on_reject": step(ch.on_reject),
-        "on_failure": step(ch.on_failure),
     }
-    P = model.shape[0]
     return [StepTable(**{k: np.ascontiguousarray(v[p]) for k, v in cols.items()}) for p in range(P)]
 
 
@@ -184,13 +209,14 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
 
 @dataclass
 class _Partial:
-    """One chunk's sums, indexed ``[policy, category(, model)]``; added into the total in chunk order."""
+    """One chunk's sums, indexed ``[policy, category(, model or step)]``; added into the total in chunk order."""
 
     n: np.ndarray  # (C,)
     s: dict[str, np.ndarray]  # (P, C) each
     tokens: np.ndarray  # (P, C, M)
     answered: np.ndarray  # (P, C, M + 1): column M is human review
     calls: np.ndarray  # (P, C, M)
+    served: np.ndarray  # (P, C, S)
     successes: np.ndarray  # (M,)
     slow: np.ndarray  # (M,)
 
@@ -198,14 +224,11 @@ class _Partial:
         self.n += other.n
         for k, v in other.s.items():
             self.s[k] += v
-        self.tokens += other.tokens
-        self.answered += other.answered
-        self.calls += other.calls
-        self.successes += other.successes
-        self.slow += other.slow
+        for name in ("tokens", "answered", "calls", "served", "successes", "slow"):
+            getattr(self, name)[...] += getattr(other, name)
 
 
-_SUMS = ("cost", "cost2", "lat", "lat2", "gate")
+_SUMS = ("cost", "cost2", "lat", "lat2", "gate", "router")
 _COUNTS = ("good", "bad", "failed", "human")
 
 
@@ -219,6 +242,24 @@ def _run_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pick(cum: np.ndarray, start: np.ndarray, count: np.ndarray, cat: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per request, an index into a per-category list of probabilities (flattened, cumulative within each
+    category as ``cum``, categories from ``start`` for ``count`` entries), chosen by the uniform ``u``."""
+    offset = cat + u  # category c's cumulative weights live in [c, c + 1]
+    pick = np.searchsorted(cum, offset, side="right")
+    return np.clip(pick, start[cat], start[cat] + count[cat] - 1)
+
+
+def _offset_cumsum(weights: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Cumulative weights within each category's run, shifted by the category index (last entry exactly c+1)."""
+    owner = np.repeat(np.arange(count.size), count)
+    cum = np.cumsum(weights)
+    before = np.repeat(cum[start] - weights[start], count)
+    out = owner + (cum - before)
+    out[start + count - 1] = np.arange(count.size) + 1.0
+    return out
+
+
 class _Chunk:
     """Simulate one chunk: draw the requests and their random numbers, then walk them through every policy."""
 
@@ -226,24 +267,45 @@ class _Chunk:
         self.problem, self.bins, self.hist, self.lock = problem, bins, hist, lock
         self.tables = step_tables(problem)
         self.walk = walk_numba if engine == "numba" else walk_numpy
-        self.packed = [pack(T) for T in self.tables] if engine == "numba" else []
-        oc = problem.outcomes
-        self.draw_states = bool((oc.kind == TABLE).any())
+        self.packed = [pack(T) for T in self.tables] if engine == "numba" else [None] * len(self.tables)
+        oc, ch, sg = problem.outcomes, problem.chains, problem.segments
+        P, C, L, _ = ch.shape
+        self.draw_states = bool((oc.mc_count > 1).any())
         self.draw_latent = bool((oc.kind == LATENT).any())
         self.lognormal_tpot = bool((problem.models.tpot_sigma > 0).any())
-        self.steps = (problem.chains.model[:, :, 0, :] >= 0).sum(-1).max(0)  # (C,) longest chain per category
-        if self.draw_states:  # cumulative state weights offset by category: searchsorted(c + u) picks a state
-            cum = np.cumsum(oc.weight)
-            before = np.repeat(cum[oc.start] - oc.weight[oc.start], oc.count)
-            self.cum_states = oc.cat + (cum - before)
-            self.cum_states[oc.start + oc.count - 1] = oc.cat[oc.start + oc.count - 1] + 1.0
+        self.steps = (ch.model >= 0).sum(-1).max(axis=(0, 2))  # (C,) longest chain per category
+        if self.draw_states:
+            self.cum_states = _offset_cumsum(oc.mc_weight, oc.mc_start, oc.mc_count)
+        self.draw_combos = bool((sg.n_combos > 1).any())
+        if self.draw_combos:
+            A = sg.combo_prob.shape[1]
+            self.combo_cum = _offset_cumsum(sg.combo_prob.ravel(), np.arange(C) * A, np.full(C, A))
+        self.n_cuts = np.isfinite(sg.edges).sum(1)
+        # lanes: per policy, cumulative lane weights per (category, tier, segment), if any policy has two
+        self.lanes = L > 1
+        if self.lanes:
+            T, G = ch.lane_weight.shape[2:4]
+            w = ch.lane_weight.reshape(P, C * T * G, L)
+            self.lane_cum = np.cumsum(w, axis=-1)
+            self.lane_cum[..., -1] = np.maximum(self.lane_cum[..., -1], 1.0)  # rounding: the last lane closes at 1
+        self.router = bool(np.isfinite(ch.lane_latency_mu).any() or ch.lane_cost_call.any() or ch.lane_cost_token.any())
+        self.router_normal = bool((ch.lane_latency_sigma > 0).any())
 
     def __call__(self, rng: np.random.Generator, n: int, ws: Workspace) -> _Partial:
-        """Draws, in this order: category counts; tokens ``x``, ``y``; outcome states (if any table);
-        latent difficulty (if any); then per chain step ``s`` below the longest chain present: failure
-        uniform, answer uniform, TTFT normal (and TPOT normal if any model's TPOT is lognormal)."""
-        pr, tt, oc, mt = self.problem, self.problem.tasks, self.problem.outcomes, self.problem.models
-        P, C, _, _ = pr.chains.shape
+        """Draws, in this order: category counts; tokens ``x``, ``y``; request states (if any table or tiers);
+        latent difficulty (if any); attribute combinations (if rules test any); lane and router-latency
+        uniform/normal (if any policy has lanes / a random classifier latency); then per chain step ``s`` below
+        the longest chain present: failure uniform, answer uniform, TTFT normal (and TPOT normal if any
+        model's TPOT is lognormal)."""
+        pr, tt, oc, mt, sg = (
+            self.problem,
+            self.problem.tasks,
+            self.problem.outcomes,
+            self.problem.models,
+            self.problem.segments,
+        )
+        ch = pr.chains
+        P, C, L, _ = ch.shape
         M = len(mt.names)
         counts = rng.multinomial(n, tt.share / tt.share.sum())
         rep = lambda a: np.repeat(a, counts)
@@ -254,11 +316,18 @@ class _Chunk:
             v *= rep(sigma)
             v += rep(mu)
             np.exp(v, out=v)
-        state = None
+        state = oc.mc_start[cat]
         if self.draw_states:
-            last = oc.start + oc.count - 1
-            state = np.minimum(np.searchsorted(self.cum_states, cat + rng.random(n), side="right"), rep(last))
+            state = _pick(self.cum_states, oc.mc_start, oc.mc_count, cat, rng.random(n))
         z = rng.standard_normal(n) if self.draw_latent else None
+        segment = np.zeros(n, dtype=np.int64)
+        if self.n_cuts.any():  # the token interval: how many of the category's cuts lie below x
+            segment = (x[:, None] > sg.edges[cat]).sum(1) * sg.n_combos[cat]
+        if self.draw_combos:
+            A = sg.combo_prob.shape[1]
+            segment = segment + _pick(self.combo_cum, np.arange(C) * A, np.full(C, A), cat, rng.random(n)) - cat * A
+        u_lane = rng.random(n) if self.lanes else None
+        n_router = rng.standard_normal(n) if self.router_normal else None
         S = int(self.steps[counts > 0].max())
         u_fail, u_good, n_ttft = ws.get("u_fail", (S, n)), ws.get("u_good", (S, n)), ws.get("n_ttft", (S, n))
         n_tpot = ws.get("n_tpot", (S, n)) if self.lognormal_tpot else None
@@ -271,78 +340,128 @@ class _Chunk:
 
         part = _Partial(
             n=counts.astype(float),
-            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb")},
+            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb", "ovf")},
             tokens=np.zeros((P, C, M)),
             answered=np.zeros((P, C, M + 1)),
             calls=np.zeros((P, C, M)),
+            served=np.zeros((P, C, ch.shape[3])),
             successes=np.zeros(M),
             slow=np.zeros(M),
         )
-        ch = pr.chains
         alat = ws.get("alat", (S, n))
         scratch = ws.get("scratch", (n,))
+        tier = oc.mc_tier[state]
         for p, T in enumerate(self.tables):
+            key = cat * L
+            if self.lanes:
+                G = sg.prob.shape[1]
+                T_ = ch.lane_weight.shape[2]
+                cum = self.lane_cum[p, (cat * T_ + tier) * G + segment]  # (n, L)
+                key = key + np.minimum((u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
+            per = (lambda a: rep(a)) if not self.lanes else (lambda a, key=key: a[key])
             for s in range(S):
-                np.multiply(rep(T.ttft_sigma[s]), n_ttft[s], out=alat[s])
-                alat[s] += rep(T.ttft_mu[s])
+                np.multiply(per(T.ttft_sigma[s]), n_ttft[s], out=alat[s])
+                alat[s] += per(T.ttft_mu[s])
                 np.exp(alat[s], out=alat[s])
-                np.multiply(y, rep(T.ratio[s]), out=scratch)
+                np.multiply(y, per(T.ratio[s]), out=scratch)
                 if n_tpot is not None:
-                    scratch *= np.exp(rep(T.tpot_mu[s]) + rep(T.tpot_sigma[s]) * n_tpot[s])
+                    scratch *= np.exp(per(T.tpot_mu[s]) + per(T.tpot_sigma[s]) * n_tpot[s])
                 else:
-                    scratch *= rep(np.exp(T.tpot_mu[s]))
+                    scratch *= per(np.exp(T.tpot_mu[s]))
                 alat[s] += scratch
-            q = self._q(T, cat, state, z, S, ws) if (state is not None or z is not None) else None
+            q = self._q(T, key, cat, state, z, S, ws) if (self.draw_states or z is not None) else None
             w = self.walk(
-                T, cat, x, y, u_fail, u_good, alat, q,
+                T, key, cat, x, y, u_fail, u_good, alat, q,
                 float(ch.backoff_s[p]), float(ch.human_cost[p]), float(ch.human_latency_s[p]),
-                pr.bill_failed_input, M, ws, *self.packed[p:p + 1],
+                pr.bill_failed_input, M, C, ws, *([self.packed[p]] if self.packed[p] is not None else []),
             )  # fmt: skip
-            self._collect(p, w, counts, T, part)
+            router = self._router(p, key, x, n_router, w) if self.router else None
+            self._collect(p, w, counts, key, T, part, router)
         return part
 
+    def _router(self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None, w: Walked) -> np.ndarray:
+        """Add each request's classifier cost and latency to the walk's totals; return the cost per request."""
+        ch = self.problem.chains
+        flat = lambda a: a[p].reshape(-1)[key]
+        cost = flat(ch.lane_cost_call) + x * flat(ch.lane_cost_token)
+        mu = flat(ch.lane_latency_mu)
+        latency = np.exp(mu + flat(ch.lane_latency_sigma) * normal) if normal is not None else np.exp(mu)
+        w.cost[:] += cost
+        w.lat[:] += latency
+        return cost
+
     def _q(
-        self, T: StepTable, cat: np.ndarray, state: np.ndarray | None, z: np.ndarray | None, S: int, ws: Workspace
+        self,
+        T: StepTable,
+        key: np.ndarray,
+        cat: np.ndarray,
+        state: np.ndarray,
+        z: np.ndarray | None,
+        S: int,
+        ws: Workspace,
     ) -> np.ndarray:
-        """``(S, n)``: each request's pass probability at each step, given its outcome state."""
+        """``(S, n)``: each request's pass probability at each step, given its request state."""
         oc = self.problem.outcomes
-        M = oc.q.shape[-1]
+        M = oc.mc_q.shape[-1]
         q = ws.get("q", (S, cat.size))
+        latent = np.flatnonzero(oc.kind[cat] == LATENT) if z is not None else None
         for s in range(S):
-            mdl = np.maximum(T.model[s][cat], 0)
-            q[s] = T.q[s][cat]
-            if state is not None:
-                table = np.flatnonzero(oc.kind[cat] == TABLE)
-                q[s, table] = oc.q.reshape(-1)[state[table] * M + mdl[table]]
-            if z is not None:
+            mdl = np.maximum(T.model[s][key], 0)
+            q[s] = oc.mc_q.reshape(-1)[state * M + mdl]
+            if latent is not None and latent.size:
                 from scipy.special import ndtr
 
-                li = np.flatnonzero(oc.kind[cat] == LATENT)
-                c, rho = cat[li], oc.rho[cat[li]]
-                q[s, li] = ndtr((oc.a[c, mdl[li]] - np.sqrt(rho) * z[li]) / np.sqrt(1 - rho))
+                li = latent
+                rho = oc.rho[cat[li]]
+                a = oc.mc_a.reshape(-1)[state[li] * M + mdl[li]]
+                q[s, li] = ndtr((a - np.sqrt(rho) * z[li]) / np.sqrt(1 - rho))  # type: ignore[index]
         return q
 
-    def _collect(self, p: int, w: Walked, counts: np.ndarray, T: StepTable, part: _Partial) -> None:
-        """Per-category sums of one policy's walk (rows are sorted by category), and its latency histogram."""
+    def _collect(
+        self,
+        p: int,
+        w: Walked,
+        counts: np.ndarray,
+        lane_key: np.ndarray,
+        T: StepTable,
+        part: _Partial,
+        router: np.ndarray | None,
+    ) -> None:
+        """Per-category sums of one policy's walk (rows are sorted by category), and its latency histogram.
+
+        Shared by every thread: everything it needs comes in as arguments (no per-chunk state on ``self``).
+        """
+        C = counts.size
+        L = self.problem.chains.shape[2]
         for key, v in (("cost", w.cost), ("lat", w.lat), ("gate", w.gate)):
             part.s[key][p] = _run_sums(v, counts)
         part.s["cost2"][p] = _run_sums(w.cost * w.cost, counts)
         part.s["lat2"][p] = _run_sums(w.lat * w.lat, counts)
+        if router is not None:
+            part.s["router"][p] = _run_sums(router, counts)
         for key, code in zip(_COUNTS, (GOOD, BAD, FAILED, HUMAN_REVIEW), strict=True):
             part.s[key][p] = w.outcomes[:, code]
         part.s["esc"][p] = w.escalated
         part.s["fb"][p] = w.fell_back
+        part.s["ovf"][p] = w.overflowed
         part.answered[p] = w.answered
         S = w.tokens.shape[0]
         valid = T.model[:S] >= 0
-        sidx, cidx = np.nonzero(valid)
+        sidx, kidx = np.nonzero(valid)
+        cidx = kidx // L
         mdl = T.model[:S][valid]
-        spend = np.stack([_run_sums(w.tokens[s], counts) for s in range(S)])
-        np.add.at(part.tokens[p], (cidx, mdl), spend[sidx, cidx])
+        if L == 1:  # rows sorted by category = key
+            spend = np.stack([_run_sums(w.tokens[s], counts) for s in range(S)])  # (S, K)
+        else:
+            spend = np.stack(
+                [np.bincount(lane_key, weights=w.tokens[s], minlength=T.model.shape[1]) for s in range(S)]
+            )
+        np.add.at(part.tokens[p], (cidx, mdl), spend[sidx, kidx])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
+        np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
         np.add.at(part.successes, mdl, w.successes[:S][valid])
         np.add.at(part.slow, mdl, w.slow[:S][valid])
-        key = np.repeat(np.arange(counts.size) * (DECADES * self.bins), counts) + _bin(w.lat, self.bins)
+        key = np.repeat(np.arange(C) * (DECADES * self.bins), counts) + _bin(w.lat, self.bins)
         with self.lock:
             np.add.at(self.hist[p].reshape(-1), key, np.int32(1))
 
@@ -457,6 +576,9 @@ def _finish(acc: _Partial, samples: int, hist: np.ndarray, bins: int, M: int, hu
             fallback=mean["fb"],
             answered=per_model(acc.answered),
             calls=per_model(acc.calls),
+            overflow=mean["ovf"],
+            router_cost=mean["router"],
+            served=acc.served / n[None, :, None],
         )
         cost_sd = np.sqrt(np.maximum(mean["cost2"] - mean["cost"] ** 2, 0.0))
         lat_sd = np.sqrt(np.maximum(mean["lat2"] - mean["lat"] ** 2, 0.0))

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from routecalc.errors import Problem
-from routecalc.worksheet.schema import MAX_CHAIN, step_gated
+from routecalc.worksheet.schema import (
+    MAX_CHAIN,
+    ClassifierSpec,
+    PolicySpec,
+    Router,
+    StepSpec,
+    TaskSpec,
+    step_gated,
+)
 
 
 def _items_by_name(items: list, kind: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -80,6 +89,22 @@ def cross_checks(
                 refs += [(f"{base}.conditional.given_failed", o.conditional.given_failed)]
             problems += [Problem(path, f"unknown model {m!r}") for path, m in refs if m not in model_names]
 
+    known = _Known(
+        models=model_names if models_listed else None,
+        tools=_raw_names(data, "tools"),
+        classifiers={c.name: c for _, c in section(data, "classifiers", ClassifierSpec)[0]},
+    )
+    for i, t in tasks:
+        for tool in t.tool_hit_rates:
+            if tool not in known.tools:
+                problems.append(Problem(f"tasks[{i}].tool_hit_rates.{tool}", f"unknown tool {tool!r}"))
+        for tier, spec in (t.tiers or {}).items():
+            for m in spec.pass_rates:
+                if models_listed and m not in model_names:
+                    problems.append(Problem(f"tasks[{i}].tiers.{tier}.pass_rates.{m}", f"unknown model {m!r}"))
+    for j, clf in section(data, "classifiers", ClassifierSpec)[0]:
+        if clf.model is not None and models_listed and clf.model not in model_names:
+            problems.append(Problem(f"classifiers[{j}].model", f"unknown model {clf.model!r}"))
     for i, pol in policies:
         base = f"policies[{i}]"
         for cat in task_names:
@@ -87,56 +112,13 @@ def cross_checks(
                 problems.append(Problem(f"{base}.routes", f"skips category {cat!r}"))
         if pol.final_reject == "human_review" and pol.human_review is None:
             problems.append(Problem(f"{base}.human_review", "required when final_reject is human_review"))
-        for cat, steps in pol.routes.items():
+        for cat, route in pol.routes.items():
             path = f"{base}.routes.{cat}"
             if cat not in task_names:
                 if tasks_listed:
                     problems.append(Problem(path, f"unknown category {cat!r}"))
                 continue
-            task = valid_tasks.get(cat)
-            if not steps:
-                problems.append(Problem(path, "empty route"))
-            if pol.kind == "static" and len(steps) > 1:
-                problems.append(Problem(path, "a static route names one model (use cascade/fallback/chain)"))
-            if len(steps) > MAX_CHAIN:
-                problems.append(Problem(path, f"chain of {len(steps)} steps; at most {MAX_CHAIN}"))
-            for s, step in enumerate(steps):
-                spath = f"{path}[{s}]"
-                if step.model not in model_names:
-                    if models_listed:
-                        problems.append(Problem(f"{spath}.model", f"unknown model {step.model!r}"))
-                elif task is not None and step.model not in task.rates:
-                    problems.append(
-                        Problem(
-                            f"{spath}.model",
-                            f"no pass rate for ({cat!r}, {step.model!r}): add tasks[..].pass_rates.{step.model}",
-                        )
-                    )
-                if pol.kind != "chain" and (
-                    step.gate is not None or step.on_reject is not None or step.on_failure is not None
-                ):
-                    problems.append(Problem(spath, f"gate/on_reject/on_failure need kind: chain (is {pol.kind})"))
-                gated = step_gated(pol, step, s, len(steps))
-                if gated and task is not None and task.validator is None:
-                    problems.append(
-                        Problem(f"{spath}", f"a gated step needs tasks[{cat}].validator (catch, false_reject)")
-                    )
-                for trig in ("on_reject", "on_failure"):
-                    tgt = getattr(step, trig)
-                    if isinstance(tgt, int) and not (s < tgt < len(steps)):
-                        problems.append(
-                            Problem(
-                                f"{spath}.{trig}",
-                                f"step {tgt} is not a later step of this chain (steps {s + 1}..{len(steps) - 1});"
-                                " chains only go forward, so they cannot loop",
-                            )
-                        )
-                if step.on_failure in ("deliver", "human_review"):
-                    problems.append(Problem(f"{spath}.on_failure", "a failed step has no answer to deliver"))
-                if step.on_reject == "human_review" and pol.human_review is None:
-                    problems.append(Problem(f"{spath}.on_reject", "needs the policy's human_review cost/latency"))
-                if step.on_reject is not None and not gated:
-                    problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
+            problems += _route_problems(route, path, pol, cat, valid_tasks.get(cat), known, depth=0)
 
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
@@ -154,3 +136,148 @@ def section(data: Mapping[str, Any], key: str, spec: type[BaseModel]) -> tuple[l
         with contextlib.suppress(ValidationError):
             valid.append((i, spec.model_validate(item)))
     return valid, len(valid) == len(items)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Names a route may refer to (``models`` None: the catalog itself is broken, do not report each use)."""
+
+    models: Mapping[str, None] | None
+    tools: Mapping[str, None]
+    classifiers: Mapping[str, ClassifierSpec]
+
+
+MAX_ROUTER_DEPTH = 4  # routers inside routers: deeper is a typo more often than a design
+
+
+def _route_problems(
+    route: list[StepSpec] | Router,
+    path: str,
+    pol: PolicySpec,
+    cat: str,
+    task: TaskSpec | None,
+    known: _Known,
+    depth: int,
+) -> list[Problem]:
+    """Problems of one route: a chain's steps, or a router and every route under it."""
+    if isinstance(route, list):
+        return _chain_problems(route, path, pol, cat, task, known)
+    if depth >= MAX_ROUTER_DEPTH:
+        return [Problem(path, f"routers nested more than {MAX_ROUTER_DEPTH} deep")]
+    out: list[Problem] = []
+    if route.split is not None:
+        for a, arm in enumerate(route.split):
+            out += _route_problems(arm.route, f"{path}.split[{a}].route", pol, cat, task, known, depth + 1)
+    elif route.rules is not None:
+        attributes = (task.attributes or {}) if task is not None else None
+        for r, rule in enumerate(route.rules):
+            cond = rule.when
+            if cond is not None and cond.attribute is not None and attributes is not None:
+                values = attributes.get(cond.attribute)
+                if values is None:
+                    out.append(
+                        Problem(f"{path}.rules[{r}].when.attribute", f"{cat!r} has no attribute {cond.attribute!r}")
+                    )
+                else:
+                    out += [
+                        Problem(f"{path}.rules[{r}].when.in", f"{cond.attribute} has no value {v!r}")
+                        for v in cond.in_ or []
+                        if v not in values
+                    ]
+            out += _route_problems(rule.route, f"{path}.rules[{r}].route", pol, cat, task, known, depth + 1)
+    else:
+        clf = known.classifiers.get(route.classifier or "")
+        if clf is None:
+            out.append(Problem(f"{path}.classifier", f"unknown classifier {route.classifier!r}"))
+        else:
+            labels = set(clf.labels)
+            if set(route.routes or {}) != labels:
+                out.append(
+                    Problem(f"{path}.routes", f"give one route per label of {clf.name}: {', '.join(clf.labels)}")
+                )
+            if task is not None and set(task.tiers or {}) != labels:
+                out.append(
+                    Problem(
+                        path,
+                        f"classifier {clf.name} predicts {', '.join(clf.labels)}: give tasks[{cat}].tiers "
+                        "with those labels (their shares and pass rates)",
+                    )
+                )
+        for label, sub in (route.routes or {}).items():
+            out += _route_problems(sub, f"{path}.routes.{label}", pol, cat, task, known, depth + 1)
+    return out
+
+
+def _chain_problems(
+    steps: list[StepSpec], path: str, pol: PolicySpec, cat: str, task: TaskSpec | None, known: _Known
+) -> list[Problem]:
+    problems: list[Problem] = []
+    if not steps:
+        problems.append(Problem(path, "empty route"))
+    if pol.kind == "static" and len(steps) > 1:
+        problems.append(Problem(path, "a static route names one model (use cascade/fallback/chain)"))
+    if len(steps) > MAX_CHAIN:
+        problems.append(Problem(path, f"chain of {len(steps)} steps; at most {MAX_CHAIN}"))
+    rates = task.rates if task is not None else None
+    for s, step in enumerate(steps):
+        spath = f"{path}[{s}]"
+        for field, name in [("model", step.model), *(("hedge", m) for m in step.hedge or [])]:
+            if name is None:
+                continue
+            if known.models is not None and name not in known.models:
+                problems.append(Problem(f"{spath}.{field}", f"unknown model {name!r}"))
+            elif rates is not None and known.models is not None and name not in rates:
+                problems.append(
+                    Problem(
+                        f"{spath}.{field}", f"no pass rate for ({cat!r}, {name!r}): add tasks[..].pass_rates.{name}"
+                    )
+                )
+        if step.tool is not None:
+            if step.tool not in known.tools:
+                problems.append(Problem(f"{spath}.tool", f"unknown tool {step.tool!r}"))
+            elif task is not None and step.tool not in task.tool_hit_rates:
+                problems.append(
+                    Problem(f"{spath}.tool", f"how often does {step.tool} answer {cat!r}? add tasks[..].tool_hit_rates")
+                )
+            if step.gate is not None or step.on_reject is not None:
+                problems.append(Problem(spath, "a tool step decides hit or miss itself: no gate/on_reject"))
+        chain_only = {
+            "gate": step.gate is not None,
+            "on_reject": step.on_reject is not None,
+            "on_failure": step.on_failure is not None,
+            "hedge": step.hedge is not None,
+            "deadline_s": step.deadline_s is not None,
+            "on_deadline": step.on_deadline is not None,
+            "latency_target_s": step.latency_target_s is not None,
+        }
+        used = [k for k, v in chain_only.items() if v and not (k in ("gate", "on_reject") and step.tool is not None)]
+        if pol.kind != "chain" and used:
+            problems.append(Problem(spath, f"{'/'.join(used)} need kind: chain (is {pol.kind})"))
+        if step.hedge is not None and step.retries:
+            problems.append(Problem(f"{spath}.retries", "hedged models are not retried (the other one is the retry)"))
+        if step.on_deadline is not None and step.deadline_s is None:
+            problems.append(Problem(f"{spath}.on_deadline", "needs deadline_s"))
+        gated = step_gated(pol, step, s, len(steps))
+        if gated and task is not None and task.validator is None:
+            problems.append(Problem(f"{spath}", f"a gated step needs tasks[{cat}].validator (catch, false_reject)"))
+        targets = [("on_reject", step.on_reject), ("on_deadline", step.on_deadline)]
+        if isinstance(step.on_failure, dict):
+            targets += [(f"on_failure.{t}", v) for t, v in step.on_failure.items()]
+        else:
+            targets.append(("on_failure", step.on_failure))
+        for trig, tgt in targets:
+            if isinstance(tgt, int) and not (s < tgt < len(steps)):
+                problems.append(
+                    Problem(
+                        f"{spath}.{trig}",
+                        f"step {tgt} is not a later step of this chain (steps {s + 1}..{len(steps) - 1});"
+                        " chains only go forward, so they cannot loop",
+                    )
+                )
+            if not trig.startswith("on_reject") and tgt in ("deliver", "human_review"):
+                problems.append(Problem(f"{spath}.{trig}", "a failed step has no answer to deliver"))
+        if step.on_reject == "human_review" and pol.human_review is None:
+            problems.append(Problem(f"{spath}.on_reject", "needs the policy's human_review cost/latency"))
+        if step.on_reject is not None and not gated:
+            problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
+    return problems

@@ -113,6 +113,106 @@ class ModelSpec(_Strict):
     context_window: Annotated[int, Field(gt=0)] | None = None
     rpm: Annotated[int, Field(gt=0)] | None = None
     tpm: Annotated[int, Field(gt=0)] | None = None
+    errors: dict[ErrorType, Probability] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _error_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("errors"), dict):
+            data = {**data, "errors": {_error_key(k): v for k, v in data["errors"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _errors(self) -> ModelSpec:
+        if self.errors is None:
+            return self
+        if abs(sum(self.errors.values()) - 1.0) > 1e-6:
+            raise ValueError("errors: shares of the failure rate by type must sum to 1")
+        if (
+            "timeout_share" in self.model_fields_set
+            and abs(self.errors.get("timeout", 0.0) - self.timeout_share) > 1e-9
+        ):
+            raise ValueError("give the timeout share once: errors.timeout or timeout_share")
+        return self
+
+    @property
+    def error_shares(self) -> dict[str, float]:
+        """Share of this model's failures by type (default: ``timeout_share`` timeouts, the rest 5xx)."""
+        if self.errors is not None:
+            return {t: float(self.errors.get(t, 0.0)) for t in ERROR_TYPES}  # type: ignore[call-overload]
+        return {"timeout": self.timeout_share, "5xx": 1.0 - self.timeout_share, "429": 0.0, "content_filter": 0.0}
+
+
+ERROR_TYPES = ("timeout", "5xx", "429", "content_filter")  # content_filter is not retried: it would fail again
+ErrorType = Literal["timeout", "5xx", "429", "content_filter"]
+
+
+def _error_key(key: Any) -> Any:
+    """YAML reads ``429:`` and ``500:`` as integers: accept them, and 5xx codes, as the error type's name."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return "429" if key == 429 else "5xx" if 500 <= key <= 599 else str(key)
+    return key
+
+
+class ToolSpec(_Strict):
+    """A non-LLM step (search, database lookup, rules engine, cache): answers some requests, cheaply.
+
+    Which share of a category's requests it answers is the task's ``tool_hit_rates``; a miss goes on to the
+    next step. ``cost_per_call`` in the worksheet currency; latency in seconds (a number or ``{p50, p95}``).
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    cost_per_call: NonNegative = 0.0
+    latency_s: Band
+    failure_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    error_latency_s: NonNegative = 0.1
+
+
+class ClassifierSpec(_Strict):
+    """A router that predicts a request's tier before routing (an embedding model, a small LLM, ...).
+
+    ``confusion[true][predicted]`` (rows sum to 1), or ``recall`` per label (the rest of each row spread
+    evenly over the other labels). Its cost: ``cost_per_call``, or ``model`` (a catalog model reading the
+    request's input tokens and writing ``output_tokens``); its latency ``latency_s``.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]
+    confusion: dict[str, dict[str, Probability]] | None = None
+    recall: dict[str, Probability] | None = None
+    cost_per_call: NonNegative = 0.0
+    model: str | None = None
+    output_tokens: NonNegative = 5.0
+    latency_s: Band = Band(mean=0.0)
+
+    @model_validator(mode="after")
+    def _matrix(self) -> ClassifierSpec:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels: a label is listed twice")
+        if (self.confusion is None) == (self.recall is None):
+            raise ValueError("give exactly one of confusion, recall")
+        given = self.confusion if self.confusion is not None else self.recall
+        assert given is not None
+        extra = sorted(set(given) - set(self.labels))
+        if extra or set(given) != set(self.labels):
+            raise ValueError(f"give every label exactly once (labels: {', '.join(self.labels)})")
+        if self.confusion is not None:
+            for true, row in self.confusion.items():
+                if set(row) - set(self.labels):
+                    raise ValueError(
+                        f"confusion.{true}: unknown predicted label(s) {sorted(set(row) - set(self.labels))}"
+                    )
+                if abs(sum(row.values()) - 1.0) > 1e-6:
+                    raise ValueError(f"confusion.{true}: a row of predictions must sum to 1")
+        return self
+
+    def matrix(self) -> list[list[float]]:
+        """``P(predicted = j | true = i)`` over ``labels``."""
+        n = len(self.labels)
+        if self.confusion is not None:
+            return [[self.confusion[t].get(p, 0.0) for p in self.labels] for t in self.labels]
+        recall = self.recall or {}
+        return [[recall[t] if t == p else (1 - recall[t]) / (n - 1) for p in self.labels] for t in self.labels]
 
 
 class Rate(_Strict):
@@ -285,6 +385,25 @@ MAX_TABLE_MODELS = 12  # 2^12 patterns at most
 TABLE_RATE_TOLERANCE = 5e-4  # a pass rate written beside a table may be rounded to 0.1 %
 
 
+class Tier(_Strict):
+    """A request difficulty class within a category: its share of the category and its pass rates."""
+
+    share: Probability
+    pass_rates: dict[str, PassRate]
+
+
+class ToolHit(_Strict):
+    """How often a tool answers a category's requests (``rate``) and how often those answers are right."""
+
+    rate: Probability
+    quality: Probability = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number(cls, data: Any) -> Any:
+        return {"rate": data} if isinstance(data, int | float) and not isinstance(data, bool) else data
+
+
 class TaskSpec(_Strict):
     """One task category of the request mix."""
 
@@ -301,6 +420,29 @@ class TaskSpec(_Strict):
     cost_bad_answer: NonNegative | None = None
     cost_failed: NonNegative | None = None
     last_reviewed: dt.date | None = None
+    tiers: dict[Annotated[str, Field(min_length=1)], Tier] | None = None
+    attributes: dict[Annotated[str, Field(min_length=1)], dict[str, Probability]] | None = None
+    tool_hit_rates: dict[str, ToolHit] = {}
+    context_overflow: Literal["next", "fail"] | None = None
+
+    @model_validator(mode="after")
+    def _tiers_and_attributes(self) -> TaskSpec:
+        if self.tiers is not None:
+            if abs(sum(t.share for t in self.tiers.values()) - 1.0) > 1e-6:
+                raise ValueError("tiers: shares must sum to 1")
+            if self.pass_rates:
+                raise ValueError("with tiers, give pass rates per tier (tiers.<tier>.pass_rates), not pass_rates")
+            if self.outcomes is not None and self.outcomes.correlation is None:
+                raise ValueError("with tiers, outcomes may only give a correlation (it applies within each tier)")
+            models = {frozenset(t.pass_rates) for t in self.tiers.values()}
+            if len(models) != 1:
+                raise ValueError("tiers: give pass rates for the same models in every tier")
+        for name, values in (self.attributes or {}).items():
+            if not values:
+                raise ValueError(f"attributes.{name}: list its values with their shares")
+            if abs(sum(values.values()) - 1.0) > 1e-6:
+                raise ValueError(f"attributes.{name}: shares must sum to 1")
+        return self
 
     @model_validator(mode="after")
     def _outcomes(self) -> TaskSpec:
@@ -333,7 +475,10 @@ class TaskSpec(_Strict):
 
     @property
     def rates(self) -> dict[str, float]:
-        """Every model's pass rate as a number: the written ones, then those an outcome table implies."""
+        """Every model's pass rate as a number: the written ones, the tiers' mixture, or an outcome table's."""
+        if self.tiers is not None:
+            tiers = list(self.tiers.values())
+            return {m: sum(t.share * t.pass_rates[m].rate for t in tiers) for m in tiers[0].pass_rates}
         out = {m: r.rate for m, r in self.pass_rates.items()}
         if self.outcomes is not None and self.outcomes.patterns is not None:
             out.update(self.outcomes.marginals())
@@ -358,13 +503,161 @@ StepTarget = Annotated[int, Field(ge=0)] | Literal["next", "fail", "deliver", "h
 
 
 class StepSpec(_Strict):
-    """One step of a chain. Targets are a later step's 0-based index or a keyword."""
+    """One step of a chain: a model, a tool, or two models hedged in parallel. Targets are a later step's
+    0-based index or a keyword; ``on_failure`` may name a target per error type."""
 
-    model: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1)] | None = None
+    tool: Annotated[str, Field(min_length=1)] | None = None
+    hedge: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2, max_length=2)] | None = None
+    hedge_mode: Literal["first", "best"] = "first"
+    cancel_loser: bool = True
     gate: bool | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     on_reject: StepTarget | None = None
-    on_failure: StepTarget | None = None
+    on_failure: StepTarget | dict[ErrorType, StepTarget] | None = None
+    deadline_s: Positive | None = None
+    on_deadline: StepTarget | None = None
+    latency_target_s: Positive | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("on_failure"), dict):
+            data = {**data, "on_failure": {_error_key(k): v for k, v in data["on_failure"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _one(self) -> StepSpec:
+        given = [k for k in ("model", "tool", "hedge") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a step names exactly one of model, tool, hedge")
+        if self.hedge is not None and self.hedge[0] == self.hedge[1]:
+            raise ValueError("hedge: two different models")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """The catalog entries (models or tool) this step calls."""
+        return [self.model] if self.model else [self.tool] if self.tool else list(self.hedge or [])
+
+    @property
+    def label(self) -> str:
+        """How the step reads in output: ``gpt-4.1``, ``tool faq-cache``, ``hedge a | b``."""
+        if self.model:
+            return self.model
+        return f"tool {self.tool}" if self.tool else "hedge " + " | ".join(self.hedge or [])
+
+
+class Condition(_Strict):
+    """A rule's test on a request: its input tokens, or one of the category's attributes."""
+
+    input_tokens_gt: Annotated[float, Field(ge=0)] | None = None
+    input_tokens_le: Annotated[float, Field(gt=0)] | None = None
+    attribute: Annotated[str, Field(min_length=1)] | None = None
+    in_: list[str] | None = Field(default=None, alias="in", min_length=1)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Condition:
+        if (self.attribute is None) != (self.in_ is None):
+            raise ValueError("an attribute test needs both attribute and in")
+        if self.input_tokens_gt is None and self.input_tokens_le is None and self.attribute is None:
+            raise ValueError("give input_tokens_gt, input_tokens_le or attribute + in")
+        gt, le = self.input_tokens_gt, self.input_tokens_le
+        if gt is not None and le is not None and le <= gt:
+            raise ValueError("input_tokens_le must be above input_tokens_gt")
+        return self
+
+
+class Rule(_Strict):
+    """``when`` a request matches, take ``route`` (the first matching rule wins); no ``when``: the default."""
+
+    when: Condition | None = None
+    route: Route
+
+
+class SplitArm(_Strict):
+    """One arm of a weighted split: ``weight`` of the traffic takes ``route``."""
+
+    weight: Probability
+    route: Route
+
+
+class Router(_Strict):
+    """Routing inside a category: exactly one of a weighted ``split``, ``rules``, or a ``classifier`` with a
+    route per predicted label."""
+
+    split: list[SplitArm] | None = None
+    rules: list[Rule] | None = None
+    classifier: Annotated[str, Field(min_length=1)] | None = None
+    routes: dict[str, Route] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("split"), dict):  # {model: weight, ...}
+            data = {**data, "split": [{"weight": w, "route": m} for m, w in data["split"].items()]}
+        return data
+
+    @model_validator(mode="after")
+    def _one(self) -> Router:
+        given = [k for k in ("split", "rules", "classifier") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a router gives exactly one of split, rules, classifier")
+        if (self.classifier is None) != (self.routes is None):
+            raise ValueError("a classifier router needs routes: {label: route, ...}")
+        if self.split is not None:
+            if not self.split:
+                raise ValueError("split: give at least one arm")
+            if abs(sum(a.weight for a in self.split) - 1.0) > 1e-6:
+                raise ValueError("split: weights must sum to 1")
+        if self.rules is not None:
+            if not self.rules or self.rules[-1].when is not None:
+                raise ValueError("rules: end with a default rule (a route without when)")
+            if any(r.when is None for r in self.rules[:-1]):
+                raise ValueError("rules: only the last rule may go without when")
+        return self
+
+
+Route = list[StepSpec] | Router  # a chain of steps, or a router of routes
+for _model in (Rule, SplitArm, Router):
+    _model.model_rebuild()
+
+
+def _route_shorthand(route: Any) -> Any:
+    """A model name, one step, or a list of names/steps -> a list of step dicts; routers recurse."""
+    if isinstance(route, str):
+        return [{"model": route}]
+    if isinstance(route, dict) and any(k in route for k in ("split", "rules", "classifier")):
+        out = dict(route)
+        if isinstance(out.get("split"), list):
+            out["split"] = [
+                {**a, "route": _route_shorthand(a.get("route"))} if isinstance(a, dict) else a for a in out["split"]
+            ]
+        elif isinstance(out.get("split"), dict):
+            out["split"] = [{"weight": w, "route": _route_shorthand(m)} for m, w in out["split"].items()]
+        if isinstance(out.get("rules"), list):
+            out["rules"] = [
+                {**r, "route": _route_shorthand(r.get("route"))} if isinstance(r, dict) else r for r in out["rules"]
+            ]
+        if isinstance(out.get("routes"), dict):
+            out["routes"] = {k: _route_shorthand(v) for k, v in out["routes"].items()}
+        return out
+    if isinstance(route, dict):
+        return [route]
+    if isinstance(route, list):
+        return [{"model": s} if isinstance(s, str) else s for s in route]
+    return route
+
+
+def leaves(route: list[StepSpec] | Router) -> list[list[StepSpec]]:
+    """Every chain a route can end in (a plain route is its own only leaf)."""
+    if isinstance(route, list):
+        return [route]
+    if route.split is not None:
+        return [leaf for arm in route.split for leaf in leaves(arm.route)]
+    if route.rules is not None:
+        return [leaf for rule in route.rules for leaf in leaves(rule.route)]
+    return [leaf for r in (route.routes or {}).values() for leaf in leaves(r)]
 
 
 class HumanReview(_Strict):
@@ -382,7 +675,7 @@ class PolicySpec(_Strict):
 
     name: Annotated[str, Field(min_length=1)]
     kind: PolicyKind
-    routes: dict[str, list[StepSpec]]
+    routes: dict[str, list[StepSpec] | Router]
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     final_reject: Literal["deliver", "fail", "human_review"] = "deliver"
     human_review: HumanReview | None = None
@@ -392,14 +685,12 @@ class PolicySpec(_Strict):
     @classmethod
     def _routes(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("routes"), dict):
-            routes = {}
-            for cat, route in data["routes"].items():
-                steps = [route] if isinstance(route, str | dict) else route
-                if isinstance(steps, list):
-                    steps = [{"model": s} if isinstance(s, str) else s for s in steps]
-                routes[cat] = steps
-            data = {**data, "routes": routes}
+            data = {**data, "routes": {cat: _route_shorthand(r) for cat, r in data["routes"].items()}}
         return data
+
+    def chains(self, category: str) -> list[list[StepSpec]]:
+        """Every chain this policy may use for ``category`` (one, unless the route has a router)."""
+        return leaves(self.routes[category])
 
 
 def step_gated(policy: PolicySpec, step: StepSpec, index: int, n_steps: int) -> bool:
@@ -408,6 +699,8 @@ def step_gated(policy: PolicySpec, step: StepSpec, index: int, n_steps: int) -> 
     Cascades gate every step except, when ``final_reject`` is ``deliver``, the last one (its verdict could not
     change what is delivered, so nobody pays for it); fallback and static steps are ungated; chains say so.
     """
+    if step.tool is not None:
+        return False  # a tool answers or misses by itself; no validator reads it
     if policy.kind == "chain":
         return bool(step.gate)
     if policy.kind != "cascade":
@@ -443,6 +736,8 @@ class Defaults(_Strict):
     allowed_fails: Annotated[int, Field(ge=0)] | None = None
     cooldown_s: NonNegative | None = None
     on_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = list(DEFAULT_STATUS_CODES)
+    context_overflow: Literal["next", "fail"] = "next"  # a request longer than a model's window: skip it, or fail
+    deadline_billing: Literal["full", "input", "none"] = "full"  # what a try abandoned at its deadline bills
 
 
 class Worksheet(_Strict):
@@ -457,6 +752,8 @@ class Worksheet(_Strict):
     volume: Volume
     defaults: Defaults = Defaults()
     models: Annotated[list[ModelSpec], Field(min_length=1)]
+    tools: list[ToolSpec] = []
+    classifiers: list[ClassifierSpec] = []
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
     policies: list[PolicySpec] = []
     baseline: str | None = None
@@ -514,8 +811,22 @@ def json_schema() -> dict[str, Any]:
             ],
         }
     step = {"anyOf": [{"type": "string", "description": "a model name"}, {"$ref": "#/$defs/StepSpec"}]}
-    defs["PolicySpec"]["properties"]["routes"]["additionalProperties"] = {
-        "anyOf": [step, {"type": "array", "items": step}]
+    defs["Route"] = {
+        "description": "A model name, one step, a list of them (a chain), or a router (split, rules, classifier).",
+        "anyOf": [step, {"type": "array", "items": step}, {"$ref": "#/$defs/Router"}],
+    }
+    route = {"$ref": "#/$defs/Route"}
+    defs["PolicySpec"]["properties"]["routes"]["additionalProperties"] = route
+    defs["Rule"]["properties"]["route"] = route
+    defs["SplitArm"]["properties"]["route"] = route
+    router = defs["Router"]["properties"]
+    router["routes"] = {"anyOf": [{"type": "object", "additionalProperties": route}, {"type": "null"}]}
+    router["split"] = {
+        "anyOf": [
+            {"type": "array", "items": {"$ref": "#/$defs/SplitArm"}},
+            {"type": "object", "additionalProperties": {"type": "number"}, "description": "{model: weight}"},
+            {"type": "null"},
+        ]
     }
     schema["properties"]["tasks"] = {
         "anyOf": [

@@ -1,0 +1,272 @@
+"""Routing inside a category: splits, rules and classifiers flattened into *lanes* over request *segments*.
+
+A policy's route for a category is a chain of steps, or a router (a weighted ``split``, ``rules`` on the request,
+a ``classifier``'s predicted label) of routes. Every leaf chain becomes a lane. Which lane a request takes
+depends on
+
+* its *segment*: the interval its input tokens fall in (cut at every rule threshold and every context window of
+  a model the category may use) and its values of the attributes the rules test;
+* its *tier* (a classifier routes by its prediction, drawn from the confusion row of the request's true tier);
+* chance, for splits.
+
+``lane_weights`` gives, per (tier, segment), each lane's probability: the product along the path of split
+weights, rule matches (first match wins) and confusion probabilities. Segments are exact intervals of the
+lognormal token band, so the expected-value engine stays closed form: a segment carries its probability and its
+conditional mean input tokens, and a step whose model's window lies below a segment overflows for all of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from routecalc.worksheet import ClassifierSpec, PolicySpec, Router, StepSpec, TaskSpec, Worksheet
+
+MAX_SEGMENTS = 256  # token intervals x attribute combinations per category
+MIN_OVERFLOW = 1e-6  # a window the category's token band exceeds less often than this is not modelled
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentTable:
+    """Per category, its segments (token interval x attribute combination), padded to ``G``.
+
+    ``edges`` ``(C, E)``: the cut points of the input-token intervals (``+inf`` padded); interval ``j`` is
+    ``(edges[j-1], edges[j]]`` with ``edges[-1] = 0``. ``prob`` ``(C, G)``: probability of each segment (0 pads);
+    ``x_mean`` ``(C, G)``: mean input tokens within it; ``x_lo`` ``(C, G)``: its interval's lower bound;
+    ``interval`` / ``combo`` ``(C, G)``: its interval and attribute-combination index; ``n_combos`` ``(C,)``;
+    ``combo_prob`` ``(C, A)``: probability of each attribute combination (Monte Carlo draws it).
+    ``window`` ``(C, M)``: the context windows enforced (see :func:`modelled_windows`); both engines skip a step
+    whose window a request exceeds, so their overflow shares agree.
+    """
+
+    edges: np.ndarray
+    prob: np.ndarray
+    x_mean: np.ndarray
+    x_lo: np.ndarray
+    interval: np.ndarray
+    combo: np.ndarray
+    n_combos: np.ndarray
+    combo_prob: np.ndarray
+    window: np.ndarray  # (C, M) context window enforced per category and catalog entry (inf: none)
+
+    @property
+    def trivial(self) -> bool:
+        """One segment per category: the whole token band, no attributes."""
+        return self.prob.shape[1] == 1
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One leaf chain of a category's route, and what reaches it."""
+
+    steps: tuple[StepSpec, ...]
+    weight: np.ndarray  # (T, G): probability of taking this lane given the true tier and the segment
+    classifiers: tuple[str, ...]  # classifiers on the path (each adds its cost and latency)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Phi(z) for the few cut points of a band (math.erfc: no scipy import on the common path)."""
+    flat = np.asarray(z, dtype=float)
+    return np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in flat.ravel()]).reshape(flat.shape)
+
+
+def _exceeds(task: TaskSpec, tokens: float) -> float:
+    """P(input tokens > ``tokens``) under the category's band."""
+    band = task.tokens_in
+    if band.sigma == 0:
+        return float(band.expected > tokens)
+    return float(1 - _normal_cdf(np.array((math.log(tokens) - band.mu) / band.sigma)))
+
+
+def modelled_windows(ws: Worksheet, task: TaskSpec) -> dict[str, float]:
+    """The context windows the engines enforce for a category: those its prompts exceed at least 1 in 10^6
+    times (further out, a lognormal tail says more about the band's shape than about the prompts)."""
+    return {
+        m.name: float(m.context_window)
+        for m in ws.models
+        if m.context_window is not None and _exceeds(task, m.context_window) >= MIN_OVERFLOW
+    }
+
+
+def _thresholds(ws: Worksheet, task: TaskSpec, policies: Sequence[PolicySpec]) -> list[float]:
+    """Cut points of a category's input tokens: rule thresholds and the windows of models it may use."""
+    cuts: set[float] = set()
+    windows = modelled_windows(ws, task)
+    for pol in policies:
+        route = pol.routes.get(task.name)
+        if route is None:
+            continue
+        for cond in _conditions(route):
+            for v in (cond.input_tokens_gt, cond.input_tokens_le):
+                if v is not None and v > 0:
+                    cuts.add(float(v))
+        for chain in pol.chains(task.name):
+            for step in chain:
+                cuts.update(float(windows[n]) for n in step.names if n in windows)
+    return sorted(cuts)
+
+
+def _conditions(route: list[StepSpec] | Router):  # type: ignore[no-untyped-def]
+    if isinstance(route, list):
+        return
+    if route.rules is not None:
+        for rule in route.rules:
+            if rule.when is not None:
+                yield rule.when
+            yield from _conditions(rule.route)
+    for arm in route.split or []:
+        yield from _conditions(arm.route)
+    for sub in (route.routes or {}).values():
+        yield from _conditions(sub)
+
+
+def _tested_attributes(ws: Worksheet, task: TaskSpec) -> list[str]:
+    names: list[str] = []
+    for pol in ws.policies:
+        route = pol.routes.get(task.name)
+        if route is None:
+            continue
+        for cond in _conditions(route):
+            if cond.attribute is not None and cond.attribute not in names:
+                names.append(cond.attribute)
+    return names
+
+
+def _intervals(task: TaskSpec, cuts: list[float], x_mean: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probability, conditional mean and lower bound of each input-token interval ``(lo, hi]``.
+
+    Lognormal band ``(mu, sigma)``: ``P = Phi(b) - Phi(a)`` and ``E[x; lo < x <= hi] = e^(mu + sigma^2/2)
+    (Phi(b - sigma) - Phi(a - sigma))`` with ``a, b = (ln lo - mu) / sigma, (ln hi - mu) / sigma``. A fixed
+    value lies in one interval. With no cut the mean is the band's own mean (bit for bit).
+    """
+    lo = np.array([0.0, *cuts])
+    hi = np.array([*cuts, np.inf])
+    band = task.tokens_in
+    if not cuts:
+        return np.ones(1), np.array([x_mean]), lo
+    mu, sigma = band.mu, band.sigma
+    if sigma == 0:
+        value = math.exp(mu) if math.isfinite(mu) else 0.0
+        inside = (lo < value) & (value <= hi) if value > 0 else np.arange(lo.size) == 0
+        return inside.astype(float), np.where(inside, value, 0.0), lo
+    with np.errstate(divide="ignore"):
+        a = (np.log(lo) - mu) / sigma
+        b = (np.log(hi) - mu) / sigma
+    prob = _normal_cdf(b) - _normal_cdf(a)
+    partial = math.exp(mu + sigma**2 / 2) * (_normal_cdf(b - sigma) - _normal_cdf(a - sigma))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(prob > 0, partial / prob, (lo + np.minimum(hi, lo * 2 + 1)) / 2)
+    return prob, mean, lo
+
+
+def segment_table(
+    ws: Worksheet, x_mean: np.ndarray, extra: Sequence[PolicySpec] = (), catalog: Sequence[str] = ()
+) -> SegmentTable:
+    """Every category's segments (see module docstring); ``x_mean`` is each category's band mean.
+
+    ``extra``: policies compiled besides the worksheet's (e.g. all-to-strongest), whose models' windows count.
+    """
+    per_cat = []
+    policies = [*ws.policies, *extra]
+    for c, task in enumerate(ws.tasks):
+        cuts = _thresholds(ws, task, policies)
+        prob, mean, lo = _intervals(task, cuts, float(x_mean[c]))
+        attrs = _tested_attributes(ws, task)
+        values = [list((task.attributes or {})[a].items()) for a in attrs]
+        combos = list(itertools.product(*values)) if values else [()]
+        combo_prob = np.array([math.prod(p for _, p in combo) for combo in combos]) if values else np.ones(1)
+        per_cat.append((cuts, prob, mean, lo, combo_prob))
+    G = max(len(p) * len(cp) for _, p, _, _, cp in per_cat)
+    if G > MAX_SEGMENTS:
+        raise ValueError(
+            f"a category would need {G} segments (token intervals x attribute values); at most {MAX_SEGMENTS}"
+        )
+    E = max(len(cuts) for cuts, *_ in per_cat) or 1
+    C = len(per_cat)
+    A = max(len(cp) for *_, cp in per_cat)
+    edges = np.full((C, E), np.inf)
+    out = {k: np.zeros((C, G)) for k in ("prob", "x_mean", "x_lo")}
+    interval = np.zeros((C, G), dtype=np.int64)
+    combo = np.zeros((C, G), dtype=np.int64)
+    combo_prob = np.zeros((C, A))
+    n_combos = np.zeros(C, dtype=np.int64)
+    for c, (cuts, prob, mean, lo, cp) in enumerate(per_cat):
+        edges[c, : len(cuts)] = cuts
+        g = np.arange(len(prob) * len(cp))
+        j, a = g // len(cp), g % len(cp)
+        out["prob"][c, g] = prob[j] * cp[a]
+        out["x_mean"][c, g] = mean[j]
+        out["x_lo"][c, g] = lo[j]
+        interval[c, g], combo[c, g] = j, a
+        combo_prob[c, : len(cp)] = cp
+        n_combos[c] = len(cp)
+    names = list(catalog) or [m.name for m in ws.models]
+    window = np.full((C, len(names)), np.inf)
+    for c, task in enumerate(ws.tasks):
+        for name, w in modelled_windows(ws, task).items():
+            window[c, names.index(name)] = w
+    return SegmentTable(
+        window=window,
+        edges=edges,
+        prob=out["prob"],
+        x_mean=out["x_mean"],
+        x_lo=out["x_lo"],
+        interval=interval,
+        combo=combo,
+        n_combos=n_combos,
+        combo_prob=combo_prob,
+    )
+
+
+def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTable, tiers: list[str]) -> list[Lane]:
+    """The lanes of one category's route, with their weights over (true tier, segment)."""
+    task = ws.tasks[c]
+    T, G = max(1, len(tiers)), seg.prob.shape[1]
+    classifiers = {k.name: k for k in ws.classifiers}
+    attrs = _tested_attributes(ws, task)
+    combos = list(itertools.product(*[list((task.attributes or {})[a]) for a in attrs])) if attrs else [()]
+    n_cuts = int(np.isfinite(seg.edges[c]).sum())
+    cuts = seg.edges[c, :n_cuts]
+    lo = np.concatenate([[0.0], cuts])[seg.interval[c]]  # (G,) lower bound of each segment's interval
+    hi = np.concatenate([cuts, [np.inf]])[seg.interval[c]]
+
+    def matches(cond) -> np.ndarray:  # type: ignore[no-untyped-def]
+        ok = np.ones(G, dtype=bool)
+        if cond.input_tokens_gt is not None:
+            ok &= lo >= cond.input_tokens_gt
+        if cond.input_tokens_le is not None:
+            ok &= hi <= cond.input_tokens_le
+        if cond.attribute is not None:
+            k = attrs.index(cond.attribute)
+            wanted = set(cond.in_ or [])
+            ok &= np.array([combos[a][k] in wanted for a in seg.combo[c]])
+        return ok
+
+    out: list[Lane] = []
+
+    def walk(r: list[StepSpec] | Router, mass: np.ndarray, via: tuple[str, ...]) -> None:
+        if isinstance(r, list):
+            out.append(Lane(tuple(r), mass, via))
+            return
+        if r.split is not None:
+            for arm in r.split:
+                walk(arm.route, mass * arm.weight, via)
+        elif r.rules is not None:
+            left = np.ones(G, dtype=bool)
+            for rule in r.rules:
+                hit = left if rule.when is None else left & matches(rule.when)
+                walk(rule.route, mass * hit[None, :], via)
+                left = left & ~hit
+        else:
+            clf: ClassifierSpec = classifiers[r.classifier or ""]
+            conf = np.array(clf.matrix())  # (true, predicted) over clf.labels
+            order = [clf.labels.index(t) for t in tiers]  # the task's tiers in the classifier's label order
+            for j, label in enumerate(clf.labels):
+                walk((r.routes or {})[label], mass * conf[order, j][:, None], (*via, clf.name))
+
+    walk(route, np.ones((T, G)), ())
+    return out
