@@ -321,3 +321,117 @@ def test_bad_routes_name_the_field(route: object, path: str, message: str) -> No
     with pytest.raises(WorksheetError) as info:
         routecalc.validate_worksheet(s)
     assert any(p.path.startswith(path) and message in p.message for p in info.value.problems), info.value.problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deadlines and hedged requests
+
+
+def latency_sheet(small_latency: dict, large_latency: dict, *policies: dict) -> dict:
+    s = two_model_sheet()
+    s["models"][0]["latency"] = small_latency
+    s["models"][1]["latency"] = large_latency
+    return with_policies(s, *policies)
+
+
+def test_deadline_moves_slow_answers_on() -> None:
+    # small end-to-end p50 2 s / p95 6 s; deadline 4 s: P(L > 4) = 1 - Phi(ln 2 / (ln 3 / 1.645)) = 0.14966
+    from scipy.special import ndtr
+
+    p_late = 1 - ndtr(np.log(2) / (np.log(3) / 1.6448536269514722))
+    s = latency_sheet(
+        {"e2e_s": {"p50": 2, "p95": 6}},
+        {"e2e_s": 1.0},
+        {"name": "d", "kind": "chain", "routes": {"t": [{"model": "small", "deadline_s": 4}, "large"]}},
+    )
+    got = ev_of(s, "d")
+    # late answers are billed in full (defaults.deadline_billing: full) and the large model answers them
+    assert got["quality"] == pytest.approx((1 - p_late) * 0.8 + p_late * 0.95, abs=1e-9)
+    assert got["cost"] == pytest.approx(0.002 + p_late * 0.020, abs=1e-12)
+
+
+def test_hedge_first_and_best_with_fixed_latencies() -> None:
+    # small answers in 1 s, large in 2 s, no failures
+    hedge = lambda **kw: {"t": [{"hedge": ["small", "large"], **kw}]}
+    s = latency_sheet(
+        {"e2e_s": 1.0},
+        {"e2e_s": 2.0},
+        {"name": "first", "kind": "chain", "routes": hedge()},
+        {"name": "first-both-paid", "kind": "chain", "routes": hedge(cancel_loser=False)},
+        {"name": "best", "kind": "chain", "routes": hedge(hedge_mode="best")},
+    )
+    first, paid, best = ev_of(s, "first"), ev_of(s, "first-both-paid"), ev_of(s, "best")
+    # first: small always wins; the cancelled large bills its 1,000 input tokens only (1000 * 1e-5 = 0.01)
+    assert first["quality"] == pytest.approx(0.8) and first["latency"] == pytest.approx(1.0)
+    assert first["cost"] == pytest.approx(0.002 + 0.010)
+    assert paid["cost"] == pytest.approx(0.022)
+    # best: wait for both (2 s), good if either is: 1 - 0.2 * 0.05 = 0.99
+    assert best["quality"] == pytest.approx(0.99) and best["latency"] == pytest.approx(2.0)
+    assert best["cost"] == pytest.approx(0.022)
+
+
+def latency_everything_sheet() -> dict:
+    s = everything_sheet()
+    del s["tasks"][0]["outcomes"]  # latent difficulty is tested above: here it would only multiply the rows
+    s["models"].append(
+        fixed_model("mid", 1.0, 4.0, failure_rate=0.05, timeout_share=0.4, timeout_s=6)
+        | {"latency": {"ttft_s": {"p50": 0.5, "p95": 2.0}, "tpot_s": {"p50": 0.008, "p95": 0.02}}}
+    )
+    for t in s["tasks"]:
+        rates = t.get("pass_rates")
+        if rates is not None:
+            rates["mid"] = 0.85
+        for tier in (t.get("tiers") or {}).values():
+            tier["pass_rates"]["mid"] = 0.8
+    s["defaults"]["deadline_billing"] = "input"
+    s["policies"].append(
+        {
+            "name": "fast",
+            "kind": "chain",
+            "routes": {
+                "a": [
+                    {"hedge": ["new-small", "mid"], "on_failure": 2},
+                    {"model": "small", "deadline_s": 2.5, "gate": True, "on_reject": 2},
+                    "large",
+                ],
+                "b": [
+                    {"model": "mid", "deadline_s": 1.5},
+                    {"hedge": ["large", "new-small"], "hedge_mode": "best"},
+                ],
+            },
+        }
+    )
+    return s
+
+
+@pytest.fixture(scope="module")
+def latency_engines():
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(latency_everything_sheet()))
+    return (
+        problem,
+        routecalc.expected_values(problem),
+        routecalc.simulate(problem, SAMPLES, np.random.default_rng(SEED)),
+    )
+
+
+@pytest.mark.parametrize("policy", ["fast", "routed"])
+@pytest.mark.parametrize("metric", ["cost", "latency", "quality", "delivered_bad", "failed", "fallback", "late"])
+def test_mc_agrees_with_ev_with_deadlines_and_hedges(latency_engines, policy: str, metric: str) -> None:
+    test_mc_agrees_with_ev(latency_engines, policy, metric)
+
+
+def test_mc_agrees_with_ev_per_answerer_with_hedges(latency_engines) -> None:
+    test_mc_agrees_with_ev_per_answerer_and_step(latency_engines, "fast")
+
+
+def test_compiled_walk_agrees_with_deadlines_and_hedges() -> None:
+    from routecalc.engine.walk import numba_available
+
+    if not numba_available():
+        pytest.skip("numba is not installed (pip install routecalc[fast])")
+    from tests.test_engine_mc import assert_identical
+
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(latency_everything_sheet()))
+    plain = routecalc.simulate(problem, 100_000, np.random.default_rng(5), threads=1, engine="numpy")
+    compiled = routecalc.simulate(problem, 100_000, np.random.default_rng(5), threads=2, engine="numba")
+    assert_identical(plain, compiled)

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routecalc.chains import CONTENT_FILTER, DELIVER, FAIL, HUMAN, N_ERRORS, RoutingProblem
+from routecalc.chains import CONTENT_FILTER, DELIVER, FAIL, HUMAN, RoutingProblem
+from routecalc.engine.latency import LatencyLaw, first_of_two, unique_apply
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +59,8 @@ class Metrics:
     overflow: np.ndarray | None = None  # share that skipped at least one step: prompt longer than the window
     router_cost: np.ndarray | None = None  # classifier spend per request
     served: np.ndarray | None = None  # (P, C, S) share delivered (or sent to review) at each chain step
+    late: np.ndarray | None = None  # share that abandoned at least one try at its deadline
+    deadline_waste: np.ndarray | None = None  # spend per request on tries abandoned at a deadline
 
     @property
     def cost(self) -> np.ndarray:
@@ -66,14 +69,17 @@ class Metrics:
         return total if self.router_cost is None else total + self.router_cost
 
 
+DEADLINE_BILLING = {"full": 0, "input": 1, "none": 2}
+
+
 def _lognormal_mean(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.exp(mu + sigma**2 / 2)
 
 
 def _route(flow: np.ndarray, target: np.ndarray, inflow: np.ndarray) -> None:
     """Add ``flow`` (..., P, R) into ``inflow[..., target]`` where target (P, R) is a step index."""
-    steps = np.arange(inflow.shape[-1])
-    inflow += flow[..., None] * (target[..., None] == steps)
+    for j in np.unique(target[target >= 0]):
+        inflow[..., j] += flow * (target == j)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,10 +95,49 @@ class Rows:
     segment: np.ndarray
     lane: np.ndarray
     start: np.ndarray
+    y: np.ndarray | None = None  # (R,) output tokens at the row's quadrature node (None: the band's mean)
+    y_weight: np.ndarray | None = None  # (R,) the node's weight
+    y_id: np.ndarray | None = None  # (R,) category x Y_NODES + node: rows with the same output tokens
+
+
+Y_NODES = 24  # Gauss-Hermite nodes in ln y, where deadlines or hedged steps need y fixed per row
+
+
+def needs_latency_law(problem: RoutingProblem) -> bool:
+    """Deadlines and hedged steps depend on the whole answer-latency law, not only its mean."""
+    ch = problem.chains
+    return bool((ch.hedge >= 0).any() or np.isfinite(ch.deadline_s).any())
 
 
 def rows_of(problem: RoutingProblem) -> Rows:
-    """Every (category, state, segment with any requests, lane), category-major."""
+    """Every (category, state, segment with any requests, lane), category-major; with deadlines or hedged
+    steps, also every quadrature node of the category's output tokens."""
+    rows = _rows(problem)
+    if not needs_latency_law(problem):
+        return rows
+    tt = problem.tasks
+    z, w = np.polynomial.hermite_e.hermegauss(Y_NODES)
+    w = w / w.sum()
+    per_row_nodes = np.where(tt.y_sigma[rows.cat] > 0, Y_NODES, 1)
+    rep = lambda a: np.repeat(a, per_row_nodes)
+    node = np.arange(per_row_nodes.sum()) - np.repeat(np.cumsum(per_row_nodes) - per_row_nodes, per_row_nodes)
+    cat = rep(rows.cat)
+    random = tt.y_sigma[cat] > 0
+    y = np.where(random, np.exp(tt.y_mu[cat] + tt.y_sigma[cat] * z[np.minimum(node, Y_NODES - 1)]), tt.y_mean[cat])
+    sizes = np.bincount(cat, minlength=len(tt.names))
+    return Rows(
+        cat=cat,
+        state=rep(rows.state),
+        segment=rep(rows.segment),
+        lane=rep(rows.lane),
+        start=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+        y=y,
+        y_weight=np.where(random, w[np.minimum(node, Y_NODES - 1)], 1.0),
+        y_id=cat * Y_NODES + node,
+    )
+
+
+def _rows(problem: RoutingProblem) -> Rows:
     oc, seg = problem.outcomes, problem.segments
     L = problem.chains.shape[2]
     parts = []
@@ -114,6 +159,8 @@ def row_weights(problem: RoutingProblem, rows: Rows) -> np.ndarray:
     ch, oc = problem.chains, problem.outcomes
     lane = ch.lane_weight[:, rows.cat, oc.tier[rows.state], rows.segment, rows.lane]  # (P, R)
     seg = problem.segments.prob[rows.cat, rows.segment]
+    if rows.y_weight is not None:
+        seg = seg * rows.y_weight
     return problem.outcomes.weight[..., None, rows.state] * seg * lane
 
 
@@ -126,10 +173,6 @@ def by_category(values: np.ndarray, weights: np.ndarray, rows: Rows, axis: int =
 def expected_values(problem: RoutingProblem) -> Metrics:
     """Closed-form expected metrics of every policy in every category (see module docstring)."""
     mt, tt, ch, oc, sg = problem.models, problem.tasks, problem.chains, problem.outcomes, problem.segments
-    if (ch.hedge >= 0).any() or np.isfinite(ch.deadline_s).any():
-        from routecalc.engine.ev_latency import expected_values_with_latency
-
-        return expected_values_with_latency(problem)
     rows = rows_of(problem)
     R, S, M = len(rows.cat), ch.shape[3], len(mt.names)
     at = (slice(None), rows.cat, rows.lane)  # chain arrays (P, C, L, S) -> (P, R, S)
@@ -172,7 +215,8 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     n_fail = n_fail + refused
 
     ex = sg.x_mean[rows.cat, rows.segment][None, :, None] if not sg.trivial else per_row(tt.x_mean)
-    ey = per_row(tt.y_mean) * mt.output_ratio[..., m]
+    y_row = per_row(tt.y_mean) if rows.y is None else rows.y[None, :, None]
+    ey = y_row * mt.output_ratio[..., m]
     p_in = mt.price_in[..., m]
     answer_cost = (
         ex * p_in + ey * mt.price_out[..., m] + per_row(tt.cached_share) * ex * (mt.price_cache[..., m] - p_in)
@@ -199,13 +243,65 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     rej_good = np.where(gated, q * false_reject, 0.0)
     rej_bad = np.where(gated, (1 - q) * catch, 0.0)
 
-    shape = np.broadcast_shapes(q.shape, F.shape, answer_cost.shape)
+    # deadlines: an answer slower than the step's deadline is abandoned at it (on_deadline), billed as configured
+    deadline = ch.deadline_s[at]
+    late = np.zeros(1)
+    answer_cost_paid = answer_cost
+    okd = ok  # answers delivered (or judged) at the step
+    waste = np.zeros(1)
+    if np.isfinite(deadline).any():
+        timed = np.isfinite(deadline)
+        d = np.where(timed, deadline, 1.0)
+
+        def late_and_capped(mm: np.ndarray, yy: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            mm = mm.astype(np.int64)
+            law = LatencyLaw.of(mt.ttft_mu[mm], mt.ttft_sigma[mm], mt.tpot_mu[mm], mt.tpot_sigma[mm], yy)
+            late_p = 1 - law.cdf(dd)
+            return late_p, law.partial(dd) + dd * late_p
+
+        if mt.fail.ndim > 1:  # batched parameters: no sharing across draws
+            raise NotImplementedError("deadlines with batched parameters")
+        d_ids = np.unique(d, return_inverse=True)[1].reshape(d.shape)
+        key = _law_key(problem, rows, m, d_ids)
+        p_late, capped = unique_apply(late_and_capped, key, (np.where(timed, m, 0), np.broadcast_to(ey, d.shape), d))
+        p_late = np.where(timed & valid, p_late, 0.0)
+        billed = (answer_cost, ex * p_in + per_row(tt.cached_share) * ex * (mt.price_cache[..., m] - p_in), 0.0)[
+            DEADLINE_BILLING[problem.deadline_billing]
+        ]
+        billed = np.broadcast_to(billed, np.broadcast_shapes(np.shape(billed), p_late.shape))
+        answer_latency = np.where(timed, capped, answer_latency)  # E[min(L, d)]
+        answer_cost_paid = (1 - p_late) * answer_cost + p_late * billed
+        late = ok * p_late
+        okd = ok * (1 - p_late)
+        waste = late * billed
+
+    # hedged steps: both models at once, one try each, the first (or the better) answer delivered
+    hedge = ch.hedge[at] >= 0
+    extra: dict[str, np.ndarray] = {}
+    if hedge.any():
+        h = _hedged(problem, rows, at, m, ex, y_row, q_rows, R, per_row, overflow, p_in, answer_cost)
+        F, ok, okd = (np.where(hedge, h[k], v) for k, v in (("F", F), ("ok", ok), ("ok", okd)))
+        a_good = np.where(hedge, h["good"], a_good)
+        a_bad = np.where(hedge, 1 - h["good"], a_bad)
+        rej_good = np.where(hedge, 0.0, rej_good)
+        rej_bad = np.where(hedge, 0.0, rej_bad)
+        answer_cost_paid = np.where(hedge, 0.0, answer_cost_paid)
+        failed_try_cost = np.where(hedge, h["spend_a"], failed_try_cost)
+        fail_latency = np.where(hedge, h["latency"], fail_latency)
+        answer_latency = np.where(hedge, 0.0, answer_latency)
+        gate_cost = np.where(hedge, 0.0, gate_cost)
+        gate_latency = np.where(hedge, 0.0, gate_latency)
+        n_fail = np.where(hedge, h["tries_a"] - h["ok"], n_fail)
+        exhausted = np.where(hedge, 0.0, exhausted)
+        refused = np.where(hedge, 0.0, refused)
+        extra = h
+        overflow = overflow & ~hedge  # a hedged step abandons through on_failure
+
+    shape = np.broadcast_shapes(q.shape, F.shape, answer_cost.shape, np.shape(okd))
     reach = np.zeros(shape)
-    inflow = np.zeros(shape)
-    inflow_no_reject = np.zeros(shape)
-    inflow_no_abandon = np.zeros(shape)
-    inflow_no_overflow = np.zeros(shape)
-    inflow[..., 0] = inflow_no_reject[..., 0] = inflow_no_abandon[..., 0] = inflow_no_overflow[..., 0] = 1.0
+    flows = {k: np.zeros(shape) for k in ("main", "no_reject", "no_abandon", "no_overflow", "no_late")}
+    for v in flows.values():
+        v[..., 0] = 1.0
     deliver_good = np.zeros(shape)  # rejected answers delivered anyway (good / bad)
     deliver_bad = np.zeros(shape)
     human_at = np.zeros(shape)
@@ -213,82 +309,246 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     escalation = np.zeros(shape[:-1])
     fallback = np.zeros(shape[:-1])
     overflowed = np.zeros(shape[:-1])
-    F, ok = np.broadcast_to(F, shape), np.broadcast_to(ok, shape)
+    lated = np.zeros(shape[:-1])
+    F, ok, okd = (np.broadcast_to(v, shape) for v in (F, ok, okd))
+    late = np.broadcast_to(late, shape)
     exhausted = np.broadcast_to(np.where(live, exhausted, 0.0), shape)
     refused = np.broadcast_to(np.where(live, refused, 0.0), shape)
     last_type = np.broadcast_to(last_share, (*shape, 3))
     rej = np.broadcast_to(rej_good + rej_bad, shape)
     typed = (on_failure != on_failure[..., 1:2]).any()  # some step sends an error type elsewhere
+    on_deadline = ch.on_deadline[at]
+
+    def send(
+        R_s: np.ndarray, s: int, into: np.ndarray, provider: bool, spill: bool, lates: bool, rejects: bool
+    ) -> None:
+        """Route what leaves step ``s`` (of the flow ``R_s`` that reached it) on to later steps of ``into``."""
+        tf, to = on_failure[..., s, 1], on_overflow[..., s]
+        spilled = R_s * overflow[..., s]
+        if provider:
+            _route(R_s * F[..., s] - spilled, tf, into)  # abandoned on provider errors (not on the window)
+            if typed:  # move each error type's share from the default target to its own
+                for e, flow in enumerate(_typed_flows(R_s, exhausted[..., s], refused[..., s], last_type[..., s, :])):
+                    moved = flow * (on_failure[..., s, e] != tf)
+                    _route(-moved, tf, into)
+                    _route(moved, on_failure[..., s, e], into)
+        if spill:
+            _route(spilled, to, into)
+        if lates:
+            _route(R_s * late[..., s], on_deadline[..., s], into)
+        if rejects:
+            _route(R_s * okd[..., s] * rej[..., s], on_reject[..., s], into)
+
     for s in range(S):
-        R_s = inflow[..., s] * valid[..., s]
+        R_s = flows["main"][..., s] * valid[..., s]
         reach[..., s] = R_s
-        fail_flow = R_s * F[..., s]
-        ans = R_s * ok[..., s]
+        ans = R_s * okd[..., s]
         rej_flow = ans * rej[..., s]
         tf, tr, to = on_failure[..., s, 1], on_reject[..., s], on_overflow[..., s]
         spilled = R_s * overflow[..., s]
-        provider = fail_flow - spilled  # abandoned on provider errors (not on the window)
-        _route(provider, tf, inflow)
-        _route(spilled, to, inflow)
-        if typed:  # move each error type's share from the default target to its own
-            by_type = _typed_flows(R_s, exhausted[..., s], refused[..., s], last_type[..., s, :])
-            for e in range(N_ERRORS):
-                moved = by_type[e] * (on_failure[..., s, e] != tf)
-                _route(-moved, tf, inflow)
-                _route(moved, on_failure[..., s, e], inflow)
+        send(R_s, s, flows["main"], True, True, True, True)
+        failed += np.where(tf == FAIL, R_s * F[..., s] - spilled, 0.0) + np.where(to == FAIL, spilled, 0.0)
+        if typed:
+            for e, flow in enumerate(_typed_flows(R_s, exhausted[..., s], refused[..., s], last_type[..., s, :])):
+                moved = flow * (on_failure[..., s, e] != tf)
                 failed += np.where(on_failure[..., s, e] == FAIL, moved, 0.0) - np.where(tf == FAIL, moved, 0.0)
-        _route(rej_flow, tr, inflow)
-        failed += np.where(tf == FAIL, provider, 0.0) + np.where(to == FAIL, spilled, 0.0)
+        failed += np.where(on_deadline[..., s] == FAIL, R_s * late[..., s], 0.0)
         failed += np.where(tr == FAIL, rej_flow, 0.0)
         human_at[..., s] = np.where(tr == HUMAN, rej_flow, 0.0)
         deliver_good[..., s] = np.where(tr == DELIVER, ans * rej_good[..., s], 0.0)
         deliver_bad[..., s] = np.where(tr == DELIVER, ans * rej_bad[..., s], 0.0)
 
-        # "at least once" rates: follow only the paths that have not yet been rejected / abandoned / skipped
-        R_nr = inflow_no_reject[..., s] * valid[..., s]
-        escalation += R_nr * ok[..., s] * rej[..., s]
-        _route(R_nr * F[..., s], tf, inflow_no_reject)
-        R_na = inflow_no_abandon[..., s] * valid[..., s]
+        # "at least once" rates: follow only the paths that have not yet been rejected / abandoned / ...
+        R_nr = flows["no_reject"][..., s] * valid[..., s]
+        escalation += R_nr * okd[..., s] * rej[..., s]
+        send(R_nr, s, flows["no_reject"], True, True, True, False)
+        R_na = flows["no_abandon"][..., s] * valid[..., s]
         fallback += R_na * (F[..., s] - overflow[..., s])
-        _route(R_na * ok[..., s] * rej[..., s], tr, inflow_no_abandon)
-        _route(R_na * overflow[..., s], to, inflow_no_abandon)
-        R_no = inflow_no_overflow[..., s] * valid[..., s]
+        send(R_na, s, flows["no_abandon"], False, True, True, True)
+        R_no = flows["no_overflow"][..., s] * valid[..., s]
         overflowed += R_no * overflow[..., s]
-        _route(R_no * (F[..., s] - overflow[..., s]), tf, inflow_no_overflow)
-        _route(R_no * ok[..., s] * rej[..., s], tr, inflow_no_overflow)
+        if hedge.any():
+            overflowed += R_no * extra["both_over"][..., s]
+        send(R_no, s, flows["no_overflow"], True, False, True, True)
+        if late.any():
+            R_nl = flows["no_late"][..., s] * valid[..., s]
+            lated += R_nl * late[..., s]
+            send(R_nl, s, flows["no_late"], True, True, False, True)
 
     human = human_at.sum(-1)
-    delivered = reach * ok * (a_good + a_bad) + deliver_good + deliver_bad
+    delivered = reach * okd * (a_good + a_bad) + deliver_good + deliver_bad
     onehot = (m[..., None] == np.arange(M)) & valid[..., None]  # (P, R, S, M)
     w = row_weights(problem, rows)
     by_model = lambda v: by_category(np.einsum("...prs,prsm->...prm", v, onehot), w, rows, axis=-2)
     cat = lambda v: by_category(v, w, rows)
-    tokens = reach * (ok * answer_cost + failed_try_cost)
-    latency = (reach * (fail_latency + ok * (answer_latency + gate_latency))).sum(-1)
+    tokens = reach * (ok * answer_cost_paid + failed_try_cost)
+    if late.any():  # gates read only the answers that came in time
+        latency = (reach * (fail_latency + ok * answer_latency + okd * gate_latency)).sum(-1)
+    else:
+        latency = (reach * (fail_latency + ok * (answer_latency + gate_latency))).sum(-1)
     latency += human * ch.human_latency_s[:, None]
+    calls = reach * (n_fail + ok)
+    answered_a = delivered
+    token_b = calls_b = answered_b = None
+    if hedge.any():  # the second model's spend, tries and answers go to it
+        answered_a = np.where(hedge, reach * extra["a_delivers"], delivered)
+        mb = np.where(hedge, ch.hedge[at], 0)
+        onehot_b = (mb[..., None] == np.arange(M)) & hedge[..., None]
+        by_b = lambda v: by_category(np.einsum("...prs,prsm->...prm", v, onehot_b), w, rows, axis=-2)
+        token_b, calls_b, answered_b = (
+            by_b(reach * extra["spend_b"]),
+            by_b(reach * extra["tries_b"]),
+            by_b(reach * extra["b_delivers"]),
+        )
     lane_at = (slice(None), rows.cat, rows.lane)
     router_cost = None
     if (ch.lane_cost_call != 0).any() or (ch.lane_cost_token != 0).any():
         router_cost = cat(ch.lane_cost_call[lane_at] + ex[..., 0] * ch.lane_cost_token[lane_at])
     if np.isfinite(ch.lane_latency_mu).any():
         latency = latency + np.nan_to_num(_lognormal_mean(ch.lane_latency_mu, ch.lane_latency_sigma)[lane_at])
+    plus = lambda v, b: v if b is None else v + b
     return Metrics(
-        token_cost=by_model(tokens),
-        gate_cost=cat((reach * ok * gate_cost).sum(-1)),
+        token_cost=plus(by_model(tokens), token_b),
+        gate_cost=cat((reach * okd * gate_cost).sum(-1)),
         human_cost=cat(human * ch.human_cost[:, None]),
-        quality=cat((reach * ok * a_good + deliver_good).sum(-1) + human),
-        delivered_bad=cat((reach * ok * a_bad + deliver_bad).sum(-1)),
+        quality=cat((reach * okd * a_good + deliver_good).sum(-1) + human),
+        delivered_bad=cat((reach * okd * a_bad + deliver_bad).sum(-1)),
         failed=cat(failed),
         human=cat(human),
         latency=cat(latency),
         escalation=cat(escalation),
         fallback=cat(fallback),
-        answered=by_model(delivered),
-        calls=by_model(reach * (n_fail + ok)),
+        answered=plus(by_model(answered_a), answered_b),
+        calls=plus(by_model(calls), calls_b),
         overflow=cat(overflowed),
         router_cost=router_cost,
         served=np.stack([cat(delivered[..., s] + human_at[..., s]) for s in range(S)], axis=-1),
+        late=cat(lated),
+        deadline_waste=cat((reach * waste).sum(-1)) if late.any() else None,
     )
+
+
+def _law_key(problem: RoutingProblem, rows: Rows, *parts: np.ndarray) -> np.ndarray:
+    """An integer per (policy, row, step) naming what a latency law depends on: the row's output tokens (its
+    category and quadrature node) and the given integer ``parts`` (models, deadline ids, ...)."""
+    y_id = rows.y_id if rows.y_id is not None else rows.cat
+    key = np.broadcast_to(y_id[None, :, None], np.broadcast_shapes(*(np.shape(p) for p in parts), (1, y_id.size, 1)))
+    key = key.astype(np.int64)
+    for part in parts:
+        key = key * (int(np.max(part)) + 1) + part
+    return key
+
+
+def _hedged(
+    problem: RoutingProblem,
+    rows: Rows,
+    at: tuple,
+    m: np.ndarray,
+    ex: np.ndarray,
+    y_row: np.ndarray,
+    q_rows: np.ndarray,
+    R: int,
+    per_row,  # type: ignore[no-untyped-def]
+    over_a: np.ndarray,
+    p_in_a: np.ndarray,
+    tok_a: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per (policy, row, step), what a hedged step does: both legs, one try each (module docstring)."""
+    mt, ch, sg, tt = problem.models, problem.chains, problem.segments, problem.tasks
+    hb = ch.hedge[at]
+    mb = np.where(hb >= 0, hb, 0)
+    over_b = (hb >= 0) & (sg.x_lo[rows.cat, rows.segment][None, :, None] >= sg.window[rows.cat[None, :, None], mb])
+    p_in_b = mt.price_in[..., mb]
+    ey_b = y_row * mt.output_ratio[..., mb]
+    tok_b = (
+        ex * p_in_b + ey_b * mt.price_out[..., mb] + per_row(tt.cached_share) * ex * (mt.price_cache[..., mb] - p_in_b)
+    )
+    tok_b = tok_b + mt.call_cost[..., mb]
+    xin = lambda mm, p_in: ex * p_in + per_row(tt.cached_share) * ex * (mt.price_cache[..., mm] - p_in)
+    q_a = np.nan_to_num(q_rows[..., np.arange(R)[None, :, None], m])
+    q_b = np.nan_to_num(q_rows[..., np.arange(R)[None, :, None], mb])
+    legs = []
+    for mm, over in ((m, over_a), (mb, over_b)):
+        f = mt.fail[..., mm]
+        answers = (1 - f) * ~over
+        to = mt.errors[..., mm, 0]
+        # failure latency: a fixed value per outcome; over the window: a fast error
+        tau = [
+            (np.where(over, 1.0, f * to), mt.timeout_s[..., mm]),
+            (np.where(over, 0.0, f * (1 - to)), mt.error_latency_s[..., mm]),
+        ]
+        tau = [(p_, np.where(over & (i == 0), mt.error_latency_s[..., mm], v)) for i, (p_, v) in enumerate(tau)]
+        tau = [(p_, np.where(p_ > 0, v, 0.0)) for p_, v in tau]  # an impossible outcome's latency is moot
+        bill = f * ~over * ex * mt.price_in[..., mm] if problem.bill_failed_input else 0.0
+        legs.append((answers, tau, bill))
+    (a_a, tau_a, bill_a), (a_b, tau_b, bill_b) = legs
+    best = ch.hedge_best[at]
+    cancel = ch.cancel_loser[at] & ~best
+    hedged = hb >= 0
+    y_a, y_b = y_row * mt.output_ratio[..., m], y_row * mt.output_ratio[..., mb]
+
+    def pair(ma: np.ndarray, mb_: np.ndarray, ya: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, ...]:
+        la, lb = (
+            LatencyLaw.of(mt.ttft_mu[i], mt.ttft_sigma[i], mt.tpot_mu[i], mt.tpot_sigma[i], yy)
+            for i, yy in ((ma.astype(np.int64), ya), (mb_.astype(np.int64), yb))
+        )
+        return (*first_of_two(la, lb), la.mean(), lb.mean())
+
+    key = _law_key(problem, rows, np.where(hedged, m, 0), np.where(hedged, mb, 0))
+    pi, e_min, mean_a, mean_b = unique_apply(pair, key, (np.where(hedged, m, 0), np.where(hedged, mb, 0), y_a, y_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau_norm_a = [(np.where(a_a < 1, p_ / (1 - a_a), 0.0), v) for p_, v in tau_a]  # failure latency given failure
+        tau_norm_b = [(np.where(a_b < 1, p_ / (1 - a_b), 0.0), v) for p_, v in tau_b]
+    both, only_a, only_b = a_a * a_b, a_a * (1 - a_b), (1 - a_a) * a_b
+    none = (1 - a_a) * (1 - a_b)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e_max_tau = np.nan_to_num(sum(pa * pb * np.maximum(va, vb) for pa, va in tau_norm_a for pb, vb in tau_norm_b))
+
+    def max_with(mm: np.ndarray, yy: np.ndarray, mean: np.ndarray, tau: list) -> np.ndarray:  # type: ignore[type-arg]
+        """E[max(L, tau)] for a fixed-valued tau law: E[L] + v P(L <= v) - E[L; L <= v] per value v."""
+
+        def at(mi: np.ndarray, yi: np.ndarray, v: np.ndarray) -> np.ndarray:
+            mi = mi.astype(np.int64)
+            law = LatencyLaw.of(mt.ttft_mu[mi], mt.ttft_sigma[mi], mt.tpot_mu[mi], mt.tpot_sigma[mi], yi)
+            return v * law.cdf(v) - law.partial(v)
+
+        out = 0.0
+        for p_, v in tau:
+            v_ids = np.unique(v, return_inverse=True)[1].reshape(np.shape(v))
+            key = _law_key(problem, rows, np.where(hedged, mm, 0), v_ids)
+            out = out + p_ * (mean + unique_apply(at, key, (np.where(hedged, mm, 0), yy, v)))
+        return out
+
+    first_lat = only_a * mean_a + only_b * mean_b + both * e_min
+    best_lat = (
+        both * (mean_a + mean_b - e_min)
+        + only_a * max_with(m, y_a, mean_a, tau_norm_b)
+        + only_b * max_with(mb, y_b, mean_b, tau_norm_a)
+    )
+    latency = np.where(best, best_lat, first_lat) + none * e_max_tau
+    a_delivers = np.where(best, a_a * (q_a + (1 - q_a) * (1 - a_b * q_b)), only_a + both * pi)
+    b_delivers = np.where(best, a_b * ((1 - a_a) + a_a * (1 - q_a) * q_b), only_b + both * (1 - pi))
+    good = np.where(best, 1 - (1 - a_a * q_a) * (1 - a_b * q_b), a_delivers * q_a + b_delivers * q_b)
+    answered = 1 - none
+    lost_a = np.where(cancel, xin(m, p_in_a), tok_a)
+    lost_b = np.where(cancel, xin(mb, p_in_b), tok_b)
+    spend_a = bill_a + np.where(best, a_a * tok_a, only_a * tok_a + both * (pi * tok_a + (1 - pi) * lost_a))
+    spend_b = bill_b + np.where(best, a_b * tok_b, only_b * tok_b + both * ((1 - pi) * tok_b + pi * lost_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good_given = np.where(answered > 0, good / answered, 0.0)
+    return {
+        "F": none,
+        "ok": answered,
+        "good": good_given,
+        "latency": latency,
+        "spend_a": spend_a,
+        "spend_b": spend_b,
+        "tries_a": 1.0 * ~over_a,
+        "tries_b": 1.0 * ~over_b,
+        "a_delivers": a_delivers,
+        "b_delivers": b_delivers,
+        "both_over": 1.0 * (over_a & over_b),
+    }
 
 
 def _typed_flows(R: np.ndarray, exhausted: np.ndarray, refused: np.ndarray, last: np.ndarray) -> list[np.ndarray]:

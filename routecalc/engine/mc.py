@@ -29,9 +29,12 @@ from routecalc.chains import RoutingProblem
 from routecalc.engine.ev import Metrics
 from routecalc.engine.walk import (
     BAD,
+    DEADLINE_BILLING,
     FAILED,
     GOOD,
     HUMAN_REVIEW,
+    Draws,
+    Settings,
     StepTable,
     Walked,
     Workspace,
@@ -165,6 +168,24 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
     err = mt.errors[m]  # (P, S, K, 4)
     cum = np.cumsum(err, axis=-1)
     on_failure = ch.on_failure.transpose(0, 3, 1, 2, 4).reshape(P, S, C * L, -1)
+    b_model = step(ch.hedge)  # a hedged step's second model ("leg b")
+    b_valid = b_model >= 0
+    mb = np.where(b_valid, b_model, 0)
+    gb = lambda a, fill=0.0: np.where(b_valid, a[mb], fill)
+    b = {
+        "fail": gb(mt.fail),
+        "price_in": gb(mt.price_in),
+        "price_in_eff": np.where(
+            b_valid, mt.price_in[mb] + tt.cached_share[c] * (mt.price_cache[mb] - mt.price_in[mb]), 0.0
+        ),
+        "price_out": np.where(b_valid, mt.price_out[mb] * mt.output_ratio[mb], 0.0),
+        "call_cost": gb(mt.call_cost),
+        "q": np.where(b_valid, np.nan_to_num(tt.pass_rate[c, mb]), 0.0),
+        "timeout_s": np.minimum(gb(mt.timeout_s, np.inf), NEVER_S),
+        "error_latency_s": gb(mt.error_latency_s),
+        "window": np.where(b_valid, sg.window[c, mb], np.inf),
+        "cum0": np.where(b_valid, mt.errors[mb, 0], 0.0),
+    }
     cols = {
         "fail": g(mt.fail),
         "price_in": g(mt.price_in),
@@ -186,6 +207,8 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
         "cum0": cum[..., 0],
         "cum1": cum[..., 1],
         "cum2": cum[..., 2],
+        "deadline_s": step(ch.deadline_s),
+        **{f"b_{k}": v for k, v in b.items()},
         "model": model,
         "retries": step(ch.retries),
         "gated": gated.astype(np.int64),
@@ -195,10 +218,19 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
         "on_5xx": on_failure[..., 1],
         "on_429": on_failure[..., 2],
         "on_refusal": on_failure[..., 3],
+        "on_deadline": step(ch.on_deadline),
+        "b_model": b_model,
+        "hedge_best": step(ch.hedge_best).astype(np.int64),
+        "cancel_loser": step(ch.cancel_loser).astype(np.int64),
         "ttft_mu": g(mt.ttft_mu),
         "ttft_sigma": g(mt.ttft_sigma),
         "tpot_mu": g(mt.tpot_mu, -np.inf),
         "tpot_sigma": g(mt.tpot_sigma),
+        "b_ttft_mu": gb(mt.ttft_mu),
+        "b_ttft_sigma": gb(mt.ttft_sigma),
+        "b_tpot_mu": gb(mt.tpot_mu, -np.inf),
+        "b_tpot_sigma": gb(mt.tpot_sigma),
+        "b_ratio": gb(mt.output_ratio),
     }
     return [StepTable(**{k: np.ascontiguousarray(v[p]) for k, v in cols.items()}) for p in range(P)]
 
@@ -260,6 +292,30 @@ def _offset_cumsum(weights: np.ndarray, start: np.ndarray, count: np.ndarray) ->
     return out
 
 
+def _answer_latency(
+    T: StepTable,
+    leg: str,
+    per: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray,
+    n_ttft: np.ndarray,
+    n_tpot: np.ndarray | None,
+    scratch: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[s] = exp(ttft_mu + ttft_sigma n) + y ratio exp(tpot_mu (+ tpot_sigma n'))`` per step, per request."""
+    ratio = getattr(T, leg + "ratio")
+    for s in range(out.shape[0]):
+        np.multiply(per(getattr(T, leg + "ttft_sigma")[s]), n_ttft[s], out=out[s])
+        out[s] += per(getattr(T, leg + "ttft_mu")[s])
+        np.exp(out[s], out=out[s])
+        np.multiply(y, per(ratio[s]), out=scratch)
+        if n_tpot is not None:
+            scratch *= np.exp(per(getattr(T, leg + "tpot_mu")[s]) + per(getattr(T, leg + "tpot_sigma")[s]) * n_tpot[s])
+        else:
+            scratch *= per(np.exp(getattr(T, leg + "tpot_mu")[s]))
+        out[s] += scratch
+
+
 class _Chunk:
     """Simulate one chunk: draw the requests and their random numbers, then walk them through every policy."""
 
@@ -273,6 +329,7 @@ class _Chunk:
         self.draw_states = bool((oc.mc_count > 1).any())
         self.draw_latent = bool((oc.kind == LATENT).any())
         self.lognormal_tpot = bool((problem.models.tpot_sigma > 0).any())
+        self.hedged = bool((ch.hedge >= 0).any())
         self.steps = (ch.model >= 0).sum(-1).max(axis=(0, 2))  # (C,) longest chain per category
         if self.draw_states:
             self.cum_states = _offset_cumsum(oc.mc_weight, oc.mc_start, oc.mc_count)
@@ -331,16 +388,26 @@ class _Chunk:
         S = int(self.steps[counts > 0].max())
         u_fail, u_good, n_ttft = ws.get("u_fail", (S, n)), ws.get("u_good", (S, n)), ws.get("n_ttft", (S, n))
         n_tpot = ws.get("n_tpot", (S, n)) if self.lognormal_tpot else None
+        hedge = self.hedged
+        b = {k: ws.get(k, (S, n)) for k in ("u_fail_b", "u_good_b", "n_ttft_b")} if hedge else {}
+        if hedge and n_tpot is not None:
+            b["n_tpot_b"] = ws.get("n_tpot_b", (S, n))
         for s in range(S):
             rng.random(out=u_fail[s])
             rng.random(out=u_good[s])
             rng.standard_normal(out=n_ttft[s])
             if n_tpot is not None:
                 rng.standard_normal(out=n_tpot[s])
+            if hedge:
+                rng.random(out=b["u_fail_b"][s])
+                rng.random(out=b["u_good_b"][s])
+                rng.standard_normal(out=b["n_ttft_b"][s])
+                if n_tpot is not None:
+                    rng.standard_normal(out=b["n_tpot_b"][s])
 
         part = _Partial(
             n=counts.astype(float),
-            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb", "ovf")},
+            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb", "ovf", "late", "waste")},
             tokens=np.zeros((P, C, M)),
             answered=np.zeros((P, C, M + 1)),
             calls=np.zeros((P, C, M)),
@@ -349,6 +416,7 @@ class _Chunk:
             slow=np.zeros(M),
         )
         alat = ws.get("alat", (S, n))
+        alat_b = ws.get("alat_b", (S, n)) if hedge else None
         scratch = ws.get("scratch", (n,))
         tier = oc.mc_tier[state]
         for p, T in enumerate(self.tables):
@@ -359,22 +427,31 @@ class _Chunk:
                 cum = self.lane_cum[p, (cat * T_ + tier) * G + segment]  # (n, L)
                 key = key + np.minimum((u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
             per = (lambda a: rep(a)) if not self.lanes else (lambda a, key=key: a[key])
-            for s in range(S):
-                np.multiply(per(T.ttft_sigma[s]), n_ttft[s], out=alat[s])
-                alat[s] += per(T.ttft_mu[s])
-                np.exp(alat[s], out=alat[s])
-                np.multiply(y, per(T.ratio[s]), out=scratch)
-                if n_tpot is not None:
-                    scratch *= np.exp(per(T.tpot_mu[s]) + per(T.tpot_sigma[s]) * n_tpot[s])
-                else:
-                    scratch *= per(np.exp(T.tpot_mu[s]))
-                alat[s] += scratch
-            q = self._q(T, key, cat, state, z, S, ws) if (self.draw_states or z is not None) else None
-            w = self.walk(
-                T, key, cat, x, y, u_fail, u_good, alat, q,
-                float(ch.backoff_s[p]), float(ch.human_cost[p]), float(ch.human_latency_s[p]),
-                pr.bill_failed_input, M, C, ws, *([self.packed[p]] if self.packed[p] is not None else []),
-            )  # fmt: skip
+            _answer_latency(T, "", per, y, n_ttft, n_tpot, scratch, alat)
+            if alat_b is not None:
+                _answer_latency(T, "b_", per, y, b["n_ttft_b"], b.get("n_tpot_b"), scratch, alat_b)
+            states = self.draw_states or z is not None
+            draws = Draws(
+                u_fail=u_fail,
+                u_good=u_good,
+                alat=alat,
+                q=self._q(T.model, T.q, key, cat, state, z, S, ws, "q") if states else None,
+                u_fail_b=b.get("u_fail_b"),
+                u_good_b=b.get("u_good_b"),
+                alat_b=alat_b,
+                q_b=self._q(T.b_model, T.b_q, key, cat, state, z, S, ws, "q_b") if states and hedge else None,
+            )
+            cfg = Settings(
+                backoff=float(ch.backoff_s[p]),
+                human_cost=float(ch.human_cost[p]),
+                human_latency=float(ch.human_latency_s[p]),
+                bill_failed_input=pr.bill_failed_input,
+                deadline_billing=DEADLINE_BILLING[pr.deadline_billing],
+                n_models=M,
+                n_categories=C,
+            )
+            extra = [self.packed[p]] if self.packed[p] is not None else []
+            w = self.walk(T, key, cat, x, y, draws, cfg, ws, *extra)
             router = self._router(p, key, x, n_router, w) if self.router else None
             self._collect(p, w, counts, key, T, part, router)
         return part
@@ -392,21 +469,24 @@ class _Chunk:
 
     def _q(
         self,
-        T: StepTable,
+        models: np.ndarray,
+        marginal: np.ndarray,
         key: np.ndarray,
         cat: np.ndarray,
         state: np.ndarray,
         z: np.ndarray | None,
         S: int,
         ws: Workspace,
+        name: str,
     ) -> np.ndarray:
-        """``(S, n)``: each request's pass probability at each step, given its request state."""
+        """``(S, n)``: each request's pass probability at each step on ``models`` (per step and key), given its
+        request state (independent categories: the marginal ``marginal``)."""
         oc = self.problem.outcomes
         M = oc.mc_q.shape[-1]
-        q = ws.get("q", (S, cat.size))
+        q = ws.get(name, (S, cat.size))
         latent = np.flatnonzero(oc.kind[cat] == LATENT) if z is not None else None
         for s in range(S):
-            mdl = np.maximum(T.model[s][key], 0)
+            mdl = np.maximum(models[s][key], 0)
             q[s] = oc.mc_q.reshape(-1)[state * M + mdl]
             if latent is not None and latent.size:
                 from scipy.special import ndtr
@@ -444,6 +524,8 @@ class _Chunk:
         part.s["esc"][p] = w.escalated
         part.s["fb"][p] = w.fell_back
         part.s["ovf"][p] = w.overflowed
+        part.s["late"][p] = w.lated
+        part.s["waste"][p] = _run_sums(w.waste, counts)
         part.answered[p] = w.answered
         S = w.tokens.shape[0]
         valid = T.model[:S] >= 0
@@ -453,10 +535,19 @@ class _Chunk:
         if L == 1:  # rows sorted by category = key
             spend = np.stack([_run_sums(w.tokens[s], counts) for s in range(S)])  # (S, K)
         else:
-            spend = np.stack(
-                [np.bincount(lane_key, weights=w.tokens[s], minlength=T.model.shape[1]) for s in range(S)]
-            )
+            spend = np.stack([np.bincount(lane_key, weights=w.tokens[s], minlength=T.model.shape[1]) for s in range(S)])
         np.add.at(part.tokens[p], (cidx, mdl), spend[sidx, kidx])
+        if T.hedged:  # the hedged steps' second models
+            hb = T.b_model[:S] >= 0
+            sb, kb = np.nonzero(hb)
+            if L == 1:
+                spend_b = np.stack([_run_sums(w.tokens_b[s], counts) for s in range(S)])
+            else:
+                spend_b = np.stack(
+                    [np.bincount(lane_key, weights=w.tokens_b[s], minlength=T.model.shape[1]) for s in range(S)]
+                )
+            np.add.at(part.tokens[p], (kb // L, T.b_model[:S][hb]), spend_b[sb, kb])
+            np.add.at(part.calls[p], (kb // L, T.b_model[:S][hb]), w.tries_b[:S][hb])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
         np.add.at(part.successes, mdl, w.successes[:S][valid])
@@ -579,6 +670,8 @@ def _finish(acc: _Partial, samples: int, hist: np.ndarray, bins: int, M: int, hu
             overflow=mean["ovf"],
             router_cost=mean["router"],
             served=acc.served / n[None, :, None],
+            late=mean["late"],
+            deadline_waste=mean["waste"],
         )
         cost_sd = np.sqrt(np.maximum(mean["cost2"] - mean["cost"] ** 2, 0.0))
         lat_sd = np.sqrt(np.maximum(mean["lat2"] - mean["lat"] ** 2, 0.0))

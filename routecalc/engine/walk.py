@@ -68,6 +68,17 @@ class StepTable:
     cum0: np.ndarray
     cum1: np.ndarray
     cum2: np.ndarray
+    deadline_s: np.ndarray  # inf: none
+    b_fail: np.ndarray  # the hedged step's second model ("leg b"): one try, no retries
+    b_price_in: np.ndarray
+    b_price_in_eff: np.ndarray
+    b_price_out: np.ndarray
+    b_call_cost: np.ndarray
+    b_q: np.ndarray
+    b_timeout_s: np.ndarray
+    b_error_latency_s: np.ndarray
+    b_window: np.ndarray
+    b_cum0: np.ndarray
     model: np.ndarray  # int64, -1 where the chain has no such step
     retries: np.ndarray
     gated: np.ndarray  # 1 where a validator or a tool's own gate reads the answer
@@ -77,18 +88,31 @@ class StepTable:
     on_5xx: np.ndarray
     on_429: np.ndarray
     on_refusal: np.ndarray
+    on_deadline: np.ndarray
+    b_model: np.ndarray  # -1: not hedged
+    hedge_best: np.ndarray  # 1: wait for both, deliver the better; 0: deliver the first
+    cancel_loser: np.ndarray  # 1: the slower answer is cancelled and bills its input only
     ttft_mu: np.ndarray  # answer latency = LogNormal(ttft) + y x ratio x LogNormal(tpot), drawn by the caller
     ttft_sigma: np.ndarray
     tpot_mu: np.ndarray
     tpot_sigma: np.ndarray
+    b_ttft_mu: np.ndarray
+    b_ttft_sigma: np.ndarray
+    b_tpot_mu: np.ndarray
+    b_tpot_sigma: np.ndarray
+    b_ratio: np.ndarray
+
+    @property
+    def hedged(self) -> bool:
+        return bool((self.b_model >= 0).any())
 
 
-_FLOATS = tuple(f.name for f in fields(StepTable))[:18]
-_INTS = tuple(f.name for f in fields(StepTable))[18:27]
+_FLOATS = tuple(f.name for f in fields(StepTable))[:29]
+_INTS = tuple(f.name for f in fields(StepTable))[29:42]
 
 
 def pack(T: StepTable) -> tuple[np.ndarray, np.ndarray]:
-    """The step table as two contiguous blocks, ``(18, S, K)`` floats and ``(9, S, K)`` ints, for the kernel."""
+    """The step table as two contiguous blocks, ``(29, S, K)`` floats and ``(13, S, K)`` ints, for the kernel."""
     floats = np.ascontiguousarray(np.stack([getattr(T, f) for f in _FLOATS]), dtype=np.float64)
     ints = np.ascontiguousarray(np.stack([getattr(T, f) for f in _INTS]), dtype=np.int64)
     return floats, ints
@@ -106,8 +130,12 @@ class Walked:
     esc: np.ndarray  # bool
     fb: np.ndarray  # bool
     ovf: np.ndarray  # bool: skipped a step whose window the prompt exceeds
-    tokens: np.ndarray  # (S, n) token spend per step
+    late: np.ndarray  # bool: abandoned at least one try at its deadline
+    waste: np.ndarray  # (n,) spend on tries abandoned at a deadline
+    tokens: np.ndarray  # (S, n) token spend per step (a hedged step's first model)
+    tokens_b: np.ndarray  # (S, n) a hedged step's second model
     tries: np.ndarray  # (S, K) int64 provider tries
+    tries_b: np.ndarray  # (S, K) int64 tries of hedged steps' second models
     successes: np.ndarray  # (S, K) int64 answered tries
     slow: np.ndarray  # (S, K) int64 answered tries slower than the model's timeout
     served: np.ndarray  # (S, K) int64 requests delivered (or sent to review) at the step
@@ -115,6 +143,7 @@ class Walked:
     escalated: np.ndarray  # (C,) int64
     fell_back: np.ndarray  # (C,) int64
     overflowed: np.ndarray  # (C,) int64
+    lated: np.ndarray  # (C,) int64 requests abandoned at a deadline at least once
     answered: np.ndarray  # (C, M + 1) int64 delivered answers by catalog entry (column M: human review)
 
 
@@ -154,8 +183,12 @@ def _empty(n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_req
         esc=ws.get("esc", (n,), bool, fill=f(False)),
         fb=ws.get("fb", (n,), bool, fill=f(False)),
         ovf=ws.get("ovf", (n,), bool, fill=f(False)),
+        late=ws.get("late", (n,), bool, fill=f(False)),
+        waste=ws.get("waste", (n,), fill=f(0.0)),
         tokens=ws.get("tokens", (S, n), fill=f(0.0)),
+        tokens_b=ws.get("tokens_b", (S, n), fill=f(0.0)),
         tries=ws.get("tries", (S, K), np.int64, fill=0),
+        tries_b=ws.get("tries_b", (S, K), np.int64, fill=0),
         successes=ws.get("successes", (S, K), np.int64, fill=0),
         slow=ws.get("slow", (S, K), np.int64, fill=0),
         served=ws.get("served", (S, K), np.int64, fill=0),
@@ -163,6 +196,7 @@ def _empty(n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_req
         escalated=ws.get("escalated", (C,), np.int64, fill=0),
         fell_back=ws.get("fell_back", (C,), np.int64, fill=0),
         overflowed=ws.get("overflowed", (C,), np.int64, fill=0),
+        lated=ws.get("lated", (C,), np.int64, fill=0),
         answered=ws.get("answered", (C, M + 1), np.int64, fill=0),
     )
 
@@ -207,22 +241,44 @@ def _failed_tries_numpy(
     return K, timeouts, decided
 
 
+@dataclass(frozen=True, eq=False)
+class Draws:
+    """A chunk's random numbers for the walk, ``(S, n)`` each (``*_b``: hedged steps' second models)."""
+
+    u_fail: np.ndarray
+    u_good: np.ndarray
+    alat: np.ndarray  # answer latency of the step's model (seconds), drawn by the caller
+    q: np.ndarray | None = None  # pass probability given the request's outcome state (None: independent)
+    u_fail_b: np.ndarray | None = None
+    u_good_b: np.ndarray | None = None
+    alat_b: np.ndarray | None = None
+    q_b: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-policy constants of the walk."""
+
+    backoff: float
+    human_cost: float
+    human_latency: float
+    bill_failed_input: bool
+    deadline_billing: int  # 0 full, 1 input tokens only, 2 nothing
+    n_models: int
+    n_categories: int
+
+
+DEADLINE_BILLING = {"full": 0, "input": 1, "none": 2}
+
+
 def walk_numpy(
     T: StepTable,
     key: np.ndarray,
     cat: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
-    u_fail: np.ndarray,
-    u_good: np.ndarray,
-    alat: np.ndarray,
-    q: np.ndarray | None,
-    backoff: float,
-    human_cost: float,
-    human_latency: float,
-    bill_failed_input: bool,
-    n_models: int,
-    n_categories: int,
+    d: Draws,
+    cfg: Settings,
     ws: Workspace | None = None,
 ) -> Walked:
     """Walk every request through the chains, vectorized per step (see module docstring).
@@ -232,131 +288,239 @@ def walk_numpy(
     """
     n = key.size
     S, K = T.model.shape
-    C = n_categories
-    out = _empty(n, S, K, C, n_models, ws)
-    cost, lat, gate, outcome, answer_model = out.cost, out.lat, out.gate, out.outcome, out.answer_model
+    C = cfg.n_categories
+    out = _empty(n, S, K, C, cfg.n_models, ws)
     at_step = np.zeros(n, dtype=np.int8) if S < 127 else np.zeros(n, dtype=np.int64)
     ordered = bool(n < 2 or (key[1:] >= key[:-1]).all())
-    for s in range(min(S, u_fail.shape[0])):
-        if s == 0:
-            index = None
-            rows: Any = slice(None)
-            k = key
-            u, w, answer_lat, xs, ys = u_fail[0], u_good[0], alat[0], x, y
-        else:
-            index = np.flatnonzero(at_step == s)
+    for s in range(min(S, d.u_fail.shape[0])):
+        index = np.arange(n) if s == 0 else np.flatnonzero(at_step == s)
+        if index.size == 0:
+            continue
+        at_step[index] = -1  # settled here unless routed on below
+        if (T.b_model[s] >= 0).any():
+            hedged = T.b_model[s][key[index]] >= 0
+            _hedge_numpy(T, s, index[hedged], key, x, y, d, cfg, out, at_step)
+            index = index[~hedged]
             if index.size == 0:
                 continue
-            rows = index
-            k = key[index]
-            u, w, answer_lat, xs, ys = u_fail[s, index], u_good[s, index], alat[s, index], x[index], y[index]
-        at_step[rows] = -1  # settled here unless routed on below
-        kc = np.bincount(k, minlength=K)
-        per_row = _PerRow(s, k, kc, ordered)
-        ns = k.size
-        out.tries[s] = kc
+        _step_numpy(T, s, index, key, x, y, d, cfg, out, at_step, ordered and s == 0 and index.size == n)
+    _count(out, cat, C, cfg.n_models)
+    return out
 
-        # 0. prompts longer than the window skip the step
-        skip = xs > per_row(T.window)
-        live = None
-        if skip.any():
-            sk = np.flatnonzero(skip)
-            gone = sk if index is None else index[sk]
-            out.ovf[gone] = True
-            out.tries[s] -= np.bincount(k[sk], minlength=K)
-            live = ~skip
 
-        # 1. provider tries
-        failing = np.flatnonzero((u < per_row(T.fail)) & ~skip)
-        fail_lat = fail_cost = None
-        if failing.size:
-            kf = k[failing]
-            r = T.retries[s, kf]
-            Kf, Tf, decided = _failed_tries_numpy(
-                u[failing], T.fail[s, kf], r, (T.cum0[s, kf], T.cum1[s, kf], T.cum2[s, kf])
-            )
-            retries = np.where(decided >= 0, Kf - 1, Kf)
-            lat_f = Tf * T.timeout_s[s, kf] + (Kf - Tf) * T.error_latency_s[s, kf] + backoff * retries
-            cost_f = Kf * xs[failing] * T.price_in[s, kf] if bill_failed_input else np.zeros(failing.size)
-            abandoned = decided >= 0
-            out.tries[s] += np.bincount(kf, weights=Kf - abandoned, minlength=K).astype(np.int64)
-            fail_lat, fail_cost = np.zeros(ns), np.zeros(ns)
-            fail_lat[failing] = lat_f
-            fail_cost[failing] = cost_f
-            if abandoned.any():
-                ab = failing[abandoned]
-                gone = ab if index is None else index[ab]
-                out.fb[gone] = True  # their failed tries' cost and latency are added with the others' below
-                targets = np.stack([T.on_timeout[s], T.on_5xx[s], T.on_429[s], T.on_refusal[s]])
-                _route(gone, targets[decided[abandoned], kf[abandoned]], outcome, at_step)
-                live = np.ones(ns, dtype=bool) if live is None else live
-                live[ab] = False
-        if skip.any():
-            sk = np.flatnonzero(skip)
-            fail_lat = np.zeros(ns) if fail_lat is None else fail_lat
-            fail_lat[sk] = T.error_latency_s[s, k[sk]]
-            fail_cost = np.zeros(ns) if fail_cost is None else fail_cost
-            _route(sk if index is None else index[sk], T.on_overflow[s, k[sk]], outcome, at_step)
+def _step_numpy(
+    T: StepTable,
+    s: int,
+    index: np.ndarray,
+    key: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    d: Draws,
+    cfg: Settings,
+    out: Walked,
+    at_step: np.ndarray,
+    all_rows: bool,
+) -> None:
+    """One step of plain (unhedged) chains for the requests ``index`` (sorted)."""
+    cost, lat, gate, outcome, answer_model = out.cost, out.lat, out.gate, out.outcome, out.answer_model
+    K = T.model.shape[1]
+    rows: Any = slice(None) if all_rows else index
+    k = key[rows]
+    u, w, answer_lat, xs, ys = d.u_fail[s, rows], d.u_good[s, rows], d.alat[s, rows], x[rows], y[rows]
+    kc = np.bincount(k, minlength=K)
+    per_row = _PerRow(s, k, kc, bool(k.size < 2 or (k[1:] >= k[:-1]).all()))
+    ns = k.size
+    out.tries[s] += kc
 
-        # 2. answer
-        tokens = xs * per_row(T.price_in_eff)
-        tokens += ys * per_row(T.price_out)
-        tokens += per_row(T.call_cost)
-        qs = per_row(T.q) if q is None else q[s, rows]
-        good = w < qs
-        gated = per_row(T.gated).astype(bool)
-        reject = gated & (good & (w < qs * per_row(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row(T.catch)))
-        if live is not None:  # abandoned or skipped: no answer, no spend, nothing settled here
+    # 0. prompts longer than the window skip the step
+    skip = xs > per_row(T.window)
+    live = None
+    if skip.any():
+        sk = np.flatnonzero(skip)
+        out.ovf[index[sk]] = True
+        out.tries[s] -= np.bincount(k[sk], minlength=K)
+        live = ~skip
+
+    # 1. provider tries
+    failing = np.flatnonzero((u < per_row(T.fail)) & ~skip)
+    fail_lat = fail_cost = None
+    if failing.size:
+        kf = k[failing]
+        r = T.retries[s, kf]
+        Kf, Tf, decided = _failed_tries_numpy(
+            u[failing], T.fail[s, kf], r, (T.cum0[s, kf], T.cum1[s, kf], T.cum2[s, kf])
+        )
+        retries = np.where(decided >= 0, Kf - 1, Kf)
+        lat_f = Tf * T.timeout_s[s, kf] + (Kf - Tf) * T.error_latency_s[s, kf] + cfg.backoff * retries
+        cost_f = Kf * xs[failing] * T.price_in[s, kf] if cfg.bill_failed_input else np.zeros(failing.size)
+        abandoned = decided >= 0
+        out.tries[s] += np.bincount(kf, weights=Kf - abandoned, minlength=K).astype(np.int64)
+        fail_lat, fail_cost = np.zeros(ns), np.zeros(ns)
+        fail_lat[failing] = lat_f
+        fail_cost[failing] = cost_f
+        if abandoned.any():
+            ab = failing[abandoned]
+            gone = index[ab]
+            out.fb[gone] = True  # their failed tries' cost and latency are added with the others' below
+            targets = np.stack([T.on_timeout[s], T.on_5xx[s], T.on_429[s], T.on_refusal[s]])
+            _route(gone, targets[decided[abandoned], kf[abandoned]], outcome, at_step)
+            live = np.ones(ns, dtype=bool) if live is None else live
+            live[ab] = False
+    if skip.any():
+        sk = np.flatnonzero(skip)
+        fail_lat = np.zeros(ns) if fail_lat is None else fail_lat
+        fail_lat[sk] = T.error_latency_s[s, k[sk]]
+        fail_cost = np.zeros(ns) if fail_cost is None else fail_cost
+        _route(index[sk], T.on_overflow[s, k[sk]], outcome, at_step)
+
+    # 2. answer (abandoned at the deadline if it comes later)
+    tokens = xs * per_row(T.price_in_eff)
+    tokens += ys * per_row(T.price_out)
+    tokens += per_row(T.call_cost)
+    answered = np.ones(ns, dtype=bool) if live is None else live
+    out.successes[s] += np.bincount(k[answered], minlength=K)
+    out.slow[s] += np.bincount(k[answered & (answer_lat > per_row(T.timeout_s))], minlength=K)
+    late = None
+    if np.isfinite(T.deadline_s[s]).any():
+        deadline = per_row(T.deadline_s)
+        late = answered & (answer_lat > deadline)
+        if late.any():
+            billed = (tokens, xs * per_row(T.price_in_eff), np.zeros(ns))[cfg.deadline_billing]
+            tokens = np.where(late, billed, tokens)
+            answer_lat = np.where(late, deadline, answer_lat)
+            lt = np.flatnonzero(late)
+            out.late[index[lt]] = True
+            out.waste[index[lt]] += tokens[lt]
+            _route(index[lt], T.on_deadline[s, k[lt]], outcome, at_step)
+            live = answered & ~late
+        else:
+            late = None
+    qs = per_row(T.q) if d.q is None else d.q[s, rows]
+    good = w < qs
+    gated = per_row(T.gated).astype(bool)
+    reject = gated & (good & (w < qs * per_row(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row(T.catch)))
+    if live is not None:  # abandoned, skipped or late: nothing delivered here
+        if late is None:
             tokens *= live
             answer_lat = answer_lat * live
-            good &= live
-            reject &= live
-        spend = tokens if fail_cost is None else fail_cost + tokens
-        step_lat = answer_lat if fail_lat is None else fail_lat + answer_lat
-
-        # 3. gate
-        if T.gated[s].any():
-            g = gated * (per_row(T.gate_cost_call) + (xs + ys * per_row(T.ratio)) * per_row(T.gate_cost_token))
-            g_lat = gated * per_row(T.gate_latency_s)
-            if live is not None:
-                g *= live
-                g_lat *= live
-            cost[rows] += spend + g
-            lat[rows] += step_lat + g_lat
-            gate[rows] += g
         else:
-            cost[rows] += spend
-            lat[rows] += step_lat
-        out.tokens[s, rows] = spend
-        answered_here = np.ones(ns, dtype=bool) if live is None else live
-        out.successes[s] = np.bincount(k[answered_here], minlength=K)
-        out.slow[s] = np.bincount(k[answered_here & (answer_lat > per_row(T.timeout_s))], minlength=K)
-        code = BAD - good.view(np.int8)
-        mdl = per_row(T.model)
-        acc = answered_here & ~reject
-        here = np.flatnonzero(acc)
-        to = here if index is None else index[here]
-        outcome[to] = code[here]
-        answer_model[to] = mdl[here]
-        settled = k[here]
-        rj = np.flatnonzero(reject)
-        if rj.size:
-            rrows = rj if index is None else index[rj]
-            out.esc[rrows] = True
-            target = T.on_reject[s, k[rj]]
-            dl = target == DELIVER
-            outcome[rrows[dl]] = code[rj[dl]]
-            answer_model[rrows[dl]] = mdl[rj[dl]]
-            hr = target == HUMAN
-            outcome[rrows[hr]] = HUMAN_REVIEW
-            answer_model[rrows[hr]] = n_models
-            cost[rrows[hr]] += human_cost
-            lat[rrows[hr]] += human_latency
-            settled = np.concatenate([settled, k[rj[dl | hr]]])
-            _route(rrows, target, outcome, at_step)
-        out.served[s] = np.bincount(settled, minlength=K)
-    _count(out, cat, C, n_models)
-    return out
+            tokens *= answered
+            answer_lat = answer_lat * answered
+        good &= live
+        reject &= live
+        gated = gated & live
+    spend = tokens if fail_cost is None else fail_cost + tokens
+    step_lat = answer_lat if fail_lat is None else fail_lat + answer_lat
+
+    # 3. gate
+    if T.gated[s].any():
+        g = gated * (per_row(T.gate_cost_call) + (xs + ys * per_row(T.ratio)) * per_row(T.gate_cost_token))
+        g_lat = gated * per_row(T.gate_latency_s)
+        cost[rows] += spend + g
+        lat[rows] += step_lat + g_lat
+        gate[rows] += g
+    else:
+        cost[rows] += spend
+        lat[rows] += step_lat
+    out.tokens[s, rows] = spend
+    code = BAD - good.view(np.int8)
+    mdl = per_row(T.model)
+    acc = ~reject if live is None else live & ~reject
+    here = np.flatnonzero(acc)
+    outcome[index[here]] = code[here]
+    answer_model[index[here]] = mdl[here]
+    settled = k[here]
+    rj = np.flatnonzero(reject)
+    if rj.size:
+        rrows = index[rj]
+        out.esc[rrows] = True
+        target = T.on_reject[s, k[rj]]
+        dl = target == DELIVER
+        outcome[rrows[dl]] = code[rj[dl]]
+        answer_model[rrows[dl]] = mdl[rj[dl]]
+        hr = target == HUMAN
+        outcome[rrows[hr]] = HUMAN_REVIEW
+        answer_model[rrows[hr]] = cfg.n_models
+        cost[rrows[hr]] += cfg.human_cost
+        lat[rrows[hr]] += cfg.human_latency
+        settled = np.concatenate([settled, k[rj[dl | hr]]])
+        _route(rrows, target, outcome, at_step)
+    out.served[s] += np.bincount(settled, minlength=K)
+
+
+def _hedge_numpy(
+    T: StepTable,
+    s: int,
+    index: np.ndarray,
+    key: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    d: Draws,
+    cfg: Settings,
+    out: Walked,
+    at_step: np.ndarray,
+) -> None:
+    """A hedged step: both models at once, one try each; the first (or, ``best``, the better) answer wins."""
+    if index.size == 0:
+        return
+    assert d.u_fail_b is not None and d.u_good_b is not None and d.alat_b is not None
+    K = T.model.shape[1]
+    k = key[index]
+    g = lambda a: a[s][k]
+    xs, ys = x[index], y[index]
+    legs = []
+    for pre, uf, ug, al, qq in (
+        ("", d.u_fail, d.u_good, d.alat, d.q),
+        ("b_", d.u_fail_b, d.u_good_b, d.alat_b, d.q_b),
+    ):
+        P = lambda name, pre=pre: g(getattr(T, pre + name))
+        over = xs > P("window")
+        u = uf[s, index]
+        fail = ~over & (u < P("fail"))
+        answered = ~over & ~fail
+        with np.errstate(invalid="ignore", divide="ignore"):
+            timed_out = fail & (u / P("fail") < P("cum0"))
+        tau = np.where(timed_out, P("timeout_s"), P("error_latency_s")) * (over | fail)
+        fail_cost = (1.0 * fail) * xs * P("price_in") if cfg.bill_failed_input else np.zeros(index.size)
+        tok = xs * P("price_in_eff")
+        tok += ys * P("price_out")
+        tok += P("call_cost")
+        q = P("q") if qq is None else qq[s, index]
+        legs.append((over, fail, answered, tau, fail_cost, tok, al[s, index], ug[s, index] < q, xs * P("price_in_eff")))
+    (ov_a, _f_a, ans_a, tau_a, fc_a, tok_a, L_a, good_a, xin_a) = legs[0]
+    (ov_b, _f_b, ans_b, tau_b, fc_b, tok_b, L_b, good_b, xin_b) = legs[1]
+    best = g(T.hedge_best).astype(bool)
+    cancel = g(T.cancel_loser).astype(bool) & ~best
+    both = ans_a & ans_b
+    a_first = ans_a & (~ans_b | (L_a <= L_b))
+    a_wins = np.where(best, ans_a & (good_a | ~(ans_b & good_b)), a_first)
+    b_wins = ans_b & ~a_wins
+    paid_a = np.where(ans_a & ~a_wins & cancel & both, xin_a, tok_a * ans_a)
+    paid_b = np.where(ans_b & ~b_wins & cancel & both, xin_b, tok_b * ans_b)
+    spend_a = fc_a + paid_a
+    spend_b = fc_b + paid_b
+    first = np.where(a_wins, L_a, L_b)
+    waited = np.where(ans_a, L_a, tau_a)
+    waited_b = np.where(ans_b, L_b, tau_b)
+    step_lat = np.where(ans_a | ans_b, np.where(best, np.maximum(waited, waited_b), first), np.maximum(tau_a, tau_b))
+    out.cost[index] += spend_a + spend_b
+    out.lat[index] += step_lat
+    out.tokens[s, index] = spend_a
+    out.tokens_b[s, index] = spend_b
+    out.tries[s] += np.bincount(k[~ov_a], minlength=K)
+    out.tries_b[s] += np.bincount(k[~ov_b], minlength=K)
+    out.successes[s] += np.bincount(k[ans_a], minlength=K)
+    out.ovf[index[ov_a & ov_b]] = True
+    delivered = ans_a | ans_b
+    good = np.where(best, (ans_a & good_a) | (ans_b & good_b), np.where(a_wins, good_a, good_b))
+    here = np.flatnonzero(delivered)
+    out.outcome[index[here]] = (BAD - good.view(np.int8))[here]
+    out.answer_model[index[here]] = np.where(a_wins, g(T.model), g(T.b_model))[here]
+    out.served[s] += np.bincount(k[here], minlength=K)
+    gone = np.flatnonzero(~delivered)
+    if gone.size:
+        out.fb[index[gone]] = True
+        _route(index[gone], T.on_5xx[s, k[gone]], out.outcome, at_step)
 
 
 class _PerRow:
@@ -382,6 +546,7 @@ def _count(out: Walked, cat: np.ndarray, C: int, M: int) -> None:
     out.escalated[:] = np.bincount(cat[out.esc], minlength=C)
     out.fell_back[:] = np.bincount(cat[out.fb], minlength=C)
     out.overflowed[:] = np.bincount(cat[out.ovf], minlength=C)
+    out.lated[:] = np.bincount(cat[out.late], minlength=C)
     answered = out.answer_model >= 0
     out.answered[:] = np.bincount(cat[answered] * (M + 1) + out.answer_model[answered], minlength=C * (M + 1)).reshape(
         C, M + 1
@@ -418,16 +583,8 @@ def walk_numba(
     cat: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
-    u_fail: np.ndarray,
-    u_good: np.ndarray,
-    alat: np.ndarray,
-    q: np.ndarray | None,
-    backoff: float,
-    human_cost: float,
-    human_latency: float,
-    bill_failed_input: bool,
-    n_models: int,
-    n_categories: int,
+    d: Draws,
+    cfg: Settings,
     ws: Workspace | None = None,
     packed: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Walked:
@@ -437,16 +594,20 @@ def walk_numba(
         raise RuntimeError("numba is not installed (pip install routecalc[fast])")
     n = key.size
     S, K = T.model.shape
-    steps = min(S, u_fail.shape[0])
-    out = _empty(n, S, K, n_categories, n_models, ws, per_request_fill=False)
+    steps = min(S, d.u_fail.shape[0])
+    out = _empty(n, S, K, cfg.n_categories, cfg.n_models, ws, per_request_fill=False)
     floats, ints = packed if packed is not None else pack(T)
-    qq = np.zeros((0, 0)) if q is None else q
+    none = np.zeros((0, 0))
     kernel(
-        floats, ints, key, cat, x, y, u_fail, u_good, alat, qq, q is not None, steps,
-        float(backoff), float(human_cost), float(human_latency), bool(bill_failed_input), int(n_models),
-        out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.tokens,
-        out.tries, out.successes, out.slow, out.served, out.outcomes, out.escalated, out.fell_back,
-        out.overflowed, out.answered,
+        floats, ints, key, cat, x, y, d.u_fail, d.u_good, d.alat,
+        none if d.q is None else d.q, d.q is not None,
+        none if d.u_fail_b is None else d.u_fail_b, none if d.u_good_b is None else d.u_good_b,
+        none if d.alat_b is None else d.alat_b, none if d.q_b is None else d.q_b,
+        steps, float(cfg.backoff), float(cfg.human_cost), float(cfg.human_latency), bool(cfg.bill_failed_input),
+        int(cfg.deadline_billing), int(cfg.n_models),
+        out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
+        out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
+        out.escalated, out.fell_back, out.overflowed, out.lated, out.answered,
     )  # fmt: skip
     return out
 
@@ -455,14 +616,16 @@ def _compile() -> Any:
     from numba import njit
 
     (FAIL_, PIN, PINEFF, POUT, RATIO, CALL, Q, CATCH, FREJ, GCALL, GTOK, GLAT, TIMEOUT, ERRLAT, WINDOW, CUM0, CUM1,
-     CUM2) = range(18)  # fmt: skip
-    MODEL, RETRIES, GATED, ONREJ, ONOVF = range(5)  # then the four error-type targets
+     CUM2, DEADLINE, B_FAIL, B_PIN, B_PINEFF, B_POUT, B_CALL, B_Q, B_TIMEOUT, B_ERRLAT, B_WINDOW,
+     B_CUM0) = range(29)  # fmt: skip
+    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, _ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(13)
 
     @njit(nogil=True, cache=True)
     def kernel(
-        FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, steps, backoff, human_cost, human_latency,
-        bill, n_models, cost, lat, gate, outcome, answer_model, esc, fb, ovf, tokens_out, tries, successes, slow,
-        served, n_outcome, n_esc, n_fb, n_ovf, n_answered,
+        FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, steps,
+        backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
+        answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b, successes, slow, served,
+        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered,
     ):  # fmt: skip
         for i in range(key.size):
             k = key[i]
@@ -474,12 +637,102 @@ def _compile() -> Any:
             esc[i] = False
             fb[i] = False
             ovf[i] = False
+            late[i] = False
+            waste[i] = 0.0
             for s in range(tokens_out.shape[0]):
                 tokens_out[s, i] = 0.0
+                tokens_b[s, i] = 0.0
             s = 0
             while s < steps:
+                xs = x[i]
+                ys = y[i]
+                if IP[B_MODEL, s, k] >= 0:  # a hedged step: both models at once, one try each
+                    over_a = xs > FP[WINDOW, s, k]
+                    over_b = xs > FP[B_WINDOW, s, k]
+                    ua = u_fail[s, i]
+                    ub = u_fail_b[s, i]
+                    fail_a = (not over_a) and ua < FP[FAIL_, s, k]
+                    fail_b = (not over_b) and ub < FP[B_FAIL, s, k]
+                    ans_a = not over_a and not fail_a
+                    ans_b = not over_b and not fail_b
+                    tau_a = 0.0
+                    if over_a or fail_a:
+                        timed_out = fail_a and ua / FP[FAIL_, s, k] < FP[CUM0, s, k]
+                        tau_a = FP[TIMEOUT, s, k] if timed_out else FP[ERRLAT, s, k]
+                    tau_b = 0.0
+                    if over_b or fail_b:
+                        timed_out = fail_b and ub / FP[B_FAIL, s, k] < FP[B_CUM0, s, k]
+                        tau_b = FP[B_TIMEOUT, s, k] if timed_out else FP[B_ERRLAT, s, k]
+                    fc_a = 0.0
+                    fc_b = 0.0
+                    if bill:
+                        fc_a = ((1.0 if fail_a else 0.0) * xs) * FP[PIN, s, k]
+                        fc_b = ((1.0 if fail_b else 0.0) * xs) * FP[B_PIN, s, k]
+                    tok_a = xs * FP[PINEFF, s, k]
+                    tok_a += ys * FP[POUT, s, k]
+                    tok_a += FP[CALL, s, k]
+                    tok_b = xs * FP[B_PINEFF, s, k]
+                    tok_b += ys * FP[B_POUT, s, k]
+                    tok_b += FP[B_CALL, s, k]
+                    la = alat[s, i]
+                    lb = alat_b[s, i]
+                    qa = q[s, i] if per_request_q else FP[Q, s, k]
+                    qb = q_b[s, i] if per_request_q else FP[B_Q, s, k]
+                    good_a = u_good[s, i] < qa
+                    good_b = u_good_b[s, i] < qb
+                    best = IP[BEST, s, k] != 0
+                    cancel = IP[CANCEL, s, k] != 0 and not best
+                    both = ans_a and ans_b
+                    a_wins = ans_a and (good_a or not (ans_b and good_b)) if best else ans_a and (not ans_b or la <= lb)
+                    b_wins = ans_b and not a_wins
+                    paid_a = (
+                        xs * FP[PINEFF, s, k]
+                        if (ans_a and not a_wins and cancel and both)
+                        else tok_a * (1.0 if ans_a else 0.0)
+                    )
+                    paid_b = (
+                        xs * FP[B_PINEFF, s, k]
+                        if (ans_b and not b_wins and cancel and both)
+                        else tok_b * (1.0 if ans_b else 0.0)
+                    )
+                    spend_a = fc_a + paid_a
+                    spend_b = fc_b + paid_b
+                    if ans_a or ans_b:
+                        if best:
+                            wa = la if ans_a else tau_a
+                            wb = lb if ans_b else tau_b
+                            step_lat = max(wa, wb)
+                        else:
+                            step_lat = la if a_wins else lb
+                    else:
+                        step_lat = max(tau_a, tau_b)
+                    cost[i] += spend_a + spend_b
+                    lat[i] += step_lat
+                    tokens_out[s, i] = spend_a
+                    tokens_b[s, i] = spend_b
+                    if not over_a:
+                        tries[s, k] += 1
+                    if not over_b:
+                        tries_b[s, k] += 1
+                    if ans_a:
+                        successes[s, k] += 1
+                    if over_a and over_b:
+                        ovf[i] = True
+                    if ans_a or ans_b:
+                        good = (ans_a and good_a) or (ans_b and good_b) if best else good_a if a_wins else good_b
+                        outcome[i] = 1 if good else 2
+                        answer_model[i] = IP[MODEL, s, k] if a_wins else IP[B_MODEL, s, k]
+                        served[s, k] += 1
+                        break
+                    fb[i] = True
+                    tgt = IP[ON_5XX, s, k]
+                    if tgt >= 0:
+                        s = tgt
+                        continue
+                    outcome[i] = 3
+                    break
                 tries[s, k] += 1
-                if x[i] > FP[WINDOW, s, k]:  # 0. too long for the window: skip
+                if xs > FP[WINDOW, s, k]:  # 0. too long for the window: skip
                     tries[s, k] -= 1
                     ovf[i] = True
                     cost[i] += 0.0
@@ -529,7 +782,7 @@ def _compile() -> Any:
                     n_retries = K - 1 if decided >= 0 else K
                     fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * n_retries
                     if bill:
-                        fail_cost = K * x[i] * FP[PIN, s, k]
+                        fail_cost = K * xs * FP[PIN, s, k]
                 abandoned = decided >= 0
                 tries[s, k] += K - (1 if abandoned else 0)
                 if abandoned:
@@ -537,18 +790,38 @@ def _compile() -> Any:
                     cost[i] += fail_cost
                     lat[i] += fail_lat
                     tokens_out[s, i] = fail_cost
-                    tgt = IP[5 + decided, s, k]
+                    tgt = IP[ON_TO + decided, s, k]
                     if tgt >= 0:
                         s = tgt
                         continue
                     outcome[i] = 3  # FAILED
                     break
-                xs = x[i]
-                ys = y[i]
                 tok = xs * FP[PINEFF, s, k]
                 tok += ys * FP[POUT, s, k]
                 tok += FP[CALL, s, k]
                 answer_lat = alat[s, i]
+                successes[s, k] += 1
+                if answer_lat > FP[TIMEOUT, s, k]:
+                    slow[s, k] += 1
+                if answer_lat > FP[DEADLINE, s, k]:  # 2. abandoned at the client's deadline
+                    if deadline_billing == 0:
+                        billed = tok
+                    elif deadline_billing == 1:
+                        billed = xs * FP[PINEFF, s, k]
+                    else:
+                        billed = 0.0
+                    late[i] = True
+                    waste[i] += billed
+                    spend = fail_cost + billed
+                    cost[i] += spend + 0.0
+                    lat[i] += (fail_lat + FP[DEADLINE, s, k]) + 0.0
+                    tokens_out[s, i] = spend
+                    tgt = IP[ONDEAD, s, k]
+                    if tgt >= 0:
+                        s = tgt
+                        continue
+                    outcome[i] = 3
+                    break
                 qs = q[s, i] if per_request_q else FP[Q, s, k]
                 w = u_good[s, i]
                 good = w < qs
@@ -564,9 +837,6 @@ def _compile() -> Any:
                 lat[i] += (fail_lat + answer_lat) + g_lat
                 gate[i] += g
                 tokens_out[s, i] = spend
-                successes[s, k] += 1
-                if answer_lat > FP[TIMEOUT, s, k]:
-                    slow[s, k] += 1
                 code = 1 if good else 2
                 if not reject:
                     outcome[i] = code
@@ -600,6 +870,8 @@ def _compile() -> Any:
                 n_fb[c] += 1
             if ovf[i]:
                 n_ovf[c] += 1
+            if late[i]:
+                n_late[c] += 1
             if answer_model[i] >= 0:
                 n_answered[c, answer_model[i]] += 1
 

@@ -255,6 +255,12 @@ def _chain_problems(
             problems.append(Problem(spath, f"{'/'.join(used)} need kind: chain (is {pol.kind})"))
         if step.hedge is not None and step.retries:
             problems.append(Problem(f"{spath}.retries", "hedged models are not retried (the other one is the retry)"))
+        if step.hedge is not None and (step.gate or step.deadline_s is not None or isinstance(step.on_failure, dict)):
+            problems.append(
+                Problem(
+                    spath, "a hedged step takes no gate, deadline or per-error targets (put them on a step after it)"
+                )
+            )
         if step.on_deadline is not None and step.deadline_s is None:
             problems.append(Problem(f"{spath}.on_deadline", "needs deadline_s"))
         gated = step_gated(pol, step, s, len(steps))
