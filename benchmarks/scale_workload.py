@@ -45,7 +45,7 @@ def scale_worksheet(n_categories: int, n_policies: int, n_models: int = 6, seed:
     for p in range(n_policies):
         kind = ("static", "cascade", "fallback")[p % 3]
         routes = {}
-        for c, t in enumerate(tasks):
+        for t in tasks:
             first = int(rng.integers(0, n_models - 1))
             chain = [names[first], names[int(rng.integers(first + 1, n_models))]]
             routes[t["name"]] = chain[0] if kind == "static" else chain
