@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ print(before, peak_kib(), secs, d.n_prompts, d.report.records)
 """
 
 
-def generate(rows: int, seed: int = SEED):  # noqa: ANN201 - a polars DataFrame (imported lazily)
+def generate(rows: int, seed: int = SEED) -> Any:  # a polars DataFrame (polars is imported lazily)
     """The synthetic eval rows as a polars DataFrame (rows/2 prompts x 2 models), same seed, same file."""
     import polars as pl
 
