@@ -107,20 +107,18 @@ class RowReport:
     def bad_rows(self) -> int:
         return sum(b.count for b in self.bad)
 
+    def _where(self, first: tuple[int, ...], count: int) -> str:
+        listed = ", ".join(str(n) for n in first) + (", ..." if count > len(first) else "")
+        return f"{self.unit}{'s' if count > 1 else ''} {listed}"
+
     def lines(self) -> list[str]:
         """Human-readable summary, one line per kind (for the CLI and for errors)."""
         out = []
         for b in self.bad:
-            more = ", ..." if b.count > len(b.first) else ""
-            where = ", ".join(str(n) for n in b.first)
-            out.append(f"{b.count:,} bad row(s): {b.description} ({self.unit}s {where}{more})")
+            out.append(f"{b.count:,} bad row(s): {b.description} ({self._where(b.first, b.count)})")
         if self.duplicates_collapsed:
-            where = ", ".join(str(n) for n in self.duplicate_examples)
-            more = ", ..." if self.duplicates_collapsed > len(self.duplicate_examples) else ""
-            out.append(
-                f"{self.duplicates_collapsed:,} identical duplicate row(s) collapsed into the first "
-                f"({self.unit}s {where}{more})"
-            )
+            where = self._where(self.duplicate_examples, self.duplicates_collapsed)
+            out.append(f"{self.duplicates_collapsed:,} identical duplicate row(s) collapsed into the first ({where})")
         if self.blank_lines:
             out.append(f"{self.blank_lines:,} blank line(s) skipped")
         return out
@@ -529,6 +527,8 @@ def _read(
     for code, name in model_names.items():
         model_ix[code] = models.index(name) if name in models else -1
     g = np.flatnonzero(good)
+    if np.any(records[g][1:] < records[g][:-1]):  # a wide file unpivots column by column: back to line order
+        g = g[np.argsort(records[g], kind="stable")]
     rows = Rows(
         r=records[g],
         key=df["key"].to_numpy()[g],
