@@ -473,7 +473,7 @@ def calibrate_evals(
         listed = ", ".join(f"{n} ({k})" for n, k in left)
         _warn([f"prompts left out of outcome tables (some model has no outcome on them): {listed}"], stderr=to_stdout)
     if ws is None:
-        text = cy.new_worksheet_text(cal, f"Calibrated from {file.name}")
+        text = cy.checked_new_worksheet(cal, f"Calibrated from {file.name}")
         if out is None:
             sys.stdout.write(text)
         else:

@@ -199,12 +199,20 @@ def test_unknown_model_is_a_bad_row_with_a_worksheet(tmp_path: Path) -> None:
     )
 
 
-def test_a_bad_category_name_is_rejected_by_validation(tmp_path: Path) -> None:
-    # whatever name rules the worksheet has, calibrate's output goes through them
-    ev = tmp_path / "e.csv"
-    ev.write_text("prompt_id,category,model,passed\nq,x,a,1\n", encoding="utf-8")
-    text = runner.invoke(app, ["calibrate", "evals", str(ev)]).stdout
-    assert routecalc.validate_worksheet(yaml.safe_load(text)).tasks[0].name == "x"
+def test_the_new_worksheet_is_validated_before_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # names from the file go through the worksheet's own validation; a worksheet it rejects is never written
+    from routecalc.data import calibrate_yaml
+    from routecalc.errors import Problem
+
+    def reject(data: object, source: str, base_dir: object = None) -> None:
+        raise WorksheetError(source, [Problem("tasks[0].name", "not a valid name")])
+
+    ev, _ = files(tmp_path)
+    out = tmp_path / "new.yaml"
+    monkeypatch.setattr(calibrate_yaml, "validate_worksheet", reject)
+    result = runner.invoke(app, ["calibrate", "evals", str(ev), "-o", str(out)])
+    assert result.exit_code == 2 and "tasks[0].name: not a valid name" in result.output
+    assert not out.exists()
 
 
 def test_eval_name_must_be_unique() -> None:

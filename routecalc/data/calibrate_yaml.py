@@ -210,6 +210,14 @@ def new_worksheet_text(cal: Calibration, name: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def checked_new_worksheet(cal: Calibration, name: str) -> str:
+    """:func:`new_worksheet_text`, read back strictly and validated (names from the file go through the
+    worksheet's own rules); a WorksheetError names what the file put in that a worksheet cannot hold."""
+    text = new_worksheet_text(cal, name)
+    validate_worksheet(parse_yaml(text, "calibrated worksheet"), f"worksheet calibrated from {cal.source}")
+    return text
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Updating a worksheet
 
