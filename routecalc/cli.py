@@ -58,6 +58,12 @@ prices_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(prices_app, name="prices")
+calibrate_app = typer.Typer(
+    help="Fill a worksheet's numbers from data: per-prompt eval results (evals).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(calibrate_app, name="calibrate")
 
 
 class Format(StrEnum):
@@ -81,6 +87,20 @@ class Target(StrEnum):
 class ShowFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+class EvalLayout(StrEnum):
+    auto = "auto"
+    long = "long"
+    wide = "wide"
+
+
+class EvalFormat(StrEnum):
+    auto = "auto"
+    csv = "csv"
+    tsv = "tsv"
+    jsonl = "jsonl"
+    parquet = "parquet"
 
 
 class DiffFormat(StrEnum):
@@ -359,6 +379,124 @@ def prices_update(
         check_new_file(out, force)
     write_atomic(target, update.text)
     console.print(f"wrote {escape(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+
+
+@calibrate_app.command("evals")
+def calibrate_evals(
+    file: Annotated[
+        Path, typer.Argument(help="Eval results: CSV, TSV, JSONL or Parquet (README: Eval files).", show_default=False)
+    ],
+    worksheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--worksheet", "-w", help="Update this worksheet (dry run unless --out or --in-place).", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the worksheet here (atomically).", show_default=False)
+    ] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite the -w worksheet itself.")] = False,
+    model_map: Annotated[
+        str | None,
+        typer.Option(
+            "--model-map", help="Eval model name = catalog model name, comma-separated: a=b,c=d.", show_default=False
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="Column names for roles, comma-separated: prompt_id=id,category=subject,passed=correct ...",
+            show_default=False,
+        ),
+    ] = None,
+    layout: Annotated[
+        EvalLayout, typer.Option("--layout", help="long (a model column) or wide (a column per model).")
+    ] = EvalLayout.auto,
+    fmt: Annotated[
+        EvalFormat, typer.Option("--format", help="File format (default: from the extension).")
+    ] = EvalFormat.auto,
+    pass_threshold: Annotated[
+        float | None,
+        typer.Option("--pass-threshold", help="Read the score column: score >= X passes.", show_default=False),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Any bad row is an error (exit 2).")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Calibrate a worksheet from per-prompt eval results: pass rates with counts, joint outcome tables, token bands
+    and latency per model.
+
+    With -w, updates that worksheet and shows what changes (a dry run unless --out or --in-place). Without -w,
+    writes a new worksheet (to --out, or stdout) with every guess marked. Bad rows are reported with line numbers.
+    """
+    from routecalc.data import calibrate_yaml as cy
+    from routecalc.data.calibrate import MIN_PROMPTS, calibrate
+    from routecalc.data.evals import EvalOptions, parse_mapping, read_evals
+    from routecalc.errors import InputError
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.report.calibrate import changes_table
+    from routecalc.worksheet import load_worksheet
+
+    if in_place and worksheet is None:
+        raise InputError("--in-place needs -w WORKSHEET")
+    if in_place and out is not None:
+        raise InputError("give either --out or --in-place, not both")
+    if out is not None:
+        check_new_file(out, force)
+    ws = load_worksheet(worksheet) if worksheet is not None else None
+    mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
+    options = EvalOptions(
+        columns=parse_mapping(columns, "--columns"),
+        layout=layout.value,
+        fmt=fmt.value,
+        models=list(mapping) if mapping is not None else None,
+        pass_threshold=pass_threshold,
+    )
+    data = read_evals(file, options)
+    report = data.report
+    if strict and report.bad_rows:
+        raise InputError(f"{file}: {report.bad_rows:,} bad row(s) (--strict):\n  " + "\n  ".join(report.lines()))
+    cal = calibrate(data, mapping)
+    to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
+    say = err_console if to_stdout else console
+    say.print(
+        f"read {escape(str(file))}: {report.records:,} rows, {data.n_prompts:,} prompts, "
+        f"{len(data.categories)} categories, models {escape(', '.join(data.models))}",
+        highlight=False,
+    )
+    _warn(report.lines(), stderr=to_stdout)
+    if cal.small:
+        listed = ", ".join(f"{escape(n)} ({c})" for n, c in cal.small)
+        _warn([f"{len(cal.small)} categories have fewer than {MIN_PROMPTS} prompts: {listed}"], stderr=to_stdout)
+    left = [(c.name, c.left_out) for c in cal.categories if c.left_out]
+    if left:
+        listed = ", ".join(f"{n} ({k})" for n, k in left)
+        _warn([f"prompts left out of outcome tables (some model has no outcome on them): {listed}"], stderr=to_stdout)
+    if ws is None:
+        text = cy.checked_new_worksheet(cal, f"Calibrated from {file.name}")
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(out, text)
+            console.print(f"wrote {escape(str(out))}", highlight=False)
+        say.print(
+            "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
+            highlight=False,
+        )
+        return
+    assert worksheet is not None
+    update = cy.plan_update(worksheet, ws, cal)
+    console.print(changes_table(update))
+    _warn([f"not in the worksheet (skipped): {', '.join(update.skipped)}"] if update.skipped else [])
+    target = out if out is not None else (worksheet if in_place else None)
+    if target is None:
+        console.print(
+            f"dry run: {update.n_changes} change(s); nothing written. Use --out W2 (or --in-place) to write.",
+            highlight=False,
+        )
+        return
+    write_atomic(target, update.text)
+    console.print(f"wrote {escape(str(target))} ({update.n_changes} change(s))", highlight=False)
 
 
 @app.command()

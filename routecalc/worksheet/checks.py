@@ -51,6 +51,7 @@ def cross_checks(
     problems: list[Problem] = []
     _, p = _items_by_name(models, "models")
     problems += p
+    problems += _eval_names(models)
     valid_tasks, p = _items_by_name(tasks, "tasks")
     problems += p
     _, p = _items_by_name(policies, "policies")
@@ -123,6 +124,20 @@ def cross_checks(
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
         problems.append(Problem("baseline", f"names no policy ({baseline!r})"))
+    return problems
+
+
+def _eval_names(models: list) -> list[Problem]:
+    """Each eval-file name (``eval_name``, else the model's own name) may stand for one catalog model only."""
+    owner: dict[str, str] = {}
+    problems = []
+    for i, m in models:
+        key = m.eval_name if m.eval_name is not None else m.name
+        if key in owner and owner[key] != m.name:
+            problems.append(
+                Problem(f"models[{i}].eval_name", f"eval name {key!r} already stands for model {owner[key]!r}")
+            )
+        owner.setdefault(key, m.name)
     return problems
 
 

@@ -101,6 +101,7 @@ class ModelSpec(_Strict):
     name: Annotated[str, Field(min_length=1)]
     provider: Annotated[str, Field(min_length=1)]
     litellm_model: str | None = None
+    eval_name: Annotated[str, Field(min_length=1)] | None = None  # this model's name in eval files (calibrate)
     price_in: NonNegative
     price_out: NonNegative
     price_cache: NonNegative | None = None
