@@ -362,6 +362,7 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
             for lane_ix, lane in enumerate(lanes(ws, pol.routes[cat], c, seg, tiers[c])):
                 t_c = lane.weight.shape[0]
                 b.lane_weight[p, c, :t_c, :, lane_ix] = lane.weight
+                b.lane_weight[p, c, t_c:, :, lane_ix] = lane.weight[-1]  # pad tiers: as defined as the rest
                 for name in lane.classifiers:
                     clf = classifiers[name]
                     b.lane_cost_call[p, c, lane_ix] += clf.cost_per_call

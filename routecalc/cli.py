@@ -27,6 +27,9 @@ err_console = Console(stderr=True)
 class _Group(TyperGroup):
     """The one place that turns a RoutecalcError into a red message and its exit code."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, optional_value(args, "--uncertainty", str(UNCERTAINTY_DRAWS)))
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -42,6 +45,23 @@ class _Group(TyperGroup):
         except RoutecalcError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
+
+
+UNCERTAINTY_DRAWS = 1_000  # --uncertainty without N (routecalc.decide.uncertainty.DEFAULT_DRAWS)
+
+
+def optional_value(args: list[str], flag: str, default: str) -> list[str]:
+    """Let ``flag`` be given without its value (typer options always take one): where the next word is not a
+    whole number, insert ``default``. ``--flag=N`` and words after ``--`` are left alone."""
+    out: list[str] = []
+    for i, word in enumerate(args):
+        if word == "--":
+            return out + args[i:]
+        out.append(word)
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if word == flag and not nxt.lstrip("+-").isdigit():
+            out.append(default)
+    return out
 
 
 app = typer.Typer(
@@ -124,6 +144,20 @@ TodayOpt = Annotated[
     str | None,
     typer.Option("--today", help="Date for review-age warnings, YYYY-MM-DD (default: today).", show_default=False),
 ]
+UncertaintyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--uncertainty",
+        metavar="[N]",
+        show_default=False,
+        help=(
+            "Also draw N parameter sets (1,000 if N is left out) from the posteriors of the eval counts "
+            "({passed, of}, ...) and show 90 % intervals of cost, savings and quality, the probability that each "
+            "policy meets every target and that it is the winner, and which eval set is too small. "
+            "Seeded by --seed."
+        ),
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
 OutFileOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.", show_default=False)
@@ -157,6 +191,22 @@ def _today(value: str | None) -> dt.date:
         raise InputError(f"--today: not a date (YYYY-MM-DD): {value!r}") from None
 
 
+def _check_draws(draws: int | None) -> None:
+    if draws is not None:
+        from routecalc.decide.uncertainty import check_draws
+
+        check_draws(draws, "--uncertainty")
+
+
+def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
+    """``--uncertainty N``: the posterior draws of the comparison (None without the option)."""
+    if draws is None:
+        return None
+    from routecalc.decide.uncertainty import analyse
+
+    return analyse(ws, result, draws, seed)
+
+
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
@@ -170,24 +220,32 @@ def compare(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
+    uncertainty: UncertaintyOpt = None,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
     Shows cost per request and per month, savings vs the baseline, quality, P50/P95/P99 latency,
     escalation and fallback rates, which policies meet every category's targets, and the winner.
+    With --uncertainty: how sure that is, given the eval counts behind the pass rates.
     """
     from routecalc.report import tables
     from routecalc.results import compare as run_compare
     from routecalc.worksheet import load_worksheet
 
+    _check_draws(uncertainty)
     ws = load_worksheet(worksheet, scenario or ())
     result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
+    risk = _uncertainty(ws, result, uncertainty, seed)
     if fmt is Format.json:
-        sys.stdout.write(tables.comparison_json(result) + "\n")
+        sys.stdout.write(tables.comparison_json(result, risk) + "\n")
     elif fmt is Format.csv:
-        sys.stdout.write(tables.comparison_csv(result))
+        sys.stdout.write(tables.comparison_csv(result, risk))
     else:
         console.print(tables.render_comparison(result))
+        if risk is not None:
+            from routecalc.report.risk import render_uncertainty
+
+            console.print(render_uncertainty(result, risk))
 
 
 @app.command()
@@ -225,13 +283,15 @@ def report(
     force: Annotated[
         bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
     ] = False,
+    uncertainty: UncertaintyOpt = None,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
     Charts (PNG and SVG): cost vs quality with the Pareto frontier, latency CDF and P95 budgets, monthly cost
     by category and model, routing distribution, and the winner's per-category targets. The report adds the
     recommendation, the side-by-side table, every assumption, warnings and provenance. --today sets the
-    report date (review-age warnings count to it).
+    report date (review-age warnings count to it). --uncertainty adds error bars to the cost vs quality chart
+    and a Risk section: how sure the decision is, given the eval counts.
     """
     from routecalc.outputs import write_files
     from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
@@ -239,10 +299,12 @@ def report(
     from routecalc.results import compare as run_compare
     from routecalc.worksheet import load_worksheet
 
+    _check_draws(uncertainty)
     ws = load_worksheet(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day)
-    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or ())
+    risk = _uncertainty(ws, result, uncertainty, seed)
+    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk)
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)
@@ -254,6 +316,10 @@ def report(
     for name in main_files:
         console.print(f"  {escape(str(out_dir / name))}", highlight=False)
     console.print(verdict(result), highlight=False)
+    if risk is not None:
+        from routecalc.report.risk import risk_sentences
+
+        console.print(escape(risk_sentences(result, risk)[0][0]), highlight=False)
     if result.winner is None:
         for p in result.policies:
             console.print(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}", highlight=False)

@@ -179,3 +179,20 @@ def test_pass_rate_counts() -> None:
     with pytest.raises(WorksheetError) as info:
         routecalc.validate_worksheet(s)
     assert any(p.path == "tasks[0].pass_rates.small" for p in info.value.problems)
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.51, 0.8, 0.95, 0.999])
+def test_batched_nodes_give_each_row_the_rule_of_latent_nodes(rho: float) -> None:
+    # rows of marginals as uncertainty draws them, with a model without a pass rate (NaN) and a rate of 1 (a = inf):
+    # the batched rule integrates the engine's integrand (a product of the models' steps) as latent_nodes does
+    from scipy.special import ndtri
+
+    from routecalc.outcomes import latent_nodes_batch, latent_q
+
+    a = ndtri(np.array([[0.8, 0.9, np.nan], [0.55, 0.99, 1.0], [0.3, 0.97, 0.6]]))
+    zb, wb = latent_nodes_batch(rho, a)
+    assert zb.shape == wb.shape and zb.shape[0] == 3
+    for i in range(3):
+        z, w = latent_nodes(rho, a[i])
+        step = lambda zz, i=i: np.nan_to_num(latent_q(rho, a[i], zz), nan=1.0).prod(axis=-1)
+        assert abs(w @ step(z) - wb[i] @ step(zb[i])) < 1e-12

@@ -16,8 +16,9 @@ import numpy as np
 
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST
+from routecalc.decide.uncertainty import Uncertainty
 from routecalc.format import count, money, pct, seconds, signed_money
-from routecalc.report import charts
+from routecalc.report import charts, risk
 from routecalc.report.document import (
     Block,
     Bullets,
@@ -64,10 +65,12 @@ def build_report(
     fmt: ReportFormat = "both",
     generated: dt.date | None = None,
     scenarios: Sequence[str | Path] = (),
+    uncertainty: Uncertainty | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
+    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -75,9 +78,11 @@ def build_report(
     files: dict[str, bytes] = {}
     for spec in charts.CHARTS:
         fig = spec.draw(comparison)  # type: ignore[operator]
+        if spec.slug == "cost-vs-quality" and uncertainty is not None and uncertainty.has_counts:
+            charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
         files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
         files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios)
+    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -91,11 +96,15 @@ def report_document(
     worksheet_path: str | Path | None,
     generated: dt.date,
     scenarios: Sequence[str | Path] = (),
+    uncertainty: Uncertainty | None = None,
 ) -> Document:
-    """The report's content, once: the question, recommendation, charts, table, warnings, assumptions, provenance."""
+    """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
+    provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
     blocks += _recommendation(ws, c, generated)
+    if uncertainty is not None:
+        blocks += risk.risk_blocks(c, uncertainty)
     blocks.append(Heading(1, "Charts"))
     for spec in charts.CHARTS:
         blocks.append(

@@ -555,6 +555,32 @@ def cost_quality_figure(c: Comparison) -> Figure:
     return fig
 
 
+def add_interval_bars(fig: Figure, c: Comparison, cost: np.ndarray, quality: np.ndarray, note: str) -> None:
+    """Whiskers on chart 1 (:func:`cost_quality_figure`): each policy's interval of monthly cost and of quality.
+
+    ``cost`` and ``quality`` are ``(P, 2)`` (low, high), policies in ``c.policies`` order. Draws the intervals
+    themselves (not offsets from the point, which need not lie inside them), widens the axes to show them and
+    writes ``note`` (what the whiskers are) in the corner.
+    """
+    ax = fig.axes[0]
+    styles = _policy_styles(c)
+    for i, p in enumerate(c.policies):
+        colour = styles[p.name][0]
+        x, y = p.monthly_cost, p.quality
+        line = {"color": colour, "linewidth": 1.3, "alpha": 0.85, "zorder": 2, "solid_capstyle": "butt"}
+        ax.plot(cost[i], [y, y], marker="|", markersize=7, **line)
+        ax.plot([x, x], quality[i], marker="_", markersize=7, **line)
+    lo, hi = ax.get_ylim()
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(min(lo, float(quality.min()) - pad), min(max(hi, float(quality.max()) + pad), 1.0005))
+    left, right = ax.get_xlim()
+    if ax.get_xscale() == "log":
+        ax.set_xlim(min(left, float(cost.min()) / 1.2), max(right, float(cost.max()) * 1.2))
+    else:
+        ax.set_xlim(left, max(right, float(cost.max()) * 1.05))
+    ax.text(0.99, 0.015, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=GREY)
+
+
 def latency_figure(c: Comparison) -> Figure:
     """Chart 2: latency CDF per policy (P50/P95/P99 marked) and each category's P95 against its budget."""
     from matplotlib.ticker import FuncFormatter, LogLocator, PercentFormatter

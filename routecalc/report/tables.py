@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.markup import escape
@@ -15,6 +16,9 @@ from rich.text import Text
 from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
 from routecalc.results import Comparison, PolicyResult
 from routecalc.worksheet import DAYS_PER_MONTH
+
+if TYPE_CHECKING:
+    from routecalc.decide.uncertainty import Uncertainty
 
 
 def _header(c: Comparison, p: PolicyResult) -> str:
@@ -179,11 +183,17 @@ CSV_FIELDS = [
 ]
 
 
-def comparison_csv(c: Comparison) -> str:
-    """One row per policy; money in the worksheet currency (see the ``currency`` column), rates as fractions."""
+def comparison_csv(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
+    """One row per policy; money in the worksheet currency (see the ``currency`` column), rates as fractions.
+
+    With ``uncertainty``, the 90 % intervals and probabilities follow in their own columns.
+    """
+    from routecalc.report import risk
+
+    extra = list(risk.CSV_FIELDS) if uncertainty is not None else []
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*CSV_FIELDS, "currency"])
+    writer.writerow([*CSV_FIELDS, "currency", *extra])
     for p in c.policies:
         row = {
             "policy": p.name,
@@ -192,7 +202,10 @@ def comparison_csv(c: Comparison) -> str:
             "winner": p.name == c.winner,
             "nearest_miss": p.nearest_miss or "",
         }
-        writer.writerow([row[f] if f in row else _csv_value(getattr(p, f)) for f in CSV_FIELDS] + [c.currency])
+        cells = [row[f] if f in row else _csv_value(getattr(p, f)) for f in CSV_FIELDS] + [c.currency]
+        if uncertainty is not None:
+            cells += [_csv_value(v) for v in risk.csv_values(uncertainty, p.name)]
+        writer.writerow(cells)
     return buf.getvalue()
 
 
@@ -200,5 +213,9 @@ def _csv_value(v: float | None) -> str:
     return "" if v is None else repr(round(v, 10))
 
 
-def comparison_json(c: Comparison) -> str:
-    return json.dumps(c.to_dict(), indent=2, ensure_ascii=False)
+def comparison_json(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
+    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``."""
+    data = c.to_dict()
+    if uncertainty is not None:
+        data["uncertainty"] = uncertainty.to_dict()
+    return json.dumps(data, indent=2, ensure_ascii=False)
