@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -107,6 +108,12 @@ class Target(StrEnum):
 class ShowFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+class JointMode(StrEnum):
+    table = "table"
+    correlation = "correlation"
+    independent = "independent"
 
 
 class EvalLayout(StrEnum):
@@ -487,6 +494,14 @@ def calibrate_evals(
         typer.Option("--pass-threshold", help="Read the score column: score >= X passes.", show_default=False),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Any bad row is an error (exit 2).")] = False,
+    joint: Annotated[
+        JointMode,
+        typer.Option(
+            "--joint",
+            help="How to write each category's joint pass/fail: the outcome table, one fitted latent-difficulty "
+            "correlation, or nothing (independent).",
+        ),
+    ] = JointMode.table,
     force: ForceOpt = False,
 ) -> None:
     """Calibrate a worksheet from per-prompt eval results: pass rates with counts, joint outcome tables, token bands
@@ -496,7 +511,7 @@ def calibrate_evals(
     writes a new worksheet (to --out, or stdout) with every guess marked. Bad rows are reported with line numbers.
     """
     from routecalc.data import calibrate_yaml as cy
-    from routecalc.data.calibrate import MIN_PROMPTS, calibrate
+    from routecalc.data.calibrate import MIN_PROMPTS, calibrate, with_joint
     from routecalc.data.evals import EvalOptions, parse_mapping, read_evals
     from routecalc.errors import InputError
     from routecalc.outputs import check_new_file, write_atomic
@@ -522,7 +537,7 @@ def calibrate_evals(
     report = data.report
     if strict and report.bad_rows:
         raise InputError(f"{file}: {report.bad_rows:,} bad row(s) (--strict):\n  " + "\n  ".join(report.lines()))
-    cal = calibrate(data, mapping)
+    cal = with_joint(calibrate(data, mapping), joint.value)
     to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
     say = err_console if to_stdout else console
     say.print(
@@ -563,6 +578,76 @@ def calibrate_evals(
         return
     write_atomic(target, update.text)
     console.print(f"wrote {escape(str(target))} ({update.n_changes} change(s))", highlight=False)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="Per-prompt eval results (README: Eval files).", show_default=False)],
+    worksheet: Annotated[Path, typer.Option("--worksheet", "-w", help="The worksheet to replay.", show_default=False)],
+    model_map: Annotated[
+        str | None,
+        typer.Option("--model-map", help="Eval model name = catalog model name: a=b,c=d.", show_default=False),
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Column names for roles (as calibrate).", show_default=False)
+    ] = None,
+    layout: Annotated[EvalLayout, typer.Option("--layout", help="long or wide.")] = EvalLayout.auto,
+    pass_threshold: Annotated[
+        float | None, typer.Option("--pass-threshold", help="score >= X passes.", show_default=False)
+    ] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--repeats",
+            min=1,
+            max=1000,
+            help="Replays per prompt (default: 200,000 replays in all).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: SeedOpt = 0,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    strict: Annotated[bool, typer.Option("--strict", help="Any bad row is an error (exit 2).")] = False,
+) -> None:
+    """Replay every policy of WORKSHEET on the prompts of FILE (their real outcomes per model), next to the
+    worksheet's estimate, with 95 % bootstrap intervals; plus the oracle, zero router, AIQ and savings captured.
+    """
+    from routecalc.chains import compile_worksheet
+    from routecalc.data import calibrate_yaml as cy
+    from routecalc.data.evals import EvalOptions, parse_mapping, read_evals
+    from routecalc.data.replay import replay as run_replay
+    from routecalc.engine.ev import expected_values
+    from routecalc.errors import InputError
+    from routecalc.report.replay import render_replay, replay_json
+    from routecalc.worksheet import load_worksheet
+
+    ws = load_worksheet(worksheet)
+    mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
+    assert mapping is not None
+    data = read_evals(
+        file,
+        EvalOptions(
+            columns=parse_mapping(columns, "--columns"),
+            layout=layout.value,
+            models=list(mapping),
+            pass_threshold=pass_threshold,
+        ),
+    )
+    if strict and data.report.bad_rows:
+        raise InputError(
+            f"{file}: {data.report.bad_rows:,} bad row(s) (--strict):\n  " + "\n  ".join(data.report.lines())
+        )
+    _warn(data.report.lines(), stderr=True)
+    problem = compile_worksheet(ws)
+    result = run_replay(
+        problem, expected_values(problem), data, mapping, seed=seed, bootstrap=bootstrap, repeats=repeats
+    )
+    result = replace(result, worksheet=ws.name)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(replay_json(result) + "\n")
+    else:
+        console.print(render_replay(result))
 
 
 @app.command()

@@ -243,3 +243,33 @@ def outcome_states(ws: Worksheet) -> OutcomeStates:
         mc_a=np.concatenate([a for *_, a in mc], axis=0).reshape(-1, M),
         tiers=tuple(tuple(t.tiers or ()) for t in ws.tasks),
     )
+
+
+def assumed_independent(oc: OutcomeStates) -> np.ndarray:
+    """``(C,)``: categories whose joint law is the default independence (no table, correlation or tiers)."""
+    return (oc.kind == INDEPENDENT) & np.array([not t for t in oc.tiers])
+
+
+def independent_version(oc: OutcomeStates) -> OutcomeStates:
+    """The same marginals, every category independent: what the estimate would be without the joint laws."""
+    C = len(oc.count)
+    ones = np.ones(C, dtype=np.int64)
+    first = np.arange(C, dtype=np.int64)
+    return OutcomeStates(
+        kind=np.zeros(C, dtype=np.int8),
+        rho=np.zeros(C),
+        marginal=oc.marginal,
+        cat=first,
+        tier=np.zeros(C, dtype=np.int64),
+        start=first,
+        count=ones,
+        weight=np.ones(C),
+        q=oc.marginal.copy(),
+        mc_start=first,
+        mc_count=ones,
+        mc_weight=np.ones(C),
+        mc_tier=np.zeros(C, dtype=np.int64),
+        mc_q=oc.marginal.copy(),
+        mc_a=np.full(oc.marginal.shape, np.nan),
+        tiers=tuple(() for _ in range(C)),
+    )

@@ -7,7 +7,7 @@ gives latency percentiles (budgets are P95 targets) and a cross-check of the mea
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,30 @@ INDEPENDENCE_NOTE = (
     "earlier model failed as on any request. Real eval data usually shows the opposite, so cascade quality "
     "here is optimistic."
 )
+MAX_NAMED = 10  # categories named in a warning before "and N more"
+
+
+def outcome_dependent(problem: RoutingProblem) -> np.ndarray:
+    """``(P, C)``: whether a policy's route in a category reaches a later step because a gate rejected an answer:
+    only then does the joint law of pass/fail (not just each model's pass rate) change its numbers."""
+    ch = problem.chains
+    rejects_on = (ch.model >= 0) & (ch.gated | ch.tool) & (ch.on_reject >= 0)
+    return rejects_on.any(axis=(2, 3))
+
+
+def independence_warning(problem: RoutingProblem) -> str | None:
+    """The independence note, naming the categories where a cascade-like route still relies on it."""
+    from routecalc.outcomes import assumed_independent
+
+    where = outcome_dependent(problem).any(axis=0) & assumed_independent(problem.outcomes)
+    names = [problem.tasks.names[c] for c in np.flatnonzero(where)]
+    if not names:
+        return None
+    shown = ", ".join(names[:MAX_NAMED]) + (f" (and {len(names) - MAX_NAMED} more)" if len(names) > MAX_NAMED else "")
+    return (
+        f"{INDEPENDENCE_NOTE} Assumed in {shown}; give tasks[].outcomes (routecalc calibrate evals writes it) "
+        "to replace the assumption."
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,7 @@ class PolicyResult:
     answered: dict[str, float]  # model -> share of requests it answered (delivered)
     calls: dict[str, float]  # model -> provider tries per request
     categories: list[CategoryResult]
+    quality_if_independent: float | None = None  # EV quality with every category independent (joint laws given)
     savings_monthly: float | None = None  # vs the comparison's baseline; positive = cheaper
     savings_pct: float | None = None
     is_baseline: bool = False
@@ -334,6 +359,21 @@ def summarize(
     return results
 
 
+def with_independent_quality(problem: RoutingProblem, ev: Metrics, policies: list[PolicyResult]) -> list[PolicyResult]:
+    """Add, where a joint law changes a policy's numbers, the quality independence would have promised."""
+    from dataclasses import replace as _replace
+
+    from routecalc.outcomes import assumed_independent, independent_version
+
+    given = ~assumed_independent(problem.outcomes)
+    matters = (outcome_dependent(problem) & given[None, :]).any(axis=1)
+    if not matters.any():
+        return policies
+    indep = expected_values(replace(problem, outcomes=independent_version(problem.outcomes)))
+    quality = weighted(indep.quality, problem.tasks.share)
+    return [_replace(p, quality_if_independent=float(quality[i])) if matters[i] else p for i, p in enumerate(policies)]
+
+
 def pick_winner(policies: list[PolicyResult]) -> str | None:
     """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality)."""
     ok = [p for p in policies if p.meets_targets]
@@ -358,6 +398,7 @@ def compare(
     if strongest:
         descriptions[STRONGEST] = f"every category to {strongest} (highest traffic-weighted pass rate)"
     policies = summarize(problem, ev, mc, descriptions, baseline)
+    policies = with_independent_quality(problem, ev, policies)
     winner = pick_winner(policies)
     warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
     warnings += borderline_warnings(policies, winner)
@@ -431,9 +472,10 @@ def _warnings(
     today: dt.date | None,
 ) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
-    ch, tt = problem.chains, problem.tasks
-    if (ch.model[..., 1:] >= 0).any():
-        warnings.append(INDEPENDENCE_NOTE)
+    tt = problem.tasks
+    note = independence_warning(problem)
+    if note is not None:
+        warnings.append(note)
     with np.errstate(invalid="ignore", divide="ignore"):
         slow = mc.model_slow / mc.model_successes
     for i, name in enumerate(problem.models.names):

@@ -196,3 +196,21 @@ def test_batched_nodes_give_each_row_the_rule_of_latent_nodes(rho: float) -> Non
         z, w = latent_nodes(rho, a[i])
         step = lambda zz, i=i: np.nan_to_num(latent_q(rho, a[i], zz), nan=1.0).prod(axis=-1)
         assert abs(w @ step(z) - wb[i] @ step(zb[i])) < 1e-12
+
+
+def test_independence_warning_names_categories_and_skips_fallbacks() -> None:
+    from routecalc.results import independence_warning
+
+    two = with_policies(two_model_sheet(), {"name": "f", "kind": "fallback", "routes": {"t": ["small", "large"]}})
+    two["tasks"].append({**two["tasks"][0], "name": "u", "traffic_share": 0.5})
+    two["tasks"][0]["traffic_share"] = 0.5
+    two["policies"][0]["routes"]["u"] = ["small", "large"]
+    problem = lambda s: routecalc.compile_worksheet(routecalc.validate_worksheet(s))
+    assert independence_warning(problem(two)) is None  # failures are independent of quality: nothing assumed
+    two["policies"].append(
+        {"name": "c", "kind": "cascade", "routes": {"t": ["small", "large"], "u": ["small", "large"]}}
+    )
+    assert "Assumed in t, u;" in independence_warning(problem(two))
+    two["tasks"][0]["outcomes"] = TABLE
+    two["tasks"][0]["pass_rates"] = {}  # the table defines them
+    assert "Assumed in u;" in independence_warning(problem(two))

@@ -18,7 +18,7 @@ Choices (README, "calibrate evals"):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +57,8 @@ class CategoryCalibration:
     left_out: int  # prompts left out of the table: some table model has no outcome on them
     tokens_in: BandFit | None
     tokens_out: BandFit | None
+    joint: str = "table"  # what to write: the table, a fitted correlation, or nothing (independent)
+    correlation: float | None = None  # fitted when joint == "correlation"
 
     @property
     def table_prompts(self) -> int:
@@ -110,6 +112,61 @@ def band_fit(values: np.ndarray) -> BandFit | None:
     if p50 > 0 and p95 <= MAX_SPREAD * p50:
         return BandFit(p50, p95, None, int(v.size))
     return BandFit(None, None, _round(float(v.mean())), int(v.size))
+
+
+def fit_correlation(cat: CategoryCalibration) -> float | None:
+    """The latent-difficulty correlation rho in [0, 0.999] that best reproduces a category's table.
+
+    Least squares over every pair of table models of ``P(both fail)`` (given their marginals, that number is
+    the whole pairwise table; for two models the fit is exact unless the table is less correlated than
+    independence, where rho = 0). The latent model's pair probability is computed with the engines' own
+    quadrature (:func:`routecalc.outcomes.latent_nodes`), and rho found by bounded Brent search (scipy).
+    None without a table.
+    """
+    if len(cat.table_models) < 2 or cat.table_prompts == 0:
+        return None
+    from scipy.optimize import minimize_scalar
+    from scipy.special import ndtri
+
+    from routecalc.outcomes import latent_nodes, latent_q
+    from routecalc.worksheet.schema import MAX_CORRELATION
+
+    k = len(cat.table_models)
+    total = cat.table_prompts
+    passed = np.zeros((len(cat.patterns), k), dtype=bool)
+    counts = np.array([c for _, c in cat.patterns], dtype=float)
+    for i, (models, _) in enumerate(cat.patterns):
+        passed[i] = [m in models for m in cat.table_models]
+    q = (counts @ passed) / total
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    empirical = np.array([counts[~passed[:, i] & ~passed[:, j]].sum() / total for i, j in pairs])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = ndtri(q)
+
+    def model(rho: float) -> np.ndarray:
+        if rho <= 0:
+            return np.array([(1 - q[i]) * (1 - q[j]) for i, j in pairs])
+        z, w = latent_nodes(rho, a)
+        fail = 1 - latent_q(rho, a, z)  # (Z, k)
+        return np.array([(w * fail[:, i] * fail[:, j]).sum() for i, j in pairs])
+
+    loss = lambda rho: float(((model(rho) - empirical) ** 2).sum())
+    best = minimize_scalar(loss, bounds=(0.0, MAX_CORRELATION), method="bounded", options={"xatol": 1e-9})
+    rho = float(best.x)
+    if loss(0.0) <= loss(rho):
+        rho = 0.0
+    return round(rho, 6)
+
+
+def with_joint(cal: Calibration, joint: str) -> Calibration:
+    """The calibration set to write each category's joint law as ``joint``: table, correlation, independent."""
+    if joint not in ("table", "correlation", "independent"):
+        raise ValueError(f"joint must be table, correlation or independent, not {joint!r}")
+    cats = tuple(
+        replace(c, joint=joint, correlation=fit_correlation(c) if joint == "correlation" else None)
+        for c in cal.categories
+    )
+    return replace(cal, categories=cats)
 
 
 def calibrate(data: EvalData, catalog_of: Mapping[str, str] | None = None) -> Calibration:

@@ -75,8 +75,10 @@ def pass_rates_data(cat: CategoryCalibration) -> dict[str, dict[str, int]]:
 
 
 def outcomes_data(cat: CategoryCalibration) -> dict[str, Any] | None:
-    if not cat.table_models:
+    if not cat.table_models or cat.joint == "independent":
         return None
+    if cat.joint == "correlation":
+        return {"correlation": cat.correlation} if cat.correlation else None
     return {
         "models": list(cat.table_models),
         "patterns": [{"passed": list(p), "count": c} for p, c in cat.patterns],
@@ -186,7 +188,9 @@ def new_worksheet_text(cal: Calibration, name: str) -> str:
             for m, data in pass_rates_data(cat).items():
                 w(f"      {_q(m)}: {_flow(data)}")
         table = outcomes_data(cat)
-        if table is not None:
+        if table is not None and "correlation" in table:
+            w(f"    outcomes: {_flow(table)}   # latent difficulty fitted to {cat.table_prompts:,} prompts' table")
+        elif table is not None:
             note = f"{cat.table_prompts:,} prompts with an outcome for every model"
             if cat.left_out:
                 note += f"; {cat.left_out:,} left out (some model has no outcome on them)"
@@ -339,12 +343,16 @@ def plan_update(path: Path, ws: Worksheet, cal: Calibration) -> Update:
                 exp["pass_rates"][m] = dict(data)
         table = outcomes_data(cat)
         old_out = exp.get("outcomes")
-        if table is not None:
+        if table is not None and old_out == table:
+            pass  # the same table (or correlation) as written: nothing to change
+        elif table is not None:
             note = f"{cat.table_prompts:,} prompts, {len(cat.table_models)} models"
             if cat.left_out:
                 note += f", {cat.left_out:,} left out"
+            if "correlation" in table:
+                note += f", latent difficulty rho {table['correlation']:g}"
             tables.append((cat.name, "replaced" if old_out is not None else "added", note))
-            node["outcomes"] = block_outcomes(table)
+            node["outcomes"] = block_outcomes(table) if "patterns" in table else flow_map(table)
             exp["outcomes"] = table
         elif old_out is not None and _mentions(old_out, set(new_rates)):
             tables.append((cat.name, "removed", "it tied pass rates that calibration replaced"))

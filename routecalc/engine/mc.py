@@ -316,6 +316,23 @@ def _answer_latency(
         out[s] += scratch
 
 
+@dataclass
+class Requests:
+    """A chunk's requests (sorted by category) and their random numbers, ready for the walk."""
+
+    cat: np.ndarray
+    counts: np.ndarray  # (C,)
+    x: np.ndarray
+    y: np.ndarray
+    state: np.ndarray
+    z: np.ndarray | None
+    segment: np.ndarray
+    u_lane: np.ndarray | None
+    n_router: np.ndarray | None
+    S: int
+    steps: dict[str, np.ndarray]  # (S, n) each: u_fail, u_good, n_ttft[, n_tpot][, ..._b]
+
+
 class _Chunk:
     """Simulate one chunk: draw the requests and their random numbers, then walk them through every policy."""
 
@@ -349,30 +366,59 @@ class _Chunk:
         self.router_normal = bool((ch.lane_latency_sigma > 0).any())
 
     def __call__(self, rng: np.random.Generator, n: int, ws: Workspace) -> _Partial:
-        """Draws, in this order: category counts; tokens ``x``, ``y``; request states (if any table or tiers);
+        """One chunk: draw ``n`` requests, walk them through every policy, sum per category."""
+        req = self.draw(rng, n, ws)
+        P, C, _, _ = self.problem.chains.shape
+        M = len(self.problem.models.names)
+        part = _Partial(
+            n=req.counts.astype(float),
+            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb", "ovf", "late", "waste")},
+            tokens=np.zeros((P, C, M)),
+            answered=np.zeros((P, C, M + 1)),
+            calls=np.zeros((P, C, M)),
+            served=np.zeros((P, C, self.problem.chains.shape[3])),
+            successes=np.zeros(M),
+            slow=np.zeros(M),
+        )
+        for p, key, T, w, router in self.walks(req, ws):
+            self._collect(p, w, req.counts, key, T, part, router)
+        return part
+
+    def draw(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        ws: Workspace,
+        cat: np.ndarray | None = None,
+        x: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+    ) -> Requests:
+        """Draw a chunk's requests and their random numbers. Draws, in this order: category counts (unless
+        ``cat`` is given: sorted); tokens ``x``, ``y`` (unless given); request states (if any table or tiers);
         latent difficulty (if any); attribute combinations (if rules test any); lane and router-latency
         uniform/normal (if any policy has lanes / a random classifier latency); then per chain step ``s`` below
         the longest chain present: failure uniform, answer uniform, TTFT normal (and TPOT normal if any
-        model's TPOT is lognormal)."""
-        pr, tt, oc, mt, sg = (
-            self.problem,
-            self.problem.tasks,
-            self.problem.outcomes,
-            self.problem.models,
-            self.problem.segments,
-        )
-        ch = pr.chains
-        P, C, L, _ = ch.shape
-        M = len(mt.names)
-        counts = rng.multinomial(n, tt.share / tt.share.sum())
+        model's TPOT is lognormal), and the same four for hedged steps' second models if any."""
+        tt, oc, sg = self.problem.tasks, self.problem.outcomes, self.problem.segments
+        C = self.problem.chains.shape[1]
+        if cat is None:
+            counts = rng.multinomial(n, tt.share / tt.share.sum())
+            cat = np.repeat(np.arange(C), counts)
+        else:
+            counts = np.bincount(cat, minlength=C)
         rep = lambda a: np.repeat(a, counts)
-        cat = rep(np.arange(C))
-        x, y = ws.get("x", (n,)), ws.get("y", (n,))
-        for v, mu, sigma in ((x, tt.x_mu, tt.x_sigma), (y, tt.y_mu, tt.y_sigma)):
+        drawn = []
+        for given, name, mu, sigma in ((x, "x", tt.x_mu, tt.x_sigma), (y, "y", tt.y_mu, tt.y_sigma)):
+            v = ws.get(name, (n,))
             rng.standard_normal(out=v)
-            v *= rep(sigma)
-            v += rep(mu)
-            np.exp(v, out=v)
+            if given is not None:
+                v[:] = given
+            else:
+                v *= rep(sigma)
+                v += rep(mu)
+                np.exp(v, out=v)
+            drawn.append(v)
+        x, y = drawn
         state = oc.mc_start[cat]
         if self.draw_states:
             state = _pick(self.cum_states, oc.mc_start, oc.mc_count, cat, rng.random(n))
@@ -386,60 +432,52 @@ class _Chunk:
         u_lane = rng.random(n) if self.lanes else None
         n_router = rng.standard_normal(n) if self.router_normal else None
         S = int(self.steps[counts > 0].max())
-        u_fail, u_good, n_ttft = ws.get("u_fail", (S, n)), ws.get("u_good", (S, n)), ws.get("n_ttft", (S, n))
-        n_tpot = ws.get("n_tpot", (S, n)) if self.lognormal_tpot else None
-        hedge = self.hedged
-        b = {k: ws.get(k, (S, n)) for k in ("u_fail_b", "u_good_b", "n_ttft_b")} if hedge else {}
-        if hedge and n_tpot is not None:
-            b["n_tpot_b"] = ws.get("n_tpot_b", (S, n))
+        names = ["u_fail", "u_good", "n_ttft"] + (["n_tpot"] if self.lognormal_tpot else [])
+        names += [k + "_b" for k in names] if self.hedged else []
+        steps = {k: ws.get(k, (S, n)) for k in names}
         for s in range(S):
-            rng.random(out=u_fail[s])
-            rng.random(out=u_good[s])
-            rng.standard_normal(out=n_ttft[s])
-            if n_tpot is not None:
-                rng.standard_normal(out=n_tpot[s])
-            if hedge:
-                rng.random(out=b["u_fail_b"][s])
-                rng.random(out=b["u_good_b"][s])
-                rng.standard_normal(out=b["n_ttft_b"][s])
-                if n_tpot is not None:
-                    rng.standard_normal(out=b["n_tpot_b"][s])
+            for k in names:
+                (rng.random if k.startswith("u_") else rng.standard_normal)(out=steps[k][s])
+        return Requests(cat, counts, x, y, state, z, segment, u_lane, n_router, S, steps)
 
-        part = _Partial(
-            n=counts.astype(float),
-            s={k: np.zeros((P, C)) for k in (*_SUMS, *_COUNTS, "esc", "fb", "ovf", "late", "waste")},
-            tokens=np.zeros((P, C, M)),
-            answered=np.zeros((P, C, M + 1)),
-            calls=np.zeros((P, C, M)),
-            served=np.zeros((P, C, ch.shape[3])),
-            successes=np.zeros(M),
-            slow=np.zeros(M),
-        )
+    def walks(self, req: Requests, ws: Workspace, outcome: np.ndarray | None = None) -> Iterator[tuple]:
+        """Walk the requests through each policy in turn: ``(policy, lane keys, step table, walk, router cost)``.
+
+        ``outcome`` ``(n, M)`` (replay): a request's known pass (1) / fail (0) per catalog entry, -1 unknown;
+        known outcomes replace the drawn ones.
+        """
+        pr, mt, sg, oc = self.problem, self.problem.models, self.problem.segments, self.problem.outcomes
+        ch = pr.chains
+        _, C, L, _ = ch.shape
+        M = len(mt.names)
+        cat, n, S, st = req.cat, req.cat.size, req.S, req.steps
+        rep = lambda a: np.repeat(a, req.counts)
         alat = ws.get("alat", (S, n))
-        alat_b = ws.get("alat_b", (S, n)) if hedge else None
+        alat_b = ws.get("alat_b", (S, n)) if self.hedged else None
         scratch = ws.get("scratch", (n,))
-        tier = oc.mc_tier[state]
+        tier = oc.mc_tier[req.state]
         for p, T in enumerate(self.tables):
             key = cat * L
             if self.lanes:
                 G = sg.prob.shape[1]
                 T_ = ch.lane_weight.shape[2]
-                cum = self.lane_cum[p, (cat * T_ + tier) * G + segment]  # (n, L)
-                key = key + np.minimum((u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
-            per = (lambda a: rep(a)) if not self.lanes else (lambda a, key=key: a[key])
-            _answer_latency(T, "", per, y, n_ttft, n_tpot, scratch, alat)
+                cum = self.lane_cum[p, (cat * T_ + tier) * G + req.segment]  # (n, L)
+                key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
+            sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
+            per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
+            _answer_latency(T, "", per, req.y, st["n_ttft"], st.get("n_tpot"), scratch, alat)
             if alat_b is not None:
-                _answer_latency(T, "b_", per, y, b["n_ttft_b"], b.get("n_tpot_b"), scratch, alat_b)
-            states = self.draw_states or z is not None
+                _answer_latency(T, "b_", per, req.y, st["n_ttft_b"], st.get("n_tpot_b"), scratch, alat_b)
+            states = self.draw_states or req.z is not None or outcome is not None
             draws = Draws(
-                u_fail=u_fail,
-                u_good=u_good,
+                u_fail=st["u_fail"],
+                u_good=st["u_good"],
                 alat=alat,
-                q=self._q(T.model, T.q, key, cat, state, z, S, ws, "q") if states else None,
-                u_fail_b=b.get("u_fail_b"),
-                u_good_b=b.get("u_good_b"),
+                q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
+                u_fail_b=st.get("u_fail_b"),
+                u_good_b=st.get("u_good_b"),
                 alat_b=alat_b,
-                q_b=self._q(T.b_model, T.b_q, key, cat, state, z, S, ws, "q_b") if states and hedge else None,
+                q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
             )
             cfg = Settings(
                 backoff=float(ch.backoff_s[p]),
@@ -451,10 +489,9 @@ class _Chunk:
                 n_categories=C,
             )
             extra = [self.packed[p]] if self.packed[p] is not None else []
-            w = self.walk(T, key, cat, x, y, draws, cfg, ws, *extra)
-            router = self._router(p, key, x, n_router, w) if self.router else None
-            self._collect(p, w, counts, key, T, part, router)
-        return part
+            w = self.walk(T, key, cat, req.x, req.y, draws, cfg, ws, *extra)
+            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
+            yield p, key, T, w, router
 
     def _router(self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None, w: Walked) -> np.ndarray:
         """Add each request's classifier cost and latency to the walk's totals; return the cost per request."""
@@ -470,18 +507,17 @@ class _Chunk:
     def _q(
         self,
         models: np.ndarray,
-        marginal: np.ndarray,
         key: np.ndarray,
-        cat: np.ndarray,
-        state: np.ndarray,
-        z: np.ndarray | None,
+        req: Requests,
         S: int,
         ws: Workspace,
         name: str,
+        outcome: np.ndarray | None = None,
     ) -> np.ndarray:
         """``(S, n)``: each request's pass probability at each step on ``models`` (per step and key), given its
-        request state (independent categories: the marginal ``marginal``)."""
+        request state; a known ``outcome`` (replay) replaces it."""
         oc = self.problem.outcomes
+        cat, state, z = req.cat, req.state, req.z
         M = oc.mc_q.shape[-1]
         q = ws.get(name, (S, cat.size))
         latent = np.flatnonzero(oc.kind[cat] == LATENT) if z is not None else None
@@ -495,6 +531,9 @@ class _Chunk:
                 rho = oc.rho[cat[li]]
                 a = oc.mc_a.reshape(-1)[state[li] * M + mdl[li]]
                 q[s, li] = ndtr((a - np.sqrt(rho) * z[li]) / np.sqrt(1 - rho))  # type: ignore[index]
+            if outcome is not None:
+                known = outcome[np.arange(cat.size), mdl]
+                q[s] = np.where(known >= 0, known, q[s])
         return q
 
     def _collect(

@@ -36,11 +36,12 @@ from routecalc.report.document import (
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
     ESCALATION_WARN,
-    INDEPENDENCE_NOTE,
     STALE_AFTER_DAYS,
     Comparison,
     PolicyResult,
     escalation_advisories,
+    independence_warning,
+    outcome_dependent,
     stale_categories,
     stale_warnings,
 )
@@ -228,8 +229,17 @@ def _risks(ws: Worksheet, c: Comparison, w: PolicyResult, base: PolicyResult | N
             bad += f" ({signed_money(w.risk_monthly - base.risk_monthly, cur, '/month')} vs {base.name})"
     out.append(runs(Strong("Wrong and missing answers: "), bad + "."))
     ix = c.problem.chains.names.index(w.name)
-    if (c.problem.chains.model[ix, :, 1:] >= 0).any():
-        out.append(runs(Strong("Chains: "), INDEPENDENCE_NOTE))
+    note = independence_warning(c.problem)
+    if note is not None and outcome_dependent(c.problem)[ix].any():
+        out.append(runs(Strong("Chains: "), note))
+    if w.quality_if_independent is not None:
+        out.append(
+            runs(
+                Strong("Joint outcomes: "),
+                f"with the worksheet's joint pass/fail laws {w.name} delivers {pct(w.quality, 2)} good answers; "
+                f"independence would have promised {pct(w.quality_if_independent, 2)}.",
+            )
+        )
     stale = stale_categories(ws, today)
     if stale:
         names = ", ".join(f"{n} ({age} days)" for n, age in stale)

@@ -41,6 +41,13 @@ def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]
     """(label with unit, formatter) for every row of the side-by-side table; cells stay short."""
     cur = c.currency
     base = c.baseline or "baseline"
+    joint = any(p.quality_if_independent is not None for p in c.policies)
+    independent = [
+        (
+            "Quality if independent",
+            lambda p: "—" if p.quality_if_independent is None else pct(p.quality_if_independent, 2),
+        )
+    ]
     return [
         ("Kind", lambda p: p.kind),
         (f"Cost / request ({cur})", lambda p: money(p.cost_per_request, cur)),
@@ -48,6 +55,7 @@ def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]
         (f"Cost change vs {base} (%)", _delta_pct),
         (f"Cost change vs {base} ({cur})", lambda p: _delta_money(c, p)),
         ("Quality (good answers)", lambda p: pct(p.quality, 2)),
+        *(independent if joint else []),
         ("Delivered bad", lambda p: pct(p.delivered_bad, 2)),
         ("Failed (no answer)", lambda p: pct(p.failed, 2)),
         ("Latency P50", lambda p: seconds(p.p50_s)),
