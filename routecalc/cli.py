@@ -258,6 +258,7 @@ def compare(
 @app.command()
 def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
+    from routecalc.routes import window_warnings
     from routecalc.worksheet import load_worksheet
 
     ws = load_worksheet(worksheet, scenario or ())
@@ -266,6 +267,7 @@ def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
         f"{len(ws.policies)} policies",
         highlight=False,
     )
+    _warn(window_warnings(ws))
 
 
 @app.command()

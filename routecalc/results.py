@@ -58,6 +58,20 @@ def independence_warning(problem: RoutingProblem) -> str | None:
 
 
 @dataclass(frozen=True)
+class StepTarget:
+    """A chain step's own latency target ("primary < 1.5 s"): the share of requests it serves and their P95."""
+
+    step: int  # 0-based
+    target_s: float
+    served: float  # share of the category's requests answered (or sent to review) at this step
+    p95_s: float  # P95 end-to-end latency of those requests (Monte Carlo); NaN if it served none
+
+    @property
+    def ok(self) -> bool:
+        return not (self.p95_s > self.target_s)  # NaN (serves none) meets it
+
+
+@dataclass(frozen=True)
 class CategoryResult:
     """One category under one policy: what it costs and whether it meets its targets."""
 
@@ -73,10 +87,11 @@ class CategoryResult:
     latency_ok: bool
     escalation: float
     fallback: float
+    steps: tuple[StepTarget, ...] = ()  # per-step latency targets of the policy's chain, if it sets any
 
     @property
     def ok(self) -> bool:
-        return self.quality_ok and self.latency_ok
+        return self.quality_ok and self.latency_ok and all(t.ok for t in self.steps)
 
     @property
     def latency_uncertain(self) -> bool:
@@ -105,6 +120,16 @@ class CategoryResult:
                     f"{self.category}: P95 {self.p95_s:.2f} s > budget {self.budget_s:g} s ({over:.2f} s over)",
                 )
             )
+        for t in self.steps:
+            if not t.ok:
+                over = t.p95_s - t.target_s
+                misses.append(
+                    (
+                        over / t.target_s,
+                        f"{self.category}: step {t.step + 1} P95 {t.p95_s:.2f} s > its target {t.target_s:g} s "
+                        f"({over:.2f} s over, {t.served:.1%} of requests answered there)",
+                    )
+                )
         return max(misses) if misses else None
 
 
@@ -141,6 +166,11 @@ class PolicyResult:
     calls: dict[str, float]  # model -> provider tries per request
     categories: list[CategoryResult]
     quality_if_independent: float | None = None  # EV quality with every category independent (joint laws given)
+    overflow: float = 0.0  # share of requests longer than some step's context window (that step skipped)
+    late: float = 0.0  # share of requests that abandoned a try at its client-side deadline
+    deadline_waste_monthly: float = 0.0  # spend on tries abandoned at a deadline
+    router_cost_monthly: float = 0.0  # classifiers' spend
+    served_by_step: tuple[float, ...] = ()  # share of requests answered at each chain step
     savings_monthly: float | None = None  # vs the comparison's baseline; positive = cheaper
     savings_pct: float | None = None
     is_baseline: bool = False
@@ -296,6 +326,11 @@ def summarize(
     tot = {k: weighted(v, w) for k, v in per_category.items()}  # traffic-weighted, (P,) each
     base_ix = ch.names.index(baseline) if baseline in ch.names else None
 
+    zeros = np.zeros(len(ch.names))
+    optional = {"overflow": ev.overflow, "late": ev.late, "waste": ev.deadline_waste, "router": ev.router_cost}
+    extra = {k: zeros if v is None else weighted(v, w) for k, v in optional.items()}
+    served = weighted(ev.served, w) if ev.served is not None else np.zeros((len(ch.names), 0))
+    step_targets = _step_targets(problem, ev, mc)
     results = []
     for p, name in enumerate(ch.names):
         cats = []
@@ -315,6 +350,7 @@ def summarize(
                     latency_ok=bool(budget is None or w[c] == 0 or p95[p, c] <= budget),  # no traffic, no P95
                     escalation=float(ev.escalation[p, c]),
                     fallback=float(ev.fallback[p, c]),
+                    steps=step_targets.get((p, c), ()),
                 )
             )
         savings = savings_pct = None
@@ -351,6 +387,11 @@ def summarize(
                 answered={m: float(answered[p, i]) for i, m in enumerate(mt.names) if answered[p, i] > 0},
                 calls={m: float(calls[p, i]) for i, m in enumerate(mt.names) if calls[p, i] > 0},
                 categories=cats,
+                overflow=float(extra["overflow"][p]),
+                late=float(extra["late"][p]),
+                deadline_waste_monthly=float(extra["waste"][p] * vol),
+                router_cost_monthly=float(extra["router"][p] * vol),
+                served_by_step=tuple(float(v) for v in served[p]),
                 savings_monthly=savings,
                 savings_pct=savings_pct,
                 is_baseline=p == base_ix,
@@ -372,6 +413,27 @@ def with_independent_quality(problem: RoutingProblem, ev: Metrics, policies: lis
     indep = expected_values(replace(problem, outcomes=independent_version(problem.outcomes)))
     quality = weighted(indep.quality, problem.tasks.share)
     return [_replace(p, quality_if_independent=float(quality[i])) if matters[i] else p for i, p in enumerate(policies)]
+
+
+def _step_targets(
+    problem: RoutingProblem, ev: Metrics, mc: MonteCarlo
+) -> dict[tuple[int, int], tuple[StepTarget, ...]]:
+    """Per (policy, category), the chain steps with a latency target: share served (EV) and its P95 (MC)."""
+    ch = problem.chains
+    if mc.step_hist is None or ev.served is None:
+        return {}
+    p95 = mc.quantiles(mc.step_hist, [0.95])[..., 0]  # (policies with targets, C, S)
+    target = np.where(np.isfinite(ch.latency_target_s), ch.latency_target_s, np.inf).min(axis=2)  # (P, C, S)
+    out: dict[tuple[int, int], tuple[StepTarget, ...]] = {}
+    for row, p in enumerate(mc.step_policies):
+        for c in range(ch.shape[1]):
+            steps = [
+                StepTarget(s, float(target[p, c, s]), float(ev.served[p, c, s]), float(p95[row, c, s]))
+                for s in np.flatnonzero(np.isfinite(target[p, c]))
+            ]
+            if steps:
+                out[(p, c)] = tuple(steps)
+    return out
 
 
 def pick_winner(policies: list[PolicyResult]) -> str | None:
@@ -493,6 +555,17 @@ def _warnings(
     for pol in policies:
         if pol.failed > 0.01:
             warnings.append(f"{pol.name}: {pol.failed:.1%} of requests fail with no answer.")
+    if ev.overflow is not None:
+        spill = [(p, c) for p, c in zip(*np.nonzero(ev.overflow > 0), strict=True)]
+        for p, c in spill[:MAX_NAMED]:
+            warnings.append(
+                f"{problem.chains.names[p]} / {tt.names[c]}: {pct(float(ev.overflow[p, c]))} of requests are longer "
+                "than a model's context window and skip it (overflow)."
+            )
+        if len(spill) > MAX_NAMED:
+            warnings.append(
+                f"... and {len(spill) - MAX_NAMED} more (policy, category) pairs with overflow (--format json)."
+            )
     return warnings, cascade_advisories(ws, problem, ev)
 
 

@@ -270,3 +270,27 @@ def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTab
 
     walk(route, np.ones((T, G)), ())
     return out
+
+
+def window_warnings(ws: Worksheet) -> list[str]:
+    """Every (category, model) where a policy may send prompts longer than the model's context window."""
+    out = []
+    for task in ws.tasks:
+        windows = modelled_windows(ws, task)
+        users: dict[str, list[str]] = {}
+        for pol in ws.policies:
+            if task.name not in pol.routes:
+                continue
+            for chain in pol.chains(task.name):
+                for step in chain:
+                    for name in step.names:
+                        if name in windows and pol.name not in users.setdefault(name, []):
+                            users[name].append(pol.name)
+        for name, policies in users.items():
+            share = _exceeds(task, windows[name])
+            out.append(
+                f"{task.name}: {share:.3g} of its prompts are longer than {name}'s context window "
+                f"({windows[name]:,.0f} tokens); {', '.join(policies)} send them there: they skip that step "
+                f"(or fail, with context_overflow: fail). compare shows the overflow share."
+            )
+    return out

@@ -435,3 +435,19 @@ def test_compiled_walk_agrees_with_deadlines_and_hedges() -> None:
     plain = routecalc.simulate(problem, 100_000, np.random.default_rng(5), threads=1, engine="numpy")
     compiled = routecalc.simulate(problem, 100_000, np.random.default_rng(5), threads=2, engine="numba")
     assert_identical(plain, compiled)
+
+
+@pytest.mark.parametrize(("target", "ok"), [(5.0, False), (6.0, True)])
+def test_step_latency_target(target: float, ok: bool) -> None:
+    # small answers in 0.5 + 500 * 0.01 = 5.5 s, then the validator takes 0.2 s: step 1 answers at 5.7 s.
+    # step 1 serves what the validator accepts: good 0.8 * (1 - 0.1) + bad 0.2 * (1 - 0.9) = 0.74
+    step = {"model": "small", "gate": True, "latency_target_s": target}
+    s = sheet({"name": "c", "kind": "chain", "routes": {"t": [step, "large"]}})
+    result = routecalc.compare(routecalc.validate_worksheet(s), samples=20_000, seed=1)
+    pol = result.policy("c")
+    (t,) = pol.categories[0].steps
+    assert (t.step, t.target_s) == (0, target)
+    assert t.served == pytest.approx(0.74, abs=1e-12)
+    assert t.p95_s == pytest.approx(5.7, rel=0.02)  # histogram bin resolution
+    assert t.ok is ok and pol.categories[0].ok is (ok and pol.categories[0].quality_ok)
+    assert pol.served_by_step == pytest.approx((0.74, 0.26), abs=1e-12)

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,6 +86,8 @@ class MonteCarlo:
     model_successes: np.ndarray  # (M,) successful tries
     model_slow: np.ndarray  # (M,) successful tries slower than the model's timeout
     bins_per_decade: int = BINS_PER_DECADE
+    step_hist: np.ndarray | None = None  # (len(step_policies), C, S, B) latency of requests served at each step
+    step_policies: tuple[int, ...] = ()  # policies with per-step latency targets (rows of step_hist)
 
     @property
     def edges(self) -> np.ndarray:
@@ -338,6 +340,8 @@ class _Chunk:
 
     def __init__(self, problem: RoutingProblem, bins: int, hist: np.ndarray, lock: threading.Lock, engine: str):
         self.problem, self.bins, self.hist, self.lock = problem, bins, hist, lock
+        self.step_hist: np.ndarray | None = None  # set by simulate when some policy has per-step targets
+        self.step_rows: dict[int, int] = {}
         self.tables = step_tables(problem)
         self.walk = walk_numba if engine == "numba" else walk_numpy
         self.packed = [pack(T) for T in self.tables] if engine == "numba" else [None] * len(self.tables)
@@ -591,9 +595,19 @@ class _Chunk:
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
         np.add.at(part.successes, mdl, w.successes[:S][valid])
         np.add.at(part.slow, mdl, w.slow[:S][valid])
-        key = np.repeat(np.arange(C) * (DECADES * self.bins), counts) + _bin(w.lat, self.bins)
+        B = DECADES * self.bins
+        bins = _bin(w.lat, self.bins)
+        key = np.repeat(np.arange(C) * B, counts) + bins
         with self.lock:
             np.add.at(self.hist[p].reshape(-1), key, np.int32(1))
+        if p in self.step_rows:  # per-step targets: the latency of the requests each step served
+            assert self.step_hist is not None
+            served = np.flatnonzero(w.served_at >= 0)
+            S = self.step_hist.shape[2]
+            cat = np.repeat(np.arange(C), counts)[served]
+            step_key = (cat * S + w.served_at[served]) * B + bins[served]
+            with self.lock:
+                np.add.at(self.step_hist[self.step_rows[p]].reshape(-1), step_key, np.int32(1))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -665,6 +679,10 @@ def simulate(
     elif engine not in ("numpy", "numba"):
         raise ValueError(f"engine must be auto, numpy or numba, not {engine!r}")
     chunk = _Chunk(problem, bins, hist, threading.Lock(), engine)
+    targeted = tuple(int(p) for p in np.flatnonzero(np.isfinite(problem.chains.latency_target_s).any(axis=(1, 2, 3))))
+    if targeted:
+        chunk.step_rows = {p: i for i, p in enumerate(targeted)}
+        chunk.step_hist = np.zeros((len(targeted), C, problem.chains.shape[3], DECADES * bins), dtype=np.int32)
     n_chunks = -(-samples // CHUNK)
     ss = rng.bit_generator.seed_seq
     if not isinstance(ss, np.random.SeedSequence):
@@ -685,7 +703,8 @@ def simulate(
             total.add(part)
     assert total is not None
     ss.spawn(n_chunks)  # leave the parent as rng.spawn(n_chunks) would: a second run draws new numbers
-    return _finish(total, samples, hist, bins, M, problem.chains.human_cost)
+    mc = _finish(total, samples, hist, bins, M, problem.chains.human_cost)
+    return replace(mc, step_hist=chunk.step_hist, step_policies=targeted) if targeted else mc
 
 
 def _finish(acc: _Partial, samples: int, hist: np.ndarray, bins: int, M: int, human_cost: np.ndarray) -> MonteCarlo:

@@ -130,6 +130,7 @@ class Walked:
     esc: np.ndarray  # bool
     fb: np.ndarray  # bool
     ovf: np.ndarray  # bool: skipped a step whose window the prompt exceeds
+    served_at: np.ndarray  # int8: the step that delivered the answer (or sent it to review); -1: none
     late: np.ndarray  # bool: abandoned at least one try at its deadline
     waste: np.ndarray  # (n,) spend on tries abandoned at a deadline
     tokens: np.ndarray  # (S, n) token spend per step (a hedged step's first model)
@@ -183,6 +184,7 @@ def _empty(n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_req
         esc=ws.get("esc", (n,), bool, fill=f(False)),
         fb=ws.get("fb", (n,), bool, fill=f(False)),
         ovf=ws.get("ovf", (n,), bool, fill=f(False)),
+        served_at=ws.get("served_at", (n,), np.int8, fill=f(-1)),
         late=ws.get("late", (n,), bool, fill=f(False)),
         waste=ws.get("waste", (n,), fill=f(0.0)),
         tokens=ws.get("tokens", (S, n), fill=f(0.0)),
@@ -429,6 +431,7 @@ def _step_numpy(
     here = np.flatnonzero(acc)
     outcome[index[here]] = code[here]
     answer_model[index[here]] = mdl[here]
+    out.served_at[index[here]] = s
     settled = k[here]
     rj = np.flatnonzero(reject)
     if rj.size:
@@ -439,6 +442,7 @@ def _step_numpy(
         outcome[rrows[dl]] = code[rj[dl]]
         answer_model[rrows[dl]] = mdl[rj[dl]]
         hr = target == HUMAN
+        out.served_at[rrows[dl | hr]] = s
         outcome[rrows[hr]] = HUMAN_REVIEW
         answer_model[rrows[hr]] = cfg.n_models
         cost[rrows[hr]] += cfg.human_cost
@@ -516,6 +520,7 @@ def _hedge_numpy(
     here = np.flatnonzero(delivered)
     out.outcome[index[here]] = (BAD - good.view(np.int8))[here]
     out.answer_model[index[here]] = np.where(a_wins, g(T.model), g(T.b_model))[here]
+    out.served_at[index[here]] = s
     out.served[s] += np.bincount(k[here], minlength=K)
     gone = np.flatnonzero(~delivered)
     if gone.size:
@@ -607,7 +612,7 @@ def walk_numba(
         int(cfg.deadline_billing), int(cfg.n_models),
         out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
         out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
-        out.escalated, out.fell_back, out.overflowed, out.lated, out.answered,
+        out.escalated, out.fell_back, out.overflowed, out.lated, out.answered, out.served_at,
     )  # fmt: skip
     return out
 
@@ -625,7 +630,7 @@ def _compile() -> Any:
         FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, steps,
         backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
         answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b, successes, slow, served,
-        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered,
+        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at,
     ):  # fmt: skip
         for i in range(key.size):
             k = key[i]
@@ -639,6 +644,7 @@ def _compile() -> Any:
             ovf[i] = False
             late[i] = False
             waste[i] = 0.0
+            served_at[i] = -1
             for s in range(tokens_out.shape[0]):
                 tokens_out[s, i] = 0.0
                 tokens_b[s, i] = 0.0
@@ -723,6 +729,7 @@ def _compile() -> Any:
                         outcome[i] = 1 if good else 2
                         answer_model[i] = IP[MODEL, s, k] if a_wins else IP[B_MODEL, s, k]
                         served[s, k] += 1
+                        served_at[i] = s
                         break
                     fb[i] = True
                     tgt = IP[ON_5XX, s, k]
@@ -842,6 +849,7 @@ def _compile() -> Any:
                     outcome[i] = code
                     answer_model[i] = IP[MODEL, s, k]
                     served[s, k] += 1
+                    served_at[i] = s
                     break
                 esc[i] = True
                 tgt = IP[ONREJ, s, k]
@@ -849,6 +857,7 @@ def _compile() -> Any:
                     outcome[i] = code
                     answer_model[i] = IP[MODEL, s, k]
                     served[s, k] += 1
+                    served_at[i] = s
                     break
                 if tgt == -3:  # HUMAN
                     outcome[i] = 4
@@ -856,6 +865,7 @@ def _compile() -> Any:
                     cost[i] += human_cost
                     lat[i] += human_latency
                     served[s, k] += 1
+                    served_at[i] = s
                     break
                 if tgt >= 0:
                     s = tgt

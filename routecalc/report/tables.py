@@ -48,6 +48,10 @@ def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]
             lambda p: "—" if p.quality_if_independent is None else pct(p.quality_if_independent, 2),
         )
     ]
+
+    def when(attr: str, rows: list[tuple[str, Callable[[PolicyResult], str]]]) -> list:
+        return rows if any(getattr(p, attr) for p in c.policies) else []
+
     return [
         ("Kind", lambda p: p.kind),
         (f"Cost / request ({cur})", lambda p: money(p.cost_per_request, cur)),
@@ -58,6 +62,16 @@ def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]
         *(independent if joint else []),
         ("Delivered bad", lambda p: pct(p.delivered_bad, 2)),
         ("Failed (no answer)", lambda p: pct(p.failed, 2)),
+        *when("overflow", [("Overflow (prompt > a context window)", lambda p: pct(p.overflow, 2))]),
+        *when("late", [("Abandoned at a deadline", lambda p: pct(p.late, 2))]),
+        *when(
+            "deadline_waste_monthly",
+            [(f"Spend on abandoned tries ({cur})", lambda p: money(p.deadline_waste_monthly, cur, "/mo"))],
+        ),
+        *when(
+            "router_cost_monthly",
+            [(f"Classifier cost ({cur})", lambda p: money(p.router_cost_monthly, cur, "/mo"))],
+        ),
         ("Latency P50", lambda p: seconds(p.p50_s)),
         ("Latency P95", lambda p: seconds(p.p95_s)),
         ("Latency P99", lambda p: seconds(p.p99_s)),
@@ -120,7 +134,10 @@ def category_table(c: Comparison) -> Table:
         for p in c.policies:
             r = p.categories[i]
             mark = "✓" if r.ok else "✗"
-            text = Text(f"{mark} {r.quality:.1%} {r.p95_s:.1f}s")
+            steps = "".join(
+                f" · step {t.step + 1} {'✓' if t.ok else '✗'}{t.p95_s:.1f}/{t.target_s:g}s" for t in r.steps
+            )
+            text = Text(f"{mark} {r.quality:.1%} {r.p95_s:.1f}s{steps}")
             if not r.ok:
                 text.stylize("red")
             cells.append(text)
