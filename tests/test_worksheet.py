@@ -150,3 +150,21 @@ def test_shipped_worksheets_validate_against_the_json_schema(path: Path) -> None
     broken = as_editor_sees_it | {"currency": "usd"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, json_schema())
+
+
+@pytest.mark.parametrize(
+    ("profile", "path", "message"),
+    [
+        ({"hourly": [1] * 23}, "volume.profile.hourly", "at least 24"),
+        ({"weekly": [0] * 7}, "volume.profile", "weekly weights are all zero"),
+        ({"spikes": [{"day": 32, "factor": 2}]}, "volume.profile.spikes[0].day", "less than or equal to 31"),
+        ({"spikes": [{"day": 3, "factor": 2}, {"day": 3, "factor": 1}]}, "volume.profile", "twice"),
+        ({"growth_per_month": -1}, "volume.profile.growth_per_month", "greater than -1"),
+    ],
+)
+def test_traffic_profile_is_checked(profile: dict, path: str, message: str) -> None:
+    s = two_model_sheet()
+    s["volume"]["profile"] = profile
+    with pytest.raises(WorksheetError) as info:
+        routecalc.validate_worksheet(s)
+    assert any(p.path == path and message in p.message for p in info.value.problems), info.value.problems

@@ -709,11 +709,43 @@ def step_gated(policy: PolicySpec, step: StepSpec, index: int, n_steps: int) -> 
     return index < n_steps - 1 or policy.final_reject != "deliver"
 
 
+class Spike(_Strict):
+    """One day of the month with `factor` times its usual traffic (a launch, an incident, a batch job)."""
+
+    day: Annotated[int, Field(ge=1, le=31)]
+    factor: Positive
+
+
+class TrafficProfile(_Strict):
+    """How the month's requests spread over time (``routecalc simulate``; ``calibrate logs`` writes it).
+
+    Weights are relative (any positive scale; normalised on use): ``hourly`` per hour of day 0-23 (UTC), ``weekly``
+    per weekday Monday..Sunday. ``growth_per_month`` compounds smoothly over the month (0.05 = +5 % by its end).
+    """
+
+    hourly: Annotated[list[NonNegative], Field(min_length=24, max_length=24)] | None = None
+    weekly: Annotated[list[NonNegative], Field(min_length=7, max_length=7)] | None = None
+    growth_per_month: Annotated[float, Field(gt=-1, le=10)] = 0.0
+    spikes: list[Spike] = []
+
+    @model_validator(mode="after")
+    def _weights(self) -> TrafficProfile:
+        for name in ("hourly", "weekly"):
+            w = getattr(self, name)
+            if w is not None and sum(w) <= 0:
+                raise ValueError(f"{name} weights are all zero")
+        days = [s.day for s in self.spikes]
+        if len(set(days)) != len(days):
+            raise ValueError("a day appears twice in spikes")
+        return self
+
+
 class Volume(_Strict):
     """Traffic volume: exactly one of requests per month or per day (month = 365/12 days)."""
 
     requests_per_month: NonNegative | None = None
     requests_per_day: NonNegative | None = None
+    profile: TrafficProfile | None = None  # shape over hours, weekdays and the month; flat if absent
 
     @model_validator(mode="after")
     def _one(self) -> Volume:
