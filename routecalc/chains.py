@@ -288,19 +288,24 @@ def static_policy(name: str, routes: dict[str, str], description: str | None = N
 
 
 def map_leaves(
-    route: list[StepSpec] | Router, fn: Callable[[list[StepSpec]], list[StepSpec]]
+    route: list[StepSpec] | Router,
+    fn: Callable[[list[StepSpec]], list[StepSpec]] = list,
+    router_fn: Callable[[Router], Router] | None = None,
 ) -> list[StepSpec] | Router:
-    """The same route with every leaf chain replaced by ``fn(chain)``."""
+    """The same route with every leaf chain replaced by ``fn(chain)`` (and every router by ``router_fn``)."""
     if isinstance(route, list):
         return fn(route)
     update: dict = {}
     if route.split is not None:
-        update["split"] = [arm.model_copy(update={"route": map_leaves(arm.route, fn)}) for arm in route.split]
+        update["split"] = [
+            arm.model_copy(update={"route": map_leaves(arm.route, fn, router_fn)}) for arm in route.split
+        ]
     if route.rules is not None:
-        update["rules"] = [r.model_copy(update={"route": map_leaves(r.route, fn)}) for r in route.rules]
+        update["rules"] = [r.model_copy(update={"route": map_leaves(r.route, fn, router_fn)}) for r in route.rules]
     if route.routes is not None:
-        update["routes"] = {k: map_leaves(r, fn) for k, r in route.routes.items()}
-    return route.model_copy(update=update)
+        update["routes"] = {k: map_leaves(r, fn, router_fn) for k, r in route.routes.items()}
+    out = route.model_copy(update=update)
+    return router_fn(out) if router_fn is not None else out
 
 
 class _Builder:
@@ -378,7 +383,8 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                 if len(lane.classifiers) > 1:
                     total = sum(classifiers[n].latency_s.expected for n in lane.classifiers)
                     b.lane_latency_mu[p, c, lane_ix] = np.log(total) if total > 0 else -np.inf
-                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next)
+                budget = ws.tasks[c].latency_budget_s
+                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next, budget)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
@@ -398,6 +404,7 @@ def _fill_lane(
     ix: dict[str, int],
     policy_retries: int,
     overflow_next: bool,
+    budget_s: float | None,
 ) -> None:
     n = len(steps)
     for s, step in enumerate(steps):
@@ -420,7 +427,7 @@ def _fill_lane(
         final = _TARGET[pol.final_reject] if last else s + 1
         b.on_reject[here] = _target(step.on_reject, nxt if step.tool is not None else final)
         if step.deadline_s is not None:
-            b.deadline_s[here] = step.deadline_s
+            b.deadline_s[here] = budget_s if step.deadline_s == "budget" else step.deadline_s
             b.on_deadline[here] = _target(step.on_deadline, default)
         if step.latency_target_s is not None:
             b.latency_target_s[here] = step.latency_target_s

@@ -235,7 +235,9 @@ def compare(
     escalation and fallback rates, which policies meet every category's targets, and the winner.
     With --uncertainty: how sure that is, given the eval counts behind the pass rates.
     """
+    from routecalc.decide.whatif import pattern_effects
     from routecalc.report import tables
+    from routecalc.report.patterns import render_patterns
     from routecalc.results import compare as run_compare
     from routecalc.worksheet import load_worksheet
 
@@ -243,12 +245,15 @@ def compare(
     ws = load_worksheet(worksheet, scenario or ())
     result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
     risk = _uncertainty(ws, result, uncertainty, seed)
+    effects = pattern_effects(ws, result)
     if fmt is Format.json:
-        sys.stdout.write(tables.comparison_json(result, risk) + "\n")
+        sys.stdout.write(tables.comparison_json(result, risk, effects) + "\n")
     elif fmt is Format.csv:
         sys.stdout.write(tables.comparison_csv(result, risk))
     else:
         console.print(tables.render_comparison(result))
+        for table in render_patterns(effects, result.currency):
+            console.print(table)
         if risk is not None:
             from routecalc.report.risk import render_uncertainty
 
@@ -302,6 +307,7 @@ def report(
     report date (review-age warnings count to it). --uncertainty adds error bars to the cost vs quality chart
     and a Risk section: how sure the decision is, given the eval counts.
     """
+    from routecalc.decide.whatif import pattern_effects
     from routecalc.outputs import write_files
     from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
     from routecalc.report.tables import verdict
@@ -313,7 +319,10 @@ def report(
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day)
     risk = _uncertainty(ws, result, uncertainty, seed)
-    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk)
+    effects = pattern_effects(ws, result)
+    files = build_report(
+        ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk, patterns=effects
+    )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)

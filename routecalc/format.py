@@ -38,6 +38,8 @@ def pct(value: float | None, digits: int = 1) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     v = value * 100
+    if v != 0 and abs(v) < 0.001:
+        return "<0.001%" if v > 0 else ">-0.001%"
     if v != 0 and abs(v) < 0.1:
         return f"{v:.2g}%"
     return f"{v:.{digits}f}%"

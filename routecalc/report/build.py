@@ -17,6 +17,7 @@ import numpy as np
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST
 from routecalc.decide.uncertainty import Uncertainty
+from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.report import charts, risk
 from routecalc.report.document import (
@@ -33,6 +34,13 @@ from routecalc.report.document import (
     to_html,
     to_markdown,
 )
+from routecalc.report.patterns import (
+    CLASSIFIER_HEADER,
+    DEADLINE_HEADER,
+    classifier_curve_figure,
+    classifier_rows,
+    deadline_rows,
+)
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
     ESCALATION_WARN,
@@ -45,7 +53,8 @@ from routecalc.results import (
     stale_categories,
     stale_warnings,
 )
-from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated
+from routecalc.routes import route_text
+from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -67,11 +76,13 @@ def build_report(
     generated: dt.date | None = None,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    patterns: PatternEffects | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
-    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section.
+    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section;
+    ``patterns`` (:func:`routecalc.decide.whatif.pattern_effects`) a section on what classifiers and deadlines buy.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -83,7 +94,11 @@ def build_report(
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
         files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
         files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty)
+    if patterns is not None and patterns.classifiers:
+        fig = classifier_curve_figure(patterns.classifiers, comparison.currency)
+        files[f"{CLASSIFIER_CHART}.png"] = charts.figure_bytes(fig, "png")
+        files[f"{CLASSIFIER_CHART}.svg"] = charts.figure_bytes(fig, "svg")
+    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -98,6 +113,7 @@ def report_document(
     generated: dt.date,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    patterns: PatternEffects | None = None,
 ) -> Document:
     """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
     provenance."""
@@ -117,6 +133,8 @@ def report_document(
             )
         )
     blocks += _comparison_table(c)
+    if patterns:
+        blocks += _patterns(c, patterns)
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
     blocks += _provenance(c, worksheet_path, generated, scenarios)
@@ -273,6 +291,50 @@ def _comparison_table(c: Comparison) -> list[Block]:
     ]
 
 
+CLASSIFIER_CHART = "classifier-value"
+
+
+def _patterns(c: Comparison, effects: PatternEffects) -> list[Block]:
+    cur = c.currency
+    blocks: list[Block] = [Heading(1, "What the routing patterns buy")]
+    if effects.classifiers:
+        best = max(effects.classifiers, key=lambda v: v.perfect_saves_monthly)
+        blocks += [
+            Heading(2, "Classifiers: what a better one is worth"),
+            Paragraph(
+                runs(
+                    "Each classifier's balanced accuracy (mean recall), the policy's monthly cost with it, and with a "
+                    "perfect classifier of the same cost and latency. The chart moves the confusion matrix towards "
+                    "the identity (better) or towards guessing (worse)."
+                )
+            ),
+            Table(tuple(CLASSIFIER_HEADER), tuple(tuple(r) for r in classifier_rows(effects, cur))),
+            Chart(
+                png=f"{CLASSIFIER_CHART}.png",
+                title="Cost and quality vs classifier accuracy",
+                alt=f"classifier value curve for {c.worksheet}",
+                takeaway=(
+                    f"A perfect {best.classifier} would change {best.policy}'s cost by "
+                    f"{signed_money(-best.perfect_saves_monthly, cur, '/month')} and its quality from "
+                    f"{pct(best.quality, 2)} to {pct(best.oracle_quality, 2)}."
+                ),
+            ),
+        ]
+    if effects.deadlines:
+        blocks += [
+            Heading(2, "Deadlines: the tail they cut and what they waste"),
+            Paragraph(
+                runs(
+                    "Per category with a client-side deadline: latency percentiles with and without the deadlines "
+                    "(same requests), the share of requests that abandoned a try, the spend on abandoned tries, and "
+                    f"the cost and quality change ({cur}/month)."
+                )
+            ),
+            Table(tuple(DEADLINE_HEADER), tuple(tuple(r) for r in deadline_rows(effects, cur))),
+        ]
+    return blocks
+
+
 def target_misses(c: Comparison) -> list[str]:
     """Every (policy, category) that misses its quality threshold or P95 budget, as a sentence."""
     out = []
@@ -349,20 +411,7 @@ def latency_text(lat: Latency) -> str:
 
 def _route_text(ws: Worksheet, policy_name: str, category: str) -> str:
     pol = ws.policy(policy_name)
-    steps = pol.routes[category]
-    parts = []
-    for s, step in enumerate(steps):
-        bits = []
-        if step_gated(pol, step, s, len(steps)):
-            bits.append("gated")
-        if step.retries is not None:
-            bits.append(_retries(step.retries))
-        if step.on_reject is not None:
-            bits.append(f"reject → {step.on_reject}")
-        if step.on_failure is not None:
-            bits.append(f"failure → {step.on_failure}")
-        parts.append(step.model + (f" [{', '.join(bits)}]" if bits else ""))
-    return " → ".join(parts)
+    return route_text(pol, pol.routes[category])
 
 
 def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:

@@ -19,6 +19,7 @@ from routecalc.worksheet import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
     from routecalc.decide.uncertainty import Uncertainty
+    from routecalc.decide.whatif import PatternEffects
 
 
 def _header(c: Comparison, p: PolicyResult) -> str:
@@ -238,9 +239,14 @@ def _csv_value(v: float | None) -> str:
     return "" if v is None else repr(round(v, 10))
 
 
-def comparison_json(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
-    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``."""
+def comparison_json(
+    c: Comparison, uncertainty: Uncertainty | None = None, patterns: PatternEffects | None = None
+) -> str:
+    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``;
+    with ``patterns``, what classifiers and deadlines buy under ``"patterns"``."""
     data = c.to_dict()
     if uncertainty is not None:
         data["uncertainty"] = uncertainty.to_dict()
+    if patterns:
+        data["patterns"] = patterns.to_dict()
     return json.dumps(data, indent=2, ensure_ascii=False)

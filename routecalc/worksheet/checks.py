@@ -276,6 +276,8 @@ def _chain_problems(
                     spath, "a hedged step takes no gate, deadline or per-error targets (put them on a step after it)"
                 )
             )
+        if step.deadline_s == "budget" and task is not None and task.latency_budget_s is None:
+            problems.append(Problem(f"{spath}.deadline_s", f"'budget' needs tasks[{cat}].latency_budget_s"))
         if step.on_deadline is not None and step.deadline_s is None:
             problems.append(Problem(f"{spath}.on_deadline", "needs deadline_s"))
         gated = step_gated(pol, step, s, len(steps))

@@ -516,7 +516,7 @@ class StepSpec(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     on_reject: StepTarget | None = None
     on_failure: StepTarget | dict[ErrorType, StepTarget] | None = None
-    deadline_s: Positive | None = None
+    deadline_s: Positive | Literal["budget"] | None = None  # "budget": the category's latency_budget_s
     on_deadline: StepTarget | None = None
     latency_target_s: Positive | None = None
 
