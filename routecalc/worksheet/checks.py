@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from routecalc.errors import Problem
+from routecalc.errors import Problem, field_path
+from routecalc.limits import short_repr
 from routecalc.worksheet.schema import MAX_CHAIN, step_gated
 
 
@@ -71,13 +72,13 @@ def cross_checks(
     for i, t in tasks:
         for m in t.pass_rates:
             if models_listed and m not in model_names:
-                problems.append(Problem(f"tasks[{i}].pass_rates.{m}", f"unknown model {m!r}"))
+                problems.append(Problem(field_path((f"tasks[{i}]", "pass_rates", m)), f"unknown model {short_repr(m)}"))
 
     for i, pol in policies:
         base = f"policies[{i}]"
         for cat in task_names:
             if cat not in pol.routes:
-                problems.append(Problem(f"{base}.routes", f"skips category {cat!r}"))
+                problems.append(Problem(f"{base}.routes", f"skips category {short_repr(cat)}"))
         if pol.final_reject == "human_review" and pol.human_review is None:
             problems.append(Problem(f"{base}.human_review", "required when final_reject is human_review"))
         for cat, steps in pol.routes.items():
@@ -133,7 +134,7 @@ def cross_checks(
 
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
-        problems.append(Problem("baseline", f"names no policy ({baseline!r})"))
+        problems.append(Problem("baseline", f"names no policy ({short_repr(baseline)})"))
     return problems
 
 
