@@ -19,6 +19,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from routecalc.errors import RoutecalcError, WorksheetError
+from routecalc.limits import MAX_SEED
 
 console = Console()
 err_console = Console(stderr=True)
@@ -95,7 +96,10 @@ WorksheetArg = Annotated[
 SamplesOpt = Annotated[
     int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Monte Carlo seed: same seed, same numbers.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", "-s", min=0, max=MAX_SEED, help="Monte Carlo seed (0 to 2^63-1): same seed, same numbers."),
+]
 ScenarioOpt = Annotated[
     list[Path] | None,
     typer.Option("--scenario", help="What-if overlay YAML merged onto the worksheet (repeatable, in order)."),
@@ -142,6 +146,15 @@ def _warn(messages: Sequence[str], stderr: bool = False) -> None:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
 
 
+def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
+    """Load and validate a worksheet (with its overlays); plausibility warnings go to stderr."""
+    from routecalc.worksheet import load_worksheet, worksheet_warnings
+
+    ws = load_worksheet(worksheet, scenarios)
+    _warn(worksheet_warnings(ws), stderr=True)
+    return ws
+
+
 @app.command()
 def compare(
     worksheet: WorksheetArg,
@@ -158,9 +171,8 @@ def compare(
     """
     from routecalc.report import tables
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
     if fmt is Format.json:
         sys.stdout.write(tables.comparison_json(result) + "\n")
@@ -173,9 +185,7 @@ def compare(
 @app.command()
 def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
-    from routecalc.worksheet import load_worksheet
-
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     console.print(
         f"[green]✓[/] {escape(str(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
@@ -217,9 +227,8 @@ def report(
     from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
     from routecalc.report.tables import verdict
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day)
     files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or ())
@@ -264,12 +273,12 @@ def export(
     from routecalc.export.plan import Source
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import file_sha256, load_worksheet
+    from routecalc.worksheet import file_sha256
 
     if out is not None:
         check_new_file(out, force)  # refuse before spending time on the estimate
     scenarios = scenario or ()
-    ws = load_worksheet(worksheet, scenarios)
+    ws = _load(worksheet, scenarios)
     source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
     result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
     _warn(result.warnings, stderr=True)
@@ -339,11 +348,10 @@ def prices_update(
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.prices import load_price_map, plan_update, price_source
     from routecalc.report.prices import changes_table
-    from routecalc.worksheet import load_worksheet
 
     if out is not None and in_place:
         raise InputError("give either --out W2 or --in-place, not both")
-    ws = load_worksheet(worksheet)
+    ws = _load(worksheet)
     path, label = price_source(from_)
     target = out if out is not None else (worksheet if in_place else None)
     update = plan_update(worksheet, ws, load_price_map(path), rate, target)
@@ -396,13 +404,12 @@ def diff(
     from routecalc.prices import reprice
     from routecalc.report.diff import diff_json, diff_markdown, render_diff
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     if new is None and prices is None and not scenario:
         raise InputError("nothing to compare: give NEW, --prices FILE or --scenario FILE")
     day = _today(today)
-    old_ws = load_worksheet(old)
-    new_ws = load_worksheet(new or old, scenario or ())
+    old_ws = _load(old)
+    new_ws = _load(new or old, scenario or ())
     parts = [str(new)] if new is not None else []
     parts += [f"scenario {s}" for s in scenario or ()]
     notes: list[str] = []

@@ -16,8 +16,9 @@ from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import HIST_REL_ERROR, MonteCarlo, hist_quantiles, simulate
-from routecalc.errors import PolicyError
+from routecalc.errors import InputError, PolicyError
 from routecalc.format import money, pct
+from routecalc.limits import MAX_SEED, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
@@ -348,6 +349,8 @@ def compare(
     today: dt.date | None = None,
 ) -> Comparison:
     """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
     mc = simulate(problem, samples, np.random.default_rng(seed))

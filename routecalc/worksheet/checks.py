@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from routecalc.errors import Problem, field_path
-from routecalc.limits import short_repr
-from routecalc.worksheet.schema import MAX_CHAIN, step_gated
+from routecalc.limits import PRICE_MAX_PER_1M, PRICE_WARN_PER_1M, short_repr
+from routecalc.worksheet.names import secret_like
+from routecalc.worksheet.schema import MAX_CHAIN, Worksheet, step_gated
 
 
 def _items_by_name(items: list, kind: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -47,6 +48,7 @@ def cross_checks(
     problems += p
     _, p = _items_by_name(policies, "policies")
     problems += p
+    problems += _price_caps(data, models)
     # names come from the raw data, so one broken entry does not hide every reference to it
     model_names = _raw_names(data, "models")
     task_names = _raw_names(data, "tasks")
@@ -136,6 +138,64 @@ def cross_checks(
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
         problems.append(Problem("baseline", f"names no policy ({short_repr(baseline)})"))
     return problems
+
+
+PRICE_FIELDS = ("price_in", "price_out", "price_cache")
+
+
+def _amount(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.6g}"
+
+
+def _per_1m(price_unit: Any) -> float:
+    """Factor from the worksheet's price unit to per 1M tokens."""
+    return 1000.0 if price_unit == "per_1k" else 1.0
+
+
+def _price_caps(data: Mapping[str, Any], models: list) -> list[Problem]:
+    """Prices above ``PRICE_MAX_PER_1M`` per 1M tokens (1 currency unit per token) are refused: no model costs
+    that, and past it a request's cost can overflow to infinity, after which nothing can be compared."""
+    k = _per_1m(data.get("price_unit"))
+    problems = []
+    for i, m in models:
+        for fld in PRICE_FIELDS:
+            v = getattr(m, fld)
+            if v is not None and v * k > PRICE_MAX_PER_1M:
+                problems.append(
+                    Problem(
+                        f"models[{i}].{fld}",
+                        f"{_amount(v * k)} per 1M tokens; at most {PRICE_MAX_PER_1M:,.0f} (one currency unit per token): "
+                        "check price_unit (per_1m / per_1k) and the number",
+                    )
+                )
+    return problems
+
+
+def worksheet_warnings(ws: Worksheet) -> list[str]:
+    """Plausibility warnings for a valid worksheet: prices above ``PRICE_WARN_PER_1M`` per 1M tokens (a unit
+    typo, or a model priced per request?) and text that looks like a pasted API key."""
+    out = []
+    k = _per_1m(ws.price_unit)
+    for m in ws.models:
+        for fld in PRICE_FIELDS:
+            v = getattr(m, fld)
+            if v is not None and v * k > PRICE_WARN_PER_1M:
+                out.append(
+                    f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
+                    f"is price_unit ({ws.price_unit}) right?"
+                )
+    texts = [("name", ws.name), ("description", ws.description)]
+    texts += [(f"models.{m.name}.{f}", getattr(m, f)) for m in ws.models for f in ("name", "provider", "litellm_model")]
+    texts += [(f"tasks.{t.name}.name", t.name) for t in ws.tasks]
+    texts += [(f"policies.{p.name}.{f}", getattr(p, f)) for p in ws.policies for f in ("name", "description")]
+    for where, text in texts:
+        found = secret_like(text) if text else None
+        if found:
+            out.append(
+                f"{where} holds something that looks like an API key or token ({found}); worksheets are shared "
+                "and exported: keep keys in the environment, never in a worksheet"
+            )
+    return out
 
 
 def section(data: Mapping[str, Any], key: str, spec: type[BaseModel]) -> tuple[list, bool]:

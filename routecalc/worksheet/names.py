@@ -94,14 +94,16 @@ def secret_like(text: str) -> str | None:
     """The start of a substring of ``text`` that looks like an API key or token (shown cut short), or None.
 
     Known key prefixes (``sk-``, ``AKIA``, ``AIza``, ``ghp_``, ...) always count; any other run of 32+ letters,
-    digits and ``_+/=-`` counts when it mixes letters and digits with more than 4.0 bits of entropy per character
-    (so a SHA-256 in hex, a UUID or a long hyphenated name does not).
+    digits and ``_+/=-`` counts when it mixes upper case, lower case and digits with more than 4.0 bits of entropy
+    per character (so a SHA-256 in hex, a UUID or a model id such as ``anthropic/claude-sonnet-4-20250514`` does
+    not).
     """
     m = _KEY_PREFIXES.search(text)
     if m:
         return m.group()[:6] + "..."
     for m in _TOKEN.finditer(text):
         tok = m.group()
-        if re.search(r"[A-Za-z]", tok) and re.search(r"[0-9]", tok) and _entropy(tok) > ENTROPY_BITS:
+        mixed = all(re.search(cls, tok) for cls in ("[a-z]", "[A-Z]", "[0-9]"))
+        if mixed and _entropy(tok) > ENTROPY_BITS:
             return tok[:6] + "..."
     return None

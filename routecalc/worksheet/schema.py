@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routecalc.errors import InputError, PolicyError
+from routecalc.limits import MAX_NUMBER
+from routecalc.worksheet.names import FreeText, LiteLLMModel, Name
 
 SCHEMA_VERSION = 1
 DAYS_PER_MONTH = 365 / 12  # 30.4167: requests_per_day x this = requests per month
@@ -22,8 +24,9 @@ MAX_CHAIN = 8  # longest chain a policy may have (a fallback loop is a known pro
 DEFAULT_STATUS_CODES = (429, 500, 502, 503, 504)
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0, le=MAX_NUMBER)]
+Positive = Annotated[float, Field(gt=0.0, le=MAX_NUMBER)]
+Count = Annotated[int, Field(gt=0, le=int(MAX_NUMBER))]  # tokens, requests per minute, ...
 
 
 class _Strict(BaseModel):
@@ -98,9 +101,9 @@ class Latency(_Strict):
 class ModelSpec(_Strict):
     """One catalog entry. Prices are per ``price_unit`` tokens in the worksheet currency."""
 
-    name: Annotated[str, Field(min_length=1)]
-    provider: Annotated[str, Field(min_length=1)]
-    litellm_model: str | None = None
+    name: Name
+    provider: Name
+    litellm_model: LiteLLMModel | None = None
     price_in: NonNegative
     price_out: NonNegative
     price_cache: NonNegative | None = None
@@ -110,9 +113,9 @@ class ModelSpec(_Strict):
     timeout_s: Positive = 60.0
     error_latency_s: NonNegative = 0.5
     output_ratio: Positive = 1.0
-    context_window: Annotated[int, Field(gt=0)] | None = None
-    rpm: Annotated[int, Field(gt=0)] | None = None
-    tpm: Annotated[int, Field(gt=0)] | None = None
+    context_window: Count | None = None
+    rpm: Count | None = None
+    tpm: Count | None = None
 
 
 class Validator(_Strict):
@@ -128,13 +131,13 @@ class Validator(_Strict):
 class TaskSpec(_Strict):
     """One task category of the request mix."""
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     traffic_share: NonNegative
     tokens_in: Band
     tokens_out: Band
     quality_threshold: Probability
     latency_budget_s: Positive | None = None
-    pass_rates: dict[str, Probability]
+    pass_rates: dict[Name, Probability]
     validator: Validator | None = None
     cached_share: Probability = 0.0
     cost_bad_answer: NonNegative | None = None
@@ -148,7 +151,7 @@ StepTarget = Annotated[int, Field(ge=0)] | Literal["next", "fail", "deliver", "h
 class StepSpec(_Strict):
     """One step of a chain. Targets are a later step's 0-based index or a keyword."""
 
-    model: Annotated[str, Field(min_length=1)]
+    model: Name
     gate: bool | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     on_reject: StepTarget | None = None
@@ -168,13 +171,13 @@ PolicyKind = Literal["static", "cascade", "fallback", "chain"]
 class PolicySpec(_Strict):
     """A named routing policy: per category, a model (static) or an ordered chain of steps."""
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     kind: PolicyKind
-    routes: dict[str, list[StepSpec]]
+    routes: dict[Name, list[StepSpec]]
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     final_reject: Literal["deliver", "fail", "human_review"] = "deliver"
     human_review: HumanReview | None = None
-    description: str | None = None
+    description: FreeText | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -228,7 +231,7 @@ class Defaults(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] = 0
     backoff_s: NonNegative = 0.0
     bill_failed_input: bool = False
-    allowed_fails: Annotated[int, Field(ge=0)] | None = None
+    allowed_fails: Annotated[int, Field(ge=0, le=int(MAX_NUMBER))] | None = None
     cooldown_s: NonNegative | None = None
     on_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = list(DEFAULT_STATUS_CODES)
 
@@ -237,8 +240,8 @@ class Worksheet(_Strict):
     """A whole worksheet, validated. See README "Worksheet format" for an annotated example."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: Annotated[str, Field(min_length=1)]
-    description: str | None = None
+    name: Name
+    description: FreeText | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     price_unit: Literal["per_1m", "per_1k"] = "per_1m"
     share_unit: Literal["fraction", "percent"] = "fraction"
@@ -247,7 +250,7 @@ class Worksheet(_Strict):
     models: Annotated[list[ModelSpec], Field(min_length=1)]
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
     policies: list[PolicySpec] = []
-    baseline: str | None = None
+    baseline: Name | None = None
 
     @property
     def tokens_per_price_unit(self) -> float:
@@ -279,7 +282,7 @@ def json_schema() -> dict[str, Any]:
     Describes what a user may write, including the shorthands the loader accepts: a number for a band, a model
     name for a step, one step for a route, a CSV path for the task table.
     """
-    schema = Worksheet.model_json_schema()
+    schema = _names_as_property_names(Worksheet.model_json_schema())
     defs = schema["$defs"]
     defs["BandRange"] = defs.pop("Band")
     defs["Band"] = {
@@ -299,3 +302,21 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "routecalc worksheet"
     return schema
+
+
+def _names_as_property_names(node: Any) -> Any:
+    """Pydantic writes ``dict[Name, V]`` as ``patternProperties: {NAME_PATTERN: V}``, which lets any other key
+    through; say it the way editors check it: ``propertyNames`` with the pattern, ``additionalProperties: V``."""
+    if isinstance(node, list):
+        return [_names_as_property_names(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _names_as_property_names(v) for k, v in node.items()}
+    patterns = out.pop("patternProperties", None)
+    if isinstance(patterns, dict) and len(patterns) == 1:
+        ((pattern, value),) = patterns.items()
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+        out["additionalProperties"] = value
+    elif patterns is not None:
+        out["patternProperties"] = patterns
+    return out
