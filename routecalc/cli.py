@@ -16,13 +16,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from routecalc.errors import RoutecalcError, WorksheetError
+from routecalc.format import printable
 from routecalc.limits import MAX_SEED
 
-console = Console()
-err_console = Console(stderr=True)
+# Plain strings are printed literally: no rich markup and no :emoji: codes (a policy named "[bold]x" or ":smile:"
+# is shown as written). Our own markup is passed as markup=True, with user text through _lit().
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
+
+
+def _lit(text: object, keep_newlines: bool = False) -> str:
+    """User text inside our markup: control characters escaped, markup brackets escaped."""
+    return escape(printable(str(text), keep_newlines))
 
 
 class _Group(TyperGroup):
@@ -33,15 +42,15 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except WorksheetError as exc:
             err_console.print(
-                f"[bold red]error:[/] {escape(exc.source)}: {len(exc.problems)} problem(s)", highlight=False
+                f"[bold red]error:[/] {_lit(exc.source)}: {len(exc.problems)} problem(s)", markup=True, highlight=False
             )
             for p in exc.problems:
                 err_console.print(
-                    f"  [red]✗[/] [bold]{escape(p.path or '(top)')}[/]: {escape(p.message)}", highlight=False
+                    f"  [red]✗[/] [bold]{_lit(p.path or '(top)')}[/]: {_lit(p.message)}", markup=True, highlight=False
                 )
             raise typer.Exit(exc.exit_code) from None
         except RoutecalcError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {_lit(exc, keep_newlines=True)}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -143,7 +152,7 @@ def _today(value: str | None) -> dt.date:
 
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
-        (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
+        (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
 
 
 def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
@@ -187,8 +196,9 @@ def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
     ws = _load(worksheet, scenario or ())
     console.print(
-        f"[green]✓[/] {escape(str(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {_lit(worksheet)}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
+        markup=True,
         highlight=False,
     )
 
@@ -237,15 +247,18 @@ def report(
     n_charts = sum(name.endswith(".png") for name in files)
     main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
     console.print(
-        f"wrote {len(files)} files to {escape(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts (PNG + SVG)",
+        f"wrote {len(files)} files to {printable(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts "
+        "(PNG + SVG)",
         highlight=False,
     )
     for name in main_files:
-        console.print(f"  {escape(str(out_dir / name))}", highlight=False)
-    console.print(verdict(result), highlight=False)
+        console.print(f"  {printable(str(out_dir / name))}", highlight=False)
+    console.print(Text.from_markup(verdict(result), emoji=False), highlight=False)
     if result.winner is None:
         for p in result.policies:
-            console.print(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}", highlight=False)
+            console.print(
+                f"  [red]✗[/] {_lit(p.name)}: nearest miss {_lit(p.nearest_miss or '')}", markup=True, highlight=False
+            )
 
 
 @app.command()
@@ -286,7 +299,7 @@ def export(
         sys.stdout.write(result.text)
         return
     write_atomic(out, result.text)
-    console.print(f"wrote {escape(str(out))} ({result.target}, policy {escape(result.policy)})", highlight=False)
+    console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
 
 
 @prices_app.command("show")
@@ -312,12 +325,14 @@ def prices_show(
     pm = load_price_map(path)
     if not models:
         console.print(
-            f"{escape(label)}: {escape(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show MODEL..."
+            f"{printable(label)}: {printable(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show "
+            "MODEL...",
+            highlight=False,
         )
         return
     rows, missing, notes = search(pm, models)
     for note in notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {_lit(note)}", markup=True, highlight=False)
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
@@ -366,7 +381,7 @@ def prices_update(
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {escape(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
 
 
 @app.command()
@@ -443,7 +458,7 @@ def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {escape(str(out))}", highlight=False)
+    console.print(f"wrote {printable(str(out))}", highlight=False)
 
 
 @app.callback(invoke_without_command=True)
