@@ -653,6 +653,17 @@ def diff_comparisons(
         )
     if (old.samples, old.seed) != (new.samples, new.seed):
         raise InputError("compare both worksheets with the same --samples and --seed (common random numbers)")
+    broken = [
+        f"{side}: {p.name}"
+        for side, c in (("before", old), ("after", new))
+        for p in c.policies
+        if not (math.isfinite(p.monthly_cost) and math.isfinite(p.quality))
+    ]
+    if broken:  # a winner "flip" between n/a costs would be noise presented as a decision
+        raise InputError(
+            "cannot compare: cost or quality is not a finite number for " + ", ".join(broken) + " (an overflow: "
+            "check prices, token counts and volume)"
+        )
     deltas = _policy_deltas(old, new)
     focus = _focus(old, new)
     flips = old.winner != new.winner

@@ -7,6 +7,7 @@ gives latency percentiles (budgets are P95 targets) and a cross-check of the mea
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -335,8 +336,12 @@ def summarize(
 
 
 def pick_winner(policies: list[PolicyResult]) -> str | None:
-    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality)."""
-    ok = [p for p in policies if p.meets_targets]
+    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality).
+
+    A policy whose cost or quality is not a finite number (NaN compares false with everything, so ``min`` would
+    pick whatever comes first) is never the winner.
+    """
+    ok = [p for p in policies if p.meets_targets and math.isfinite(p.cost_per_request) and math.isfinite(p.quality)]
     if not ok:
         return None
     return min(ok, key=lambda p: (p.cost_per_request, -p.quality)).name
