@@ -214,4 +214,4 @@ def test_router_walks_every_chain_under_adversarial_names() -> None:
 @pytest.mark.litellm
 @pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
 def test_router_walks_every_chain_under_adversarial_names_many() -> None:
-    _router_property(30)()
+    _router_property(8)()
