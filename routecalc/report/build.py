@@ -76,8 +76,8 @@ def build_report(
     files: dict[str, bytes] = {}
     for spec in charts.CHARTS:
         fig = spec.draw(comparison)  # type: ignore[operator]
-        files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
-        files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():  # one layout, both formats
+            files[f"{spec.slug}.{ext}"] = data
     doc = report_document(ws, comparison, worksheet_path, generated, scenarios)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
