@@ -464,6 +464,19 @@ def _focus(old: Comparison, new: Comparison) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _consistent(ws: Worksheet) -> bool:
+    """Whether a one-input-changed worksheet is a valid worksheet. ``model_copy`` checks nothing, and one input
+    alone can name what only the other side has (a policy routing to a model renamed since): such a change is
+    listed, not attributed, instead of failing to compile."""
+    from routecalc.worksheet import validate_worksheet
+
+    try:
+        validate_worksheet(ws.model_dump(), "one input changed")
+    except InputError:
+        return False
+    return True
+
+
 def _attribute(
     old_ws: Worksheet, new_ws: Worksheet, focus: Sequence[str], evaluate: Evaluate
 ) -> tuple[list[InputEffect], dict[str, float]]:
@@ -475,7 +488,7 @@ def _attribute(
         cost: dict[str, float] = {}
         quality: dict[str, float] = {}
         targets: dict[str, bool] = {}
-        if hybrid is not None:
+        if hybrid is not None and _consistent(hybrid):
             values = evaluate(hybrid)
             for n in focus:
                 if n in values and n in base and math.isfinite(values[n][0]) and math.isfinite(values[n][1]):

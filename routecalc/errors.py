@@ -79,8 +79,9 @@ class PriceSourceError(InputError):
     """A price map could not be found or read."""
 
 
-class ExportError(RoutecalcError):
-    """An export would produce a config the target router cannot load (cycle, unknown group, ...)."""
+class ExportError(InputError):
+    """The worksheet cannot be exported as asked: the config would not load or would misroute (a name collision,
+    a provider the target lacks, no winner to export, ...). Bad input for this export: exit code 2."""
 
 
 class OutputExistsError(RoutecalcError):
