@@ -44,6 +44,8 @@ def read_bytes(path: str | Path, limit: int, error: type[InputError] = InputErro
         raise error(f"{path}: no such {what}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except ValueError:  # a NUL byte in the path
+        raise error(f"{short_repr(str(path))}: not a usable file name") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

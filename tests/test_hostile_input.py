@@ -313,6 +313,13 @@ def test_csv_field_over_the_csv_module_limit(tmp_path: Path) -> None:
     assert_exit_2(result, "line 2: cannot read it (a field longer than 131,072 characters)")
 
 
+@pytest.mark.parametrize("name", ["nul\x00.csv", "x" * 5000 + ".csv", "/dev/zero", ".", "../" * 40])
+def test_task_table_paths_that_cannot_be_read(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(two_model_sheet(tasks=name)))
+    assert_exit_2(validate(path), "tasks")
+
+
 def test_csv_task_table_that_is_a_fifo(tmp_path: Path) -> None:
     sheet = two_model_sheet(tasks="tasks.csv")
     os.mkfifo(tmp_path / "tasks.csv")
