@@ -157,6 +157,14 @@ def test_key_in_a_description_warns_on_stderr(tmp_path: Path) -> None:
     assert "abcdefghijklmnop" not in result.stderr  # the warning does not repeat the key
 
 
+def test_key_used_as_a_name_is_not_repeated_in_its_warning() -> None:
+    sheet = sheet_with_policy()
+    sheet["policies"][0]["name"] = "sk-proj-abcdefghijklmnopqrstuvwx"
+    (warning,) = routecalc.worksheet.worksheet_warnings(routecalc.validate_worksheet(sheet))
+    assert warning.startswith("policies[0].name holds something that looks like an API key or token (sk-pro...)")
+    assert "abcdefghijklmnop" not in warning
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Prices and magnitudes
 

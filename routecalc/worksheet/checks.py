@@ -141,6 +141,7 @@ def cross_checks(
 
 
 PRICE_FIELDS = ("price_in", "price_out", "price_cache")
+_MODEL_TEXT = ("name", "provider", "litellm_model")
 
 
 def _amount(x: float) -> str:
@@ -184,10 +185,11 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
                     f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
                     f"is price_unit ({ws.price_unit}) right?"
                 )
+    # located by index, never by name: the name itself may be the key
     texts = [("name", ws.name), ("description", ws.description)]
-    texts += [(f"models.{m.name}.{f}", getattr(m, f)) for m in ws.models for f in ("name", "provider", "litellm_model")]
-    texts += [(f"tasks.{t.name}.name", t.name) for t in ws.tasks]
-    texts += [(f"policies.{p.name}.{f}", getattr(p, f)) for p in ws.policies for f in ("name", "description")]
+    texts += [(f"models[{i}].{f}", getattr(m, f)) for i, m in enumerate(ws.models) for f in _MODEL_TEXT]
+    texts += [(f"tasks[{i}].name", t.name) for i, t in enumerate(ws.tasks)]
+    texts += [(f"policies[{i}].{f}", getattr(p, f)) for i, p in enumerate(ws.policies) for f in ("name", "description")]
     for where, text in texts:
         found = secret_like(text) if text else None
         if found:
