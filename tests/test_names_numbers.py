@@ -4,6 +4,7 @@ field path (exit 2), or warned about, never carried into an overflow, a terminal
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,14 @@ def test_out_of_range_seeds_are_exit_2_for_every_command(command: list[str], see
 def test_library_compare_refuses_bad_seeds(support_ws: routecalc.Worksheet, seed: object) -> None:
     with pytest.raises(InputError, match="seed must be an integer from 0 to 2"):
         routecalc.compare(support_ws, samples=1000, seed=seed)  # type: ignore[arg-type]
+
+
+def test_plausibility_warnings_reach_the_report() -> None:
+    from routecalc.report.build import report_document
+    from routecalc.report.document import to_markdown
+
+    data = read_yaml(SUPPORT)
+    data["models"][3]["price_out"] = 1500.0  # claude-sonnet-4: 1,500 USD per 1M tokens
+    ws = routecalc.validate_worksheet(data)
+    md = to_markdown(report_document(ws, routecalc.compare(ws, samples=1000, seed=0), None, dt.date(2026, 11, 25)))
+    assert "claude-sonnet-4: price\\_out is 1,500 USD per 1M tokens (more than 1,000)" in md  # "_" escaped

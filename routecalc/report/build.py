@@ -44,7 +44,7 @@ from routecalc.results import (
     stale_categories,
     stale_warnings,
 )
-from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated
+from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated, worksheet_warnings
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -283,7 +283,7 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
     escalation = escalation_advisories(c.problem, c.ev)
     misses = target_misses(c)
     shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
-    other = [w for w in (*c.warnings, *c.advisories) if w not in shown]
+    other = [w for w in (*worksheet_warnings(ws), *c.warnings, *c.advisories) if w not in shown]
     blocks: list[Block] = [Heading(1, "Warnings")]
     for title, items, none in (
         (f"Evals older than {STALE_AFTER_DAYS} days", stale, "None: every category was reviewed recently."),
