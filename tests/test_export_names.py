@@ -184,11 +184,11 @@ def router_walk(data: dict[str, Any], policy: str) -> None:
             assert (dep, served) == (ids[k], models[k]), (cat, k)
 
 
-@pytest.mark.parametrize("policy", ["tiered+fallback", "cheap-first"])
 @pytest.mark.litellm
 @pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
-def test_router_sends_the_reported_collision_to_the_right_models(policy: str) -> None:
-    router_walk(renamed(["x", "x-2", "x~2", "route-x", "x--2"], ["route-x~2", "x", "m--n", "route-x-2"]), policy)
+def test_router_sends_the_reported_collision_to_the_right_models() -> None:
+    categories = ["x", "x-2", "x~2", "route-x", "x--2"]
+    router_walk(renamed(categories, ["route-x~2", "x", "m--n", "route-x-2"]), "tiered+fallback")
 
 
 def _router_property(max_examples: int):  # type: ignore[no-untyped-def]
@@ -214,4 +214,4 @@ def test_router_walks_every_chain_under_adversarial_names() -> None:
 @pytest.mark.litellm
 @pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
 def test_router_walks_every_chain_under_adversarial_names_many() -> None:
-    _router_property(8)()
+    _router_property(4)()

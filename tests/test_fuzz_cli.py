@@ -10,7 +10,7 @@ document is written as YAML flow text (or JSON) by a small emitter that can say 
 Every run must: exit 0 or 2; let no exception escape (``result.exception`` is None or SystemExit; no
 "Traceback"); finish within a per-case time limit (SIGALRM; a hang guard, not a speed claim); and leave no
 output file behind when it fails. ``FUZZ_EXAMPLES`` cases per test by default (a few seconds); the tests marked
-slow run ``ROUTECALC_FUZZ_EXAMPLES`` (default 60) each, e.g. ``ROUTECALC_FUZZ_EXAMPLES=2000 pytest -m slow``.
+slow run ``ROUTECALC_FUZZ_EXAMPLES`` (default 40) each, e.g. ``ROUTECALC_FUZZ_EXAMPLES=2000 pytest -m slow``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ SUPPORT = WORKSHEETS / "support-triage.yaml"
 PRICES_WS = DATA / "ws-prices.yaml"
 PRICE_MAP = DATA / "prices-small.json"
 FUZZ_EXAMPLES = 12  # per test by default: a few seconds
-MANY = int(os.environ.get("ROUTECALC_FUZZ_EXAMPLES", "60"))  # the slow variants; raise it for a long local run
+MANY = int(os.environ.get("ROUTECALC_FUZZ_EXAMPLES", "40"))  # the slow variants; raise it for a long local run
 CASE_SECONDS = 60  # far above any case (most take milliseconds): only a hang trips it
 runner = CliRunner()
 
