@@ -17,12 +17,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from routecalc.errors import RoutecalcError, WorksheetError
+from routecalc.format import printable
+from routecalc.limits import MAX_SEED
 
-console = Console()
-err_console = Console(stderr=True)
+# Plain strings are printed literally: no rich markup and no :emoji: codes (a policy named "[bold]x" or ":smile:"
+# is shown as written). Our own markup is passed as markup=True, with user text through _lit().
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
+
+
+def _lit(text: object, keep_newlines: bool = False) -> str:
+    """User text inside our markup: control characters escaped, markup brackets escaped."""
+    return escape(printable(str(text), keep_newlines))
 
 
 class _Group(TyperGroup):
@@ -36,15 +46,15 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except WorksheetError as exc:
             err_console.print(
-                f"[bold red]error:[/] {escape(exc.source)}: {len(exc.problems)} problem(s)", highlight=False
+                f"[bold red]error:[/] {_lit(exc.source)}: {len(exc.problems)} problem(s)", markup=True, highlight=False
             )
             for p in exc.problems:
                 err_console.print(
-                    f"  [red]✗[/] [bold]{escape(p.path or '(top)')}[/]: {escape(p.message)}", highlight=False
+                    f"  [red]✗[/] [bold]{_lit(p.path or '(top)')}[/]: {_lit(p.message)}", markup=True, highlight=False
                 )
             raise typer.Exit(exc.exit_code) from None
         except RoutecalcError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {_lit(exc, keep_newlines=True)}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -142,7 +152,10 @@ WorksheetArg = Annotated[
 SamplesOpt = Annotated[
     int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Monte Carlo seed: same seed, same numbers.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", "-s", min=0, max=MAX_SEED, help="Monte Carlo seed (0 to 2^63-1): same seed, same numbers."),
+]
 ScenarioOpt = Annotated[
     list[Path] | None,
     typer.Option("--scenario", help="What-if overlay YAML merged onto the worksheet (repeatable, in order)."),
@@ -216,7 +229,16 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
 
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
-        (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
+        (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
+
+
+def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
+    """Load and validate a worksheet (with its overlays); plausibility warnings go to stderr."""
+    from routecalc.worksheet import load_worksheet, worksheet_warnings
+
+    ws = load_worksheet(worksheet, scenarios)
+    _warn(worksheet_warnings(ws), stderr=True)
+    return ws
 
 
 @app.command()
@@ -239,10 +261,9 @@ def compare(
     from routecalc.report import tables
     from routecalc.report.patterns import render_patterns
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     _check_draws(uncertainty)
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
@@ -264,12 +285,12 @@ def compare(
 def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
     from routecalc.routes import window_warnings
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     console.print(
-        f"[green]✓[/] {escape(str(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {_lit(worksheet)}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
+        markup=True,
         highlight=False,
     )
     _warn(window_warnings(ws))
@@ -312,10 +333,9 @@ def report(
     from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
     from routecalc.report.tables import verdict
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     _check_draws(uncertainty)
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day)
     risk = _uncertainty(ws, result, uncertainty, seed)
@@ -328,19 +348,22 @@ def report(
     n_charts = sum(name.endswith(".png") for name in files)
     main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
     console.print(
-        f"wrote {len(files)} files to {escape(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts (PNG + SVG)",
+        f"wrote {len(files)} files to {printable(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts "
+        "(PNG + SVG)",
         highlight=False,
     )
     for name in main_files:
-        console.print(f"  {escape(str(out_dir / name))}", highlight=False)
-    console.print(verdict(result), highlight=False)
+        console.print(f"  {printable(str(out_dir / name))}", highlight=False)
+    console.print(Text.from_markup(verdict(result), emoji=False), highlight=False)
     if risk is not None:
         from routecalc.report.risk import risk_sentences
 
-        console.print(escape(risk_sentences(result, risk)[0][0]), highlight=False)
+        console.print(Text(risk_sentences(result, risk)[0][0]), highlight=False)
     if result.winner is None:
         for p in result.policies:
-            console.print(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}", highlight=False)
+            console.print(
+                f"  [red]✗[/] {_lit(p.name)}: nearest miss {_lit(p.nearest_miss or '')}", markup=True, highlight=False
+            )
 
 
 @app.command()
@@ -368,12 +391,12 @@ def export(
     from routecalc.export.plan import Source
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import file_sha256, load_worksheet
+    from routecalc.worksheet import file_sha256
 
     if out is not None:
         check_new_file(out, force)  # refuse before spending time on the estimate
     scenarios = scenario or ()
-    ws = load_worksheet(worksheet, scenarios)
+    ws = _load(worksheet, scenarios)
     source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
     result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
     _warn(result.warnings, stderr=True)
@@ -381,7 +404,7 @@ def export(
         sys.stdout.write(result.text)
         return
     write_atomic(out, result.text)
-    console.print(f"wrote {escape(str(out))} ({result.target}, policy {escape(result.policy)})", highlight=False)
+    console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
 
 
 @prices_app.command("show")
@@ -407,12 +430,14 @@ def prices_show(
     pm = load_price_map(path)
     if not models:
         console.print(
-            f"{escape(label)}: {escape(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show MODEL..."
+            f"{printable(label)}: {printable(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show "
+            "MODEL...",
+            highlight=False,
         )
         return
     rows, missing, notes = search(pm, models)
     for note in notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {_lit(note)}", markup=True, highlight=False)
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
@@ -443,11 +468,10 @@ def prices_update(
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.prices import load_price_map, plan_update, price_source
     from routecalc.report.prices import changes_table
-    from routecalc.worksheet import load_worksheet
 
     if out is not None and in_place:
         raise InputError("give either --out W2 or --in-place, not both")
-    ws = load_worksheet(worksheet)
+    ws = _load(worksheet)
     path, label = price_source(from_)
     target = out if out is not None else (worksheet if in_place else None)
     update = plan_update(worksheet, ws, load_price_map(path), rate, target)
@@ -462,7 +486,7 @@ def prices_update(
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {escape(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
 
 
 @calibrate_app.command("evals")
@@ -552,13 +576,13 @@ def calibrate_evals(
     to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
     say = err_console if to_stdout else console
     say.print(
-        f"read {escape(str(file))}: {report.records:,} rows, {data.n_prompts:,} prompts, "
-        f"{len(data.categories)} categories, models {escape(', '.join(data.models))}",
+        f"read {printable(str(file))}: {report.records:,} rows, {data.n_prompts:,} prompts, "
+        f"{len(data.categories)} categories, models {printable(', '.join(data.models))}",
         highlight=False,
     )
     _warn(report.lines(), stderr=to_stdout)
     if cal.small:
-        listed = ", ".join(f"{escape(n)} ({c})" for n, c in cal.small)
+        listed = ", ".join(f"{printable(n)} ({c})" for n, c in cal.small)
         _warn([f"{len(cal.small)} categories have fewer than {MIN_PROMPTS} prompts: {listed}"], stderr=to_stdout)
     left = [(c.name, c.left_out) for c in cal.categories if c.left_out]
     if left:
@@ -570,7 +594,7 @@ def calibrate_evals(
             sys.stdout.write(text)
         else:
             write_atomic(out, text)
-            console.print(f"wrote {escape(str(out))}", highlight=False)
+            console.print(f"wrote {printable(str(out))}", highlight=False)
         say.print(
             "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
             highlight=False,
@@ -588,7 +612,7 @@ def calibrate_evals(
         )
         return
     write_atomic(target, update.text)
-    console.print(f"wrote {escape(str(target))} ({update.n_changes} change(s))", highlight=False)
+    console.print(f"wrote {printable(str(target))} ({update.n_changes} change(s))", highlight=False)
 
 
 @app.command()
@@ -696,13 +720,12 @@ def diff(
     from routecalc.prices import reprice
     from routecalc.report.diff import diff_json, diff_markdown, render_diff
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     if new is None and prices is None and not scenario:
         raise InputError("nothing to compare: give NEW, --prices FILE or --scenario FILE")
     day = _today(today)
-    old_ws = load_worksheet(old)
-    new_ws = load_worksheet(new or old, scenario or ())
+    old_ws = _load(old)
+    new_ws = _load(new or old, scenario or ())
     parts = [str(new)] if new is not None else []
     parts += [f"scenario {s}" for s in scenario or ()]
     notes: list[str] = []
@@ -736,7 +759,7 @@ def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {escape(str(out))}", highlight=False)
+    console.print(f"wrote {printable(str(out))}", highlight=False)
 
 
 @app.callback(invoke_without_command=True)

@@ -7,6 +7,7 @@ gives latency percentiles (budgets are P95 targets) and a cross-check of the mea
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -16,8 +17,9 @@ from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import MonteCarlo, simulate
-from routecalc.errors import PolicyError
+from routecalc.errors import InputError, PolicyError
 from routecalc.format import money, pct
+from routecalc.limits import MAX_SEED, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
@@ -437,8 +439,12 @@ def _step_targets(
 
 
 def pick_winner(policies: list[PolicyResult]) -> str | None:
-    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality)."""
-    ok = [p for p in policies if p.meets_targets]
+    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality).
+
+    A policy whose cost or quality is not a finite number (NaN compares false with everything, so ``min`` would
+    pick whatever comes first) is never the winner.
+    """
+    ok = [p for p in policies if p.meets_targets and math.isfinite(p.cost_per_request) and math.isfinite(p.quality)]
     if not ok:
         return None
     return min(ok, key=lambda p: (p.cost_per_request, -p.quality)).name
@@ -451,6 +457,8 @@ def compare(
     today: dt.date | None = None,
 ) -> Comparison:
     """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
     mc = simulate(problem, samples, np.random.default_rng(seed))

@@ -168,3 +168,13 @@ def test_traffic_profile_is_checked(profile: dict, path: str, message: str) -> N
     with pytest.raises(WorksheetError) as info:
         routecalc.validate_worksheet(s)
     assert any(p.path == path and message in p.message for p in info.value.problems), info.value.problems
+
+
+def test_a_worksheet_round_trips_through_its_document() -> None:
+    # diff and prices re-validate edited copies through as_document(): every feature must survive the trip
+    from tests.test_patterns import everything_sheet, latency_everything_sheet
+
+    sheets = [load_worksheet(p) for p in shipped_worksheets()]
+    sheets += [routecalc.validate_worksheet(s) for s in (everything_sheet(), latency_everything_sheet())]
+    for ws in sheets:
+        assert routecalc.validate_worksheet(ws.as_document()) == ws, ws.name

@@ -20,6 +20,7 @@ from routecalc.decide.uncertainty import Uncertainty
 from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.report import charts, risk
+from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
     Block,
     Bullets,
@@ -34,13 +35,7 @@ from routecalc.report.document import (
     to_html,
     to_markdown,
 )
-from routecalc.report.patterns import (
-    CLASSIFIER_HEADER,
-    DEADLINE_HEADER,
-    classifier_curve_figure,
-    classifier_rows,
-    deadline_rows,
-)
+from routecalc.report.patterns import CLASSIFIER_HEADER, DEADLINE_HEADER, classifier_rows, deadline_rows
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
     ESCALATION_WARN,
@@ -54,7 +49,7 @@ from routecalc.results import (
     stale_warnings,
 )
 from routecalc.routes import route_text
-from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256
+from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, worksheet_warnings
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -92,12 +87,12 @@ def build_report(
         fig = spec.draw(comparison)  # type: ignore[operator]
         if spec.slug == "cost-vs-quality" and uncertainty is not None and uncertainty.has_counts:
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
-        files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
-        files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():  # one layout, both formats
+            files[f"{spec.slug}.{ext}"] = data
     if patterns is not None and patterns.classifiers:
-        fig = classifier_curve_figure(patterns.classifiers, comparison.currency)
-        files[f"{CLASSIFIER_CHART}.png"] = charts.figure_bytes(fig, "png")
-        files[f"{CLASSIFIER_CHART}.svg"] = charts.figure_bytes(fig, "svg")
+        fig = classifier_curve_figure(comparison, patterns.classifiers)
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():
+            files[f"{CLASSIFIER_CHART}.{ext}"] = data
     doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
@@ -363,7 +358,7 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
     escalation = escalation_advisories(c.problem, c.ev)
     misses = target_misses(c)
     shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
-    other = [w for w in (*c.warnings, *c.advisories) if w not in shown]
+    other = [w for w in (*worksheet_warnings(ws), *c.warnings, *c.advisories) if w not in shown]
     blocks: list[Block] = [Heading(1, "Warnings")]
     for title, items, none in (
         (f"Evals older than {STALE_AFTER_DAYS} days", stale, "None: every category was reviewed recently."),

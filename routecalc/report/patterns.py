@@ -1,5 +1,5 @@
-"""Render what routing patterns buy (:mod:`routecalc.decide.whatif`): a table for the terminal and the report,
-and the classifier value curve."""
+"""Render what routing patterns buy (:mod:`routecalc.decide.whatif`) as tables for the terminal and the report
+(the classifier value curve is :mod:`routecalc.report.charts.classifier`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from rich.table import Table
 from routecalc.format import money, pct, seconds, signed_money
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from routecalc.decide.whatif import ClassifierValue, PatternEffects
+    from routecalc.decide.whatif import PatternEffects
 
 
 def classifier_rows(effects: PatternEffects, currency: str) -> list[list[str]]:
@@ -88,36 +86,3 @@ def render_patterns(effects: PatternEffects, currency: str) -> list[Table]:
             )
         )
     return out
-
-
-def classifier_curve_figure(values: list[ClassifierValue], currency: str) -> Figure:
-    """Monthly cost and quality against classifier accuracy, one line per (policy, classifier): what each point
-    of accuracy is worth. Hollow markers: a category misses its quality threshold at that accuracy."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
-    cost_ax, q_ax = fig.subplots(1, 2)
-    for v in values:
-        acc = [a * 100 for a in v.curve_accuracy]
-        label = f"{v.policy} / {v.classifier}"
-        (line,) = cost_ax.plot(acc, v.curve_monthly_cost, label=label)
-        q_ax.plot(acc, [q * 100 for q in v.curve_quality], color=line.get_color())
-        for ax, ys in ((cost_ax, v.curve_monthly_cost), (q_ax, [q * 100 for q in v.curve_quality])):
-            ok = list(v.curve_meets_quality)
-            ax.scatter(
-                acc,
-                ys,
-                s=16,
-                facecolors=[line.get_color() if k else "none" for k in ok],
-                edgecolors=line.get_color(),
-            )
-        cost_ax.scatter([v.accuracy * 100], [v.monthly_cost], marker="*", s=120, color=line.get_color(), zorder=3)
-        q_ax.scatter([v.accuracy * 100], [v.quality * 100], marker="*", s=120, color=line.get_color(), zorder=3)
-    cost_ax.set_xlabel("Classifier balanced accuracy (%)")
-    cost_ax.set_ylabel(f"Monthly cost ({currency}/month)")
-    cost_ax.set_title("Monthly cost (★ = this classifier)")
-    q_ax.set_xlabel("Classifier balanced accuracy (%)")
-    q_ax.set_ylabel("Quality where it routes (good answers, %)")
-    q_ax.set_title("Quality (hollow: a threshold missed)")
-    cost_ax.legend(fontsize="small")
-    return fig

@@ -8,6 +8,7 @@ is a tree of frozen pydantic models; nothing downstream mutates it.
 reads a task table, ``overlay`` merges what-if scenarios.
 """
 
+from routecalc.worksheet.checks import worksheet_warnings
 from routecalc.worksheet.load import (
     field_path,
     file_sha256,
@@ -90,4 +91,5 @@ __all__ = [
     "step_gated",
     "tasks_from_csv",
     "validate_worksheet",
+    "worksheet_warnings",
 ]
