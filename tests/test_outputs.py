@@ -54,7 +54,9 @@ def test_dangling_symlink_at_out_is_refused_like_a_foreign_file(tmp_path: Path) 
     assert res.exit_code == 3, res.output
     assert "a symlink to nothing" in flat(res.stderr)
     assert out.is_symlink() and not (tmp_path / "nowhere.yaml").exists()
-    res = runner.invoke(app, ["export", str(SUPPORT), "-t", "json", "-p", "tiered", "-o", str(out), "-n", "1000", "--force"])
+    res = runner.invoke(
+        app, ["export", str(SUPPORT), "-t", "json", "-p", "tiered", "-o", str(out), "-n", "1000", "--force"]
+    )
     assert res.exit_code == 0 and not out.is_symlink() and out.is_file()
     assert not (tmp_path / "nowhere.yaml").exists()  # the link was replaced, not followed
 
