@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from routecalc.errors import Problem
-from routecalc.worksheet.schema import MAX_CHAIN, step_gated
+from routecalc.worksheet.schema import MAX_CHAIN, Constraints, step_gated
 
 
 def _items_by_name(items: list, kind: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -138,6 +138,8 @@ def cross_checks(
                 if step.on_reject is not None and not gated:
                     problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
 
+    problems += constraint_checks(data, tasks)
+
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
         problems.append(Problem("baseline", f"names no policy ({baseline!r})"))
@@ -154,3 +156,49 @@ def section(data: Mapping[str, Any], key: str, spec: type[BaseModel]) -> tuple[l
         with contextlib.suppress(ValidationError):
             valid.append((i, spec.model_validate(item)))
     return valid, len(valid) == len(items)
+
+
+def constraint_checks(data: Mapping[str, Any], tasks: list) -> list[Problem]:
+    """The constraints ``optimize`` obeys: model lists name known models, and a per-category allowed model
+    needs a pass rate there and must not be forbidden worksheet-wide. Each ``constraints`` block is read on its
+    own, so a broken task elsewhere does not hide these problems."""
+    problems: list[Problem] = []
+    model_names = _raw_names(data, "models")
+    if not isinstance(data.get("models"), list):
+        return problems
+    raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    listed = [("constraints", _constraints(data.get("constraints")))]
+    listed += [
+        (f"tasks[{i}].constraints", _constraints(t.get("constraints") if isinstance(t, dict) else None))
+        for i, t in enumerate(raw_tasks)
+    ]
+    for base, cons in listed:
+        if cons is None:
+            continue
+        for key in ("allowed_models", "forbidden_models"):
+            for j, m in enumerate(getattr(cons, key) or []):
+                if m not in model_names:
+                    problems.append(Problem(f"{base}.{key}[{j}]", f"unknown model {m!r}"))
+    top = listed[0][1]
+    banned = set(top.forbidden_models) if top is not None else set()
+    valid = dict(tasks)
+    for i, (_, cons) in enumerate(listed[1:]):
+        for j, m in enumerate((cons.allowed_models if cons is not None else None) or []):
+            path = f"tasks[{i}].constraints.allowed_models[{j}]"
+            if m in banned:
+                problems.append(Problem(path, f"{m!r} is forbidden worksheet-wide (constraints.forbidden_models)"))
+            elif m in model_names and i in valid and m not in valid[i].rates:
+                name = valid[i].name
+                problems.append(Problem(path, f"no pass rate for ({name!r}, {m!r}): add tasks[{i}].pass_rates.{m}"))
+    return problems
+
+
+def _constraints(raw: Any) -> Constraints | None:
+    """The model lists of a constraints block, or None when absent or invalid (the schema reports its own
+    errors); its other fields are left out, so a bad number does not hide a bad name."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Constraints.model_validate({k: raw[k] for k in ("allowed_models", "forbidden_models") if k in raw})
+    except ValidationError:
+        return None

@@ -285,6 +285,29 @@ MAX_TABLE_MODELS = 12  # 2^12 patterns at most
 TABLE_RATE_TOLERANCE = 5e-4  # a pass rate written beside a table may be rounded to 0.1 %
 
 
+class Constraints(_Strict):
+    """What ``routecalc optimize`` may choose, per category (or worksheet-wide, as the default for every category).
+
+    Models: ``allowed_models`` (only these; default every model with a pass rate) minus ``forbidden_models``.
+    Money per request in the worksheet currency, or per 1,000 tokens (the category's mean input + output
+    tokens); ``max_escalation`` caps the share of requests a gate rejects at least once. All are compared with
+    expected values. The category's quality threshold and P95 latency budget apply as well.
+    """
+
+    allowed_models: list[Annotated[str, Field(min_length=1)]] | None = None
+    forbidden_models: list[Annotated[str, Field(min_length=1)]] = []
+    max_cost_per_request: NonNegative | None = None
+    max_cost_per_1k_tokens: NonNegative | None = None
+    max_escalation: Probability | None = None
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Constraints:
+        both = sorted(set(self.allowed_models or []) & set(self.forbidden_models))
+        if both:
+            raise ValueError(f"{', '.join(both)} both allowed and forbidden")
+        return self
+
+
 class TaskSpec(_Strict):
     """One task category of the request mix."""
 
@@ -301,6 +324,7 @@ class TaskSpec(_Strict):
     cost_bad_answer: NonNegative | None = None
     cost_failed: NonNegative | None = None
     last_reviewed: dt.date | None = None
+    constraints: Constraints | None = None
 
     @model_validator(mode="after")
     def _outcomes(self) -> TaskSpec:
@@ -458,6 +482,7 @@ class Worksheet(_Strict):
     defaults: Defaults = Defaults()
     models: Annotated[list[ModelSpec], Field(min_length=1)]
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    constraints: Constraints | None = None
     policies: list[PolicySpec] = []
     baseline: str | None = None
 
