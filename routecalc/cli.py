@@ -89,6 +89,12 @@ class DiffFormat(StrEnum):
     md = "md"
 
 
+class Objective(StrEnum):
+    cost = "cost"
+    cost_risk = "cost+risk"
+    latency = "latency"
+
+
 WorksheetArg = Annotated[
     Path, typer.Argument(help="Worksheet YAML file (see README: The worksheet).", show_default=False)
 ]
@@ -105,6 +111,14 @@ TodayOpt = Annotated[
     typer.Option("--today", help="Date for review-age warnings, YYYY-MM-DD (default: today).", show_default=False),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+ObjectiveOpt = Annotated[
+    Objective,
+    typer.Option(
+        "--objective",
+        help="Winner rule among policies meeting every target: least spend (cost), spend + operational risk "
+        "of bad and failed answers (cost+risk), or mean latency (latency).",
+    ),
+]
 OutFileOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.", show_default=False)
 ]
@@ -150,6 +164,7 @@ def compare(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
@@ -161,7 +176,7 @@ def compare(
     from routecalc.worksheet import load_worksheet
 
     ws = load_worksheet(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
+    result = run_compare(ws, samples=samples, seed=seed, today=_today(today), objective=objective.value)
     if fmt is Format.json:
         sys.stdout.write(tables.comparison_json(result) + "\n")
     elif fmt is Format.csv:
@@ -205,6 +220,7 @@ def report(
     force: Annotated[
         bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
     ] = False,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -221,7 +237,7 @@ def report(
 
     ws = load_worksheet(worksheet, scenario or ())
     day = _today(today)
-    result = run_compare(ws, samples=samples, seed=seed, today=day)
+    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or ())
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)

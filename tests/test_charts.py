@@ -116,3 +116,10 @@ def test_figures_have_titles_labels_and_worksheet_name(support_cmp: routecalc.Co
         assert png.startswith(b"\x89PNG")
         svg = charts.figure_bytes(fig, "svg")
         assert b"<svg" in svg and b"<dc:date>" not in svg
+
+
+def test_takeaway_names_the_winner_rule(support_ws: routecalc.Worksheet) -> None:
+    c = routecalc.compare(support_ws, samples=20_000, seed=7, objective="cost+risk")
+    assert (
+        "is the policy with the lowest spend + operational risk meeting every target" in charts.takeaway_cost_quality(c)
+    )

@@ -126,7 +126,7 @@ def _question(ws: Worksheet, c: Comparison) -> list[Block]:
         f"(about {count(per_day)}/day; 1 month = {DAYS_PER_MONTH:.4f} days) over {len(ws.tasks)} task categories; "
         f"money in {c.currency}. Candidates: {n_ws} polic{'y' if n_ws == 1 else 'ies'} from the worksheet{extra}. "
         "A policy qualifies when every category meets its quality threshold and its P95 latency budget; "
-        "the winner is the cheapest policy that qualifies."
+        f"the winner is the {c.winner_rule.replace(' meeting every target', '')} that qualifies."
     )
     blocks: list[Block] = [Heading(1, "The question"), Paragraph(runs(text))]
     if ws.description:

@@ -275,7 +275,7 @@ def takeaway_cost_quality(c: Comparison) -> str:
     w = c.winner_result
     if w is None:
         return f"No policy meets every category's targets. Cost/quality frontier: {front}."
-    lead = f"{w.name} is the cheapest policy meeting every target ({money(w.monthly_cost, cur, '/month')}, "
+    lead = f"{w.name} is the {c.winner_rule} ({money(w.monthly_cost, cur, '/month')}, "
     lead += f"{pct(w.quality, 2)} good answers)"
     on = "on" if c.policies.index(w) in data.frontier else "not on"
     return f"{lead}; it is {on} the cost/quality frontier ({front})."
