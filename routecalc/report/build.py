@@ -73,8 +73,12 @@ def build_report(
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
     generated = generated or dt.date.today()
     files: dict[str, bytes] = {}
+    achievable = achievable_frontier_chart(ws)
     for spec in charts.CHARTS:
-        fig = spec.draw(comparison)  # type: ignore[operator]
+        if spec.draw is charts.cost_quality_figure:
+            fig = charts.cost_quality_figure(comparison, achievable)
+        else:
+            fig = spec.draw(comparison)  # type: ignore[operator]
         files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
         files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
     doc = report_document(ws, comparison, worksheet_path, generated, scenarios)
@@ -83,6 +87,17 @@ def build_report(
     if fmt in ("md", "both"):
         files[MD_NAME] = to_markdown(doc).encode("utf-8")
     return files
+
+
+def achievable_frontier_chart(ws: Worksheet) -> charts.AchievableFrontier | None:
+    """The cost-vs-quality frontier over every candidate route (``routecalc optimize``, expected values only)."""
+    from routecalc.decide.optimize import achievable_frontier
+
+    f = achievable_frontier(ws)
+    if f is None:
+        return None
+    what = "best policy at each cost" if f.exact else "upper envelope of route mixes"
+    return charts.AchievableFrontier(f.monthly_cost, f.quality, f"achievable frontier (routecalc optimize: {what})")
 
 
 def report_document(

@@ -466,8 +466,9 @@ def label_clusters(
     return groups
 
 
-def cost_quality_figure(c: Comparison) -> Figure:
-    """Chart 1: every policy as a point (monthly cost, quality), the Pareto frontier, threshold line and winner."""
+def cost_quality_figure(c: Comparison, achievable: AchievableFrontier | None = None) -> Figure:
+    """Chart 1: every policy as a point (monthly cost, quality), the Pareto frontier, threshold line and winner;
+    with ``achievable``, also the frontier over every candidate route (``routecalc optimize``)."""
     data = cost_quality(c)
     styles = _policy_styles(c)
     fig = _figure(c, "Cost vs quality: which policies are worth considering", (10, 6))
@@ -530,6 +531,8 @@ def cost_quality_figure(c: Comparison) -> Figure:
             fontweight="bold" if data.winner in members else "normal",
             color="#222222",
         )
+    if achievable is not None:
+        ylim = draw_achievable_frontier(ax, achievable, xlim, ylim)
     ax.set_ylim(*ylim)
     from matplotlib.ticker import LogLocator, NullFormatter, PercentFormatter
 
@@ -553,6 +556,29 @@ def cost_quality_figure(c: Comparison) -> Figure:
         title_fontsize=8.5,
     )
     return fig
+
+
+@dataclass(frozen=True)
+class AchievableFrontier:
+    """The frontier of whole policies over every candidate route: monthly cost (currency per month) and
+    traffic-weighted quality ``(F,)`` by rising cost; ``label`` for the legend."""
+
+    monthly_cost: np.ndarray
+    quality: np.ndarray
+    label: str
+
+
+def draw_achievable_frontier(
+    ax: Axes, f: AchievableFrontier, xlim: tuple[float, float], ylim: tuple[float, float]
+) -> tuple[float, float]:
+    """The optimizer's frontier as a step line (a policy at each corner) within the chart's cost range; returns
+    the y limits, raised if the frontier reaches above them."""
+    x, y = np.asarray(f.monthly_cost), np.asarray(f.quality)
+    inside = (x >= xlim[0]) & (x <= xlim[1])
+    if inside.sum() < 2:
+        return ylim
+    ax.step(x[inside], y[inside], where="post", color="#009E73", linewidth=1.6, alpha=0.9, zorder=2, label=f.label)
+    return ylim[0], max(ylim[1], float(min(y[inside].max() + 0.002, 1.0005)))
 
 
 def latency_figure(c: Comparison) -> Figure:
@@ -870,6 +896,7 @@ CHARTS: tuple[ChartSpec, ...] = (
 __all__ = [
     "CHARTS",
     "HIST_REL_ERROR",
+    "AchievableFrontier",
     "CategoryRow",
     "ChartSpec",
     "CostBreakdown",
