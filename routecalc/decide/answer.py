@@ -466,7 +466,7 @@ def frontier_view(problem: RoutingProblem, cats: list[Scored]) -> FrontierView |
         if not ok.size:
             return None
         points.append((cat.scores.cost[ok], cat.scores.quality[ok]))
-    basis = "every allowed route (cost caps and escalation limits applied; quality thresholds and P95 budgets not)"
+    basis = "every allowed route; cost caps and escalation limits applied, quality thresholds and P95 budgets not"
     combined = fr.combine(points, w)
     if combined is not None:
         x, y = thin(combined.x, combined.y, FRONTIER_JSON)

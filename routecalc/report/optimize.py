@@ -32,34 +32,38 @@ def _title(o: Optimization) -> str:
 def route_table(o: Optimization) -> Table:
     """One row per category: the route, its cost, and each target with its margin."""
     t = Table(title=_title(o), title_justify="left", header_style="bold", caption=_caption(o))
+    others = any(m.target.split(" ")[0] not in ("quality", "P95") for c in o.categories for m in c.margins)
     t.add_column("Category", style="bold", no_wrap=True)
     t.add_column("Share", justify="right")
     t.add_column("Route", overflow="fold")
+    t.add_column("Kind", style="dim")
     t.add_column(f"Cost / request ({o.currency})", justify="right")
     t.add_column("Quality (vs threshold)", justify="right")
     t.add_column("P95 (vs budget)", justify="right")
-    t.add_column("Other targets", overflow="fold")
+    if others:
+        t.add_column("Other targets", overflow="fold")
     for c in o.categories:
         r = c.route
         if r is None:
-            t.add_row(
-                c.rules.category, pct(c.rules.share), Text("no route meets every target", style="red"), "", "", "", ""
-            )
+            miss = Text("no route meets every target", style="red")
+            t.add_row(c.rules.category, pct(c.rules.share), miss, *[""] * (4 + others))
             continue
-        by = {m.target.split(" ")[0]: m for m in c.margins}
-        q = by.get("quality")
+        q = next((m for m in c.margins if m.target.startswith("quality")), None)
         p95 = next((m for m in c.margins if m.target.startswith("P95")), None)
-        others = [m for m in c.margins if m is not q and m is not p95]
+        rest = [m for m in c.margins if m is not q and m is not p95]
         p95_text = "no budget" if p95 is None else (f"{p95.value} ({p95.margin})" if p95.value != "n/a" else p95.margin)
-        t.add_row(
+        cells = [
             c.rules.category,
             pct(c.rules.share),
-            f"{r.label}  [dim]({r.family})[/]",
+            r.label,
+            r.family,
             money(r.cost, o.currency),
             f"{q.value} ({q.margin})" if q else pct(r.quality, 2),
             p95_text,
-            "; ".join(f"{m.target}: {m.value} ({m.margin})" for m in others) or "—",
-        )
+        ]
+        if others:
+            cells.append("; ".join(f"{m.target}: {m.value} ({m.margin})" for m in rest) or "—")
+        t.add_row(*cells)
     return t
 
 
@@ -113,7 +117,13 @@ def frontier_table(o: Optimization) -> Table | None:
     if f is None or len(f.quality) == 0:
         return None
     kind = "every point a policy" if f.exact else "upper envelope: reachable by mixing routes within a category"
-    t = Table(title=f"Cost vs quality frontier ({kind}) — {f.basis}", title_justify="left", header_style="bold")
+    t = Table(
+        title=f"Cost vs quality frontier ({kind})",
+        title_justify="left",
+        header_style="bold",
+        caption=f"over {f.basis}",
+        caption_justify="left",
+    )
     t.add_column(f"Monthly cost ({o.currency})", justify="right")
     t.add_column("Quality (traffic-weighted)", justify="right")
     t.add_column("", justify="left")
@@ -139,8 +149,8 @@ def _frontier_note(o: Optimization) -> Text | None:
         return Text("This policy lies on the frontier.", style="dim")
     return Text(
         f"The frontier reaches the same traffic-weighted quality ({pct(tot['quality'], 2)}) for "
-        f"{money(best, o.currency, '/month')} ({signed_money(best - tot['monthly_cost'], o.currency, '/month')}) by "
-        "trading quality between categories: see --min-quality.",
+        f"{money(best, o.currency, '/month')} ({signed_money(best - tot['monthly_cost'], o.currency, '/month')}) if "
+        "categories may fall below their own thresholds: see --min-quality with --no-floors.",
         style="dim",
     )
 
