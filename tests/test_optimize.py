@@ -137,11 +137,27 @@ def brute_scores(ws: routecalc.Worksheet, k_max: int) -> list[dict[str, np.ndarr
     return out
 
 
+OUTCOMES = {
+    "independent": None,
+    "correlated": {"correlation": 0.6},  # latent difficulty: 48+ outcome states per category
+    "table": {"conditional": {"model": "c", "given_failed": "a", "pass_rate": 0.5}},
+}
+
+
+@pytest.mark.parametrize("outcomes", list(OUTCOMES))
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("k_max", [2, 3])
-def test_candidates_are_the_brute_force_family_scored_alike(seed: int, k_max: int) -> None:
-    """Same routes (as a multiset of expected values) as the independent enumeration, scored identically."""
-    ws = routecalc.validate_worksheet(small_catalog(seed))
+def test_candidates_are_the_brute_force_family_scored_alike(seed: int, k_max: int, outcomes: str) -> None:
+    """Same routes (as a multiset of expected values) as the independent enumeration through the ordinary
+    compiler and engine, scored identically — also when a category's outcomes are a mixture of states."""
+    sheet = small_catalog(seed)
+    if OUTCOMES[outcomes] is not None:
+        sheet["tasks"][0]["outcomes"] = OUTCOMES[outcomes]
+        if outcomes == "table":  # c's pass rate on what a failed must be feasible: lie in the conditional range
+            rates = sheet["tasks"][0]["pass_rates"]
+            lo, hi = max(0.0, (rates["c"] - rates["a"]) / (1 - rates["a"])), min(1.0, rates["c"] / (1 - rates["a"]))
+            sheet["tasks"][0]["outcomes"]["conditional"]["pass_rate"] = (lo + hi) / 2
+    ws = routecalc.validate_worksheet(sheet)
     problem = compile_worksheet(ws, include_strongest=False)
     brute = brute_scores(ws, k_max)
     providers = [m.provider for m in ws.models]

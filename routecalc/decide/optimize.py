@@ -150,7 +150,9 @@ def _global(
                 continue
             ix = np.flatnonzero(ok[c])
             front = ix[fr.pareto(x_of(cat)[ix], cat.scores.quality[ix])]
-            new = np.array([i for i in front if int(i) not in checker.p95[c]], dtype=np.int64)
+            seen = np.zeros(len(cat.cands), dtype=bool)
+            seen[list(checker.p95[c])] = True
+            new = front[~seen[front]]
             room = verify_max - len(checker.p95[c])
             if len(new) > room:
                 ok[c][new[max(room, 0) :]] = False  # beyond the check budget: treated as not meeting the budget
