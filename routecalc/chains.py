@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
+from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
 from routecalc.worksheet import ERROR_TYPES, Band, PolicySpec, Router, StepSpec, Worksheet, step_gated
 
@@ -166,6 +167,25 @@ class RoutingProblem:
 
     def with_chains(self, chains: ChainTable) -> RoutingProblem:
         return replace(self, chains=chains)
+
+    def take_categories(self, ix: np.ndarray | Sequence[int], chains: ChainTable) -> RoutingProblem:
+        """The problem restricted to categories ``ix`` (shares kept as they are), with ``chains`` shaped for
+        them. Parameters must not carry leading (draw) axes."""
+        ix = np.asarray(ix, dtype=np.int64)
+        tt = self.tasks
+        tasks = TaskTable(
+            **{
+                f.name: (tuple(tt.names[i] for i in ix) if f.name == "names" else getattr(tt, f.name)[ix])
+                for f in fields(TaskTable)
+            }
+        )
+        return replace(
+            self,
+            tasks=tasks,
+            outcomes=take_outcome_categories(self.outcomes, ix),
+            segments=self.segments.take(ix),
+            chains=chains,
+        )
 
 
 def _band(band: Band) -> tuple[float, float, float]:
@@ -331,6 +351,40 @@ class _Builder:
         self.lane_cost_token = np.zeros((P, C, L))
         self.lane_latency_mu = np.full((P, C, L), -np.inf)
         self.lane_latency_sigma = np.zeros((P, C, L))
+
+
+def plain_chains(
+    model: np.ndarray,
+    gated: np.ndarray,
+    retries: np.ndarray,
+    on_reject: np.ndarray,
+    on_failure: np.ndarray,
+    tiers: int = 1,
+    segments: int = 1,
+    backoff_s: float = 0.0,
+    kind: str = "chain",
+) -> ChainTable:
+    """One-lane chains from ``(P, C, S)`` arrays (``model`` -1 pads): no hedges, tools or deadlines; every error
+    type and a context overflow go where ``on_failure`` says. For callers that build many candidate routes as
+    arrays (``routecalc optimize``) rather than from a worksheet."""
+    P, C, S = model.shape
+    b = _Builder(P, C, tiers, segments, 1, S)
+    lane = (slice(None), slice(None), 0)
+    b.model[lane] = model
+    b.gated[lane] = gated
+    b.retries[lane] = retries
+    b.on_reject[lane] = on_reject
+    b.on_failure[lane] = on_failure[..., None]
+    b.on_overflow[lane] = on_failure
+    b.lane_weight[...] = 1.0
+    return ChainTable(
+        names=("",) * P,
+        kinds=(kind,) * P,
+        **{f.name: getattr(b, f.name) for f in fields(ChainTable) if hasattr(b, f.name)},
+        backoff_s=np.full(P, backoff_s),
+        human_cost=np.zeros(P),
+        human_latency_s=np.zeros(P),
+    )
 
 
 def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:

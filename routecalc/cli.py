@@ -146,6 +146,17 @@ class DiffFormat(StrEnum):
     md = "md"
 
 
+class Objective(StrEnum):
+    cost = "cost"
+    cost_risk = "cost+risk"
+    latency = "latency"
+
+
+class TableJson(StrEnum):
+    table = "table"
+    json = "json"
+
+
 WorksheetArg = Annotated[
     Path, typer.Argument(help="Worksheet YAML file (see README: The worksheet).", show_default=False)
 ]
@@ -179,6 +190,14 @@ UncertaintyOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+ObjectiveOpt = Annotated[
+    Objective,
+    typer.Option(
+        "--objective",
+        help="Winner rule among policies meeting every target: least spend (cost), spend + operational risk "
+        "of bad and failed answers (cost+risk), or mean latency (latency).",
+    ),
+]
 OutFileOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.", show_default=False)
 ]
@@ -250,6 +269,7 @@ def compare(
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
     uncertainty: UncertaintyOpt = None,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
@@ -264,7 +284,7 @@ def compare(
 
     _check_draws(uncertainty)
     ws = _load(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
+    result = run_compare(ws, samples=samples, seed=seed, today=_today(today), objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
     if fmt is Format.json:
@@ -319,6 +339,7 @@ def report(
         bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
     ] = False,
     uncertainty: UncertaintyOpt = None,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -337,7 +358,7 @@ def report(
     _check_draws(uncertainty)
     ws = _load(worksheet, scenario or ())
     day = _today(today)
-    result = run_compare(ws, samples=samples, seed=seed, today=day)
+    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
     files = build_report(
@@ -405,6 +426,97 @@ def export(
         return
     write_atomic(out, result.text)
     console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
+
+
+@app.command()
+def optimize(
+    worksheet: WorksheetArg,
+    max_chain: Annotated[
+        int, typer.Option("--max-chain", "-k", min=1, max=8, help="Longest cascade / fallback chain to consider.")
+    ] = 3,
+    objective: Annotated[
+        Objective,
+        typer.Option("--objective", help="What to minimise: spend (cost), spend + operational risk, mean latency."),
+    ] = Objective.cost,
+    min_quality: Annotated[
+        float | None,
+        typer.Option(
+            "--min-quality",
+            help="Global mode: least objective with traffic-weighted quality >= this fraction (e.g. 0.96).",
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            help="Global mode: best traffic-weighted quality within this monthly spend (worksheet currency); "
+            "also prints the budget-exact randomised mix.",
+            show_default=False,
+        ),
+    ] = None,
+    no_floors: Annotated[
+        bool,
+        typer.Option("--no-floors", help="Global modes: drop the per-category quality thresholds (trade freely)."),
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="Name of the new policy.")] = "optimized",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the worksheet plus the new policy here (comments kept).", show_default=False
+        ),
+    ] = None,
+    force: ForceOpt = False,
+    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    verify_max: Annotated[
+        int,
+        typer.Option("--verify-max", min=1, help="Routes per category checked against the P95 budget by Monte Carlo."),
+    ] = 64,
+) -> None:
+    """Find the best route per category over every model in WORKSHEET's catalog, and write it as a policy.
+
+    Enumerates every single model, cascade and fallback chain of up to --max-chain models (and cascades with
+    same-tier fallbacks), scores them with the expected-value engine, keeps those meeting every target and
+    constraint (P95 budgets checked by Monte Carlo, like compare) and picks the best by --objective. Prints the
+    route per category with its margins, the policy as YAML, and the cost-vs-quality frontier.
+    """
+    from routecalc.decide.optimize import optimize as run_optimize
+    from routecalc.decide.policy import worksheet_with_policy
+    from routecalc.errors import RoutecalcError
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.report.optimize import optimization_json, render_optimization
+
+    if out is not None:
+        check_new_file(out, force)  # refuse before spending time on the search
+    ws = _load(worksheet)
+    result = run_optimize(
+        ws,
+        objective=objective.value,
+        max_chain=max_chain,
+        min_quality=min_quality,
+        budget=budget,
+        floors=not no_floors,
+        samples=samples,
+        seed=seed,
+        verify_max=verify_max,
+        name=name,
+        source=str(worksheet),
+    )
+    text = worksheet_with_policy(worksheet, result.policy, out) if out is not None and result.policy else None
+    if fmt is TableJson.json:
+        sys.stdout.write(optimization_json(result) + "\n")
+    else:
+        console.print(render_optimization(result))
+    if out is None:
+        return
+    if text is None:
+        raise RoutecalcError(f"no policy meets every target, so nothing was written to {out}")
+    write_atomic(out, text)
+    (err_console if fmt is TableJson.json else console).print(
+        f"wrote {printable(str(out))}: {printable(str(worksheet))} plus policy {printable(name)}", highlight=False
+    )
 
 
 @prices_app.command("show")

@@ -28,6 +28,12 @@ STALE_AFTER_DAYS = 90
 ESCALATION_WARN = 0.40
 SLOW_SUCCESS_WARN = 0.01
 Z = 1.96  # 95 % confidence intervals
+OBJECTIVES = ("cost", "cost+risk", "latency")
+WINNER_RULES = {
+    "cost": "cheapest policy meeting every target",
+    "cost+risk": "policy with the lowest spend + operational risk meeting every target",
+    "latency": "fastest policy (lowest mean latency) meeting every target",
+}
 INDEPENDENCE_NOTE = (
     "Pass rates are assumed independent along a chain: a later model passes as often on the requests an "
     "earlier model failed as on any request. Real eval data usually shows the opposite, so cascade quality "
@@ -206,6 +212,12 @@ class Comparison:
     problem: RoutingProblem = field(repr=False)
     ev: Metrics = field(repr=False)
     mc: MonteCarlo = field(repr=False)
+    objective: str = "cost"  # the winner rule (see objective_value)
+
+    @property
+    def winner_rule(self) -> str:
+        """The winner rule in words, e.g. "cheapest policy meeting every target"."""
+        return WINNER_RULES[self.objective]
 
     def policy(self, name: str) -> PolicyResult:
         for p in self.policies:
@@ -233,6 +245,7 @@ class Comparison:
             "days_per_month": DAYS_PER_MONTH,
             "baseline": self.baseline,
             "winner": self.winner,
+            **({"objective": self.objective} if self.objective != "cost" else {}),
             "strongest_model": self.strongest_model,
             "monte_carlo": {
                 "samples": self.samples,
@@ -277,7 +290,7 @@ def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.
     return mc.quantiles(mixed, qs)
 
 
-def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P95 per (policy, category) and a 95 % CI from the binomial spread of the order statistic's rank."""
     half = Z * np.sqrt(0.95 * 0.05 / np.maximum(mc.n, 1))
     ranks = np.stack([0.95 - half, np.full_like(half, 0.95), 0.95 + half], -1).clip(0, 1)  # (C, 3): per category
@@ -307,7 +320,7 @@ def summarize(
         quality_mc = weighted(qm, w)
         quality_ci = Z * np.sqrt(((w**2) * qm * (1 - qm) / n).sum(1))
     pct = overall_quantiles(mc, w, [0.5, 0.95, 0.99])
-    p95, p95_lo, p95_hi = _p95_ci(mc)
+    p95, p95_lo, p95_hi = p95_ci(mc)
     risk = ev.delivered_bad * tt.cost_bad + ev.failed * tt.cost_failed
     answered = weighted(ev.answered, w)
     calls = weighted(ev.calls, w)
@@ -438,16 +451,33 @@ def _step_targets(
     return out
 
 
-def pick_winner(policies: list[PolicyResult]) -> str | None:
-    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality).
+def objective_value(p: PolicyResult, objective: str = "cost") -> float:
+    """What the winner rule minimises: spend per request (``cost``), spend plus operational risk per request
+    (``cost+risk``: ``cost_bad_answer x delivered bad + cost_failed x failed``), or mean latency (``latency``)."""
+    if objective == "cost":
+        return p.cost_per_request
+    if objective == "cost+risk":
+        return p.cost_per_request + p.risk_per_request
+    if objective == "latency":
+        return p.latency_mean_s
+    raise InputError(f"unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
 
-    A policy whose cost or quality is not a finite number (NaN compares false with everything, so ``min`` would
-    pick whatever comes first) is never the winner.
-    """
-    ok = [p for p in policies if p.meets_targets and math.isfinite(p.cost_per_request) and math.isfinite(p.quality)]
+
+def pick_winner(policies: list[PolicyResult], objective: str = "cost") -> str | None:
+    """The policy meeting every category's quality threshold and latency budget with the least
+    ``objective_value`` (default: the cheapest; ties: quality, then spend). A policy whose objective is not a
+    finite number (NaN compares false with everything, so ``min`` would pick whatever comes first) never wins."""
+    ok = [
+        p
+        for p in policies
+        if p.meets_targets
+        and math.isfinite(objective_value(p, objective))
+        and math.isfinite(p.quality)
+        and math.isfinite(p.cost_per_request)
+    ]
     if not ok:
         return None
-    return min(ok, key=lambda p: (p.cost_per_request, -p.quality)).name
+    return min(ok, key=lambda p: (objective_value(p, objective), -p.quality, p.cost_per_request)).name
 
 
 def compare(
@@ -455,10 +485,14 @@ def compare(
     samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
+    objective: str = "cost",
 ) -> Comparison:
-    """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
+    """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner: the policy meeting
+    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown objective {short_repr(objective)} (one of {', '.join(OBJECTIVES)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
     mc = simulate(problem, samples, np.random.default_rng(seed))
@@ -469,9 +503,9 @@ def compare(
         descriptions[STRONGEST] = f"every category to {strongest} (highest traffic-weighted pass rate)"
     policies = summarize(problem, ev, mc, descriptions, baseline)
     policies = with_independent_quality(problem, ev, policies)
-    winner = pick_winner(policies)
+    winner = pick_winner(policies, objective)
     warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
-    warnings += borderline_warnings(policies, winner)
+    warnings += borderline_warnings(policies, winner, objective)
     if strongest is None:
         warnings.append("No model has a pass rate for every category, so there is no all-to-strongest baseline.")
     return Comparison(
@@ -489,6 +523,7 @@ def compare(
         problem=problem,
         ev=ev,
         mc=mc,
+        objective=objective,
     )
 
 
@@ -500,15 +535,15 @@ def stale_warnings(ws: Worksheet, today: dt.date) -> list[str]:
     ]
 
 
-def borderline_warnings(policies: list[PolicyResult], winner: str | None) -> list[str]:
+def borderline_warnings(policies: list[PolicyResult], winner: str | None, objective: str = "cost") -> list[str]:
     """Latency verdicts within Monte Carlo error that could change the decision.
 
-    Those of the winner, and of cheaper policies whose only misses are such borderline budgets.
+    Those of the winner, and of better policies (by ``objective``) whose only misses are such borderline budgets.
     """
     out = []
     win = next((p for p in policies if p.name == winner), None)
     for p in policies:
-        cheaper = win is None or p.cost_per_request < win.cost_per_request
+        cheaper = win is None or objective_value(p, objective) < objective_value(win, objective)
         misses = [c for c in p.categories if not c.ok]
         decisive = p is win or (cheaper and misses and all(c.quality_ok and c.latency_uncertain for c in misses))
         if not decisive:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -53,6 +53,10 @@ class SegmentTable:
     n_combos: np.ndarray
     combo_prob: np.ndarray
     window: np.ndarray  # (C, M) context window enforced per category and catalog entry (inf: none)
+
+    def take(self, ix: np.ndarray) -> SegmentTable:
+        """The segments of categories ``ix`` only, in that order."""
+        return SegmentTable(**{f.name: getattr(self, f.name)[ix] for f in fields(self)})
 
     @property
     def trivial(self) -> bool:

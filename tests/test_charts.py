@@ -175,3 +175,24 @@ def test_names_with_dollars_and_tex_are_drawn_literally(tmp_path) -> None:  # ty
     shown = [t.get_text() for t in texts]
     assert any(ODD_NAMES[1] in s for s in shown)
     assert all(t.get_parse_math() is False and not t.get_usetex() for t in texts)
+
+
+def test_takeaway_names_the_winner_rule(support_ws: routecalc.Worksheet) -> None:
+    c = routecalc.compare(support_ws, samples=20_000, seed=7, objective="cost+risk")
+    assert (
+        "is the policy with the lowest spend + operational risk meeting every target" in charts.takeaway_cost_quality(c)
+    )
+
+
+def test_cost_quality_chart_draws_the_optimizer_frontier(support_ws, support_cmp) -> None:
+    from routecalc.report.build import achievable_frontier_chart
+
+    af = achievable_frontier_chart(support_ws)
+    assert af is not None and af.label.startswith("achievable frontier (routecalc optimize")
+    fig = charts.cost_quality_figure(support_cmp, af)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == af.label]
+    assert len(lines) == 1
+    _, y = lines[0].get_data()
+    assert set(np.asarray(y)) <= set(af.quality)  # the drawn corners are frontier points (within the cost range)
+    plain = charts.cost_quality_figure(support_cmp)
+    assert not [ln for ln in plain.axes[0].get_lines() if ln.get_label() == af.label]

@@ -83,8 +83,12 @@ def build_report(
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
     generated = generated or dt.date.today()
     files: dict[str, bytes] = {}
+    achievable = achievable_frontier_chart(ws)
     for spec in charts.CHARTS:
-        fig = spec.draw(comparison)  # type: ignore[operator]
+        if spec.draw is charts.cost_quality_figure:
+            fig = charts.cost_quality_figure(comparison, achievable)
+        else:
+            fig = spec.draw(comparison)  # type: ignore[operator]
         if spec.slug == "cost-vs-quality" and uncertainty is not None and uncertainty.has_counts:
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
         for ext, data in charts.render_figure(fig, ("png", "svg")).items():  # one layout, both formats
@@ -99,6 +103,17 @@ def build_report(
     if fmt in ("md", "both"):
         files[MD_NAME] = to_markdown(doc).encode("utf-8")
     return files
+
+
+def achievable_frontier_chart(ws: Worksheet) -> charts.AchievableFrontier | None:
+    """The cost-vs-quality frontier over every candidate route (``routecalc optimize``, expected values only)."""
+    from routecalc.decide.optimize import achievable_frontier
+
+    f = achievable_frontier(ws)
+    if f is None:
+        return None
+    what = "best policy at each cost" if f.exact else "upper envelope of route mixes"
+    return charts.AchievableFrontier(f.monthly_cost, f.quality, f"achievable frontier (routecalc optimize: {what})")
 
 
 def report_document(
@@ -149,7 +164,7 @@ def _question(ws: Worksheet, c: Comparison) -> list[Block]:
         f"(about {count(per_day)}/day; 1 month = {DAYS_PER_MONTH:.4f} days) over {len(ws.tasks)} task categories; "
         f"money in {c.currency}. Candidates: {n_ws} polic{'y' if n_ws == 1 else 'ies'} from the worksheet{extra}. "
         "A policy qualifies when every category meets its quality threshold and its P95 latency budget; "
-        "the winner is the cheapest policy that qualifies."
+        f"the winner is the {c.winner_rule.replace(' meeting every target', '')} that qualifies."
     )
     blocks: list[Block] = [Heading(1, "The question"), Paragraph(runs(text))]
     if ws.description:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from routecalc.format import money, pct, seconds, signed_money
+from routecalc.report.tables import literal
 
 if TYPE_CHECKING:
     from routecalc.decide.whatif import PatternEffects
@@ -62,7 +63,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*literal(*r))
     return table
 
 

@@ -110,7 +110,7 @@ def comparison_table(c: Comparison) -> Table:
         title_justify="left",
         show_lines=False,
         header_style="bold",
-        caption="★ = cheapest policy meeting every target",
+        caption=f"★ = {c.winner_rule}",
     )
     table.add_column("Metric", style="bold", no_wrap=True)
     for p in c.policies:

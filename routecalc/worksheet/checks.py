@@ -19,6 +19,7 @@ from routecalc.worksheet.names import secret_like
 from routecalc.worksheet.schema import (
     MAX_CHAIN,
     ClassifierSpec,
+    Constraints,
     PolicySpec,
     Router,
     StepSpec,
@@ -126,6 +127,8 @@ def cross_checks(
                     problems.append(Problem(path, f"unknown category {short_repr(cat)}"))
                 continue
             problems += _route_problems(route, path, pol, cat, valid_tasks.get(cat), known, depth=0)
+
+    problems += constraint_checks(data, tasks)
 
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
@@ -380,3 +383,53 @@ def _chain_problems(
         if step.on_reject is not None and not gated:
             problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
     return problems
+
+
+def constraint_checks(data: Mapping[str, Any], tasks: list) -> list[Problem]:
+    """The constraints ``optimize`` obeys: model lists name known models, and a per-category allowed model
+    needs a pass rate there and must not be forbidden worksheet-wide. Each ``constraints`` block is read on its
+    own, so a broken task elsewhere does not hide these problems."""
+    problems: list[Problem] = []
+    model_names = _raw_names(data, "models")
+    if not isinstance(data.get("models"), list):
+        return problems
+    raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    listed = [("constraints", _constraints(data.get("constraints")))]
+    listed += [
+        (f"tasks[{i}].constraints", _constraints(t.get("constraints") if isinstance(t, dict) else None))
+        for i, t in enumerate(raw_tasks)
+    ]
+    for base, cons in listed:
+        if cons is None:
+            continue
+        for key in ("allowed_models", "forbidden_models"):
+            for j, m in enumerate(getattr(cons, key) or []):
+                if m not in model_names:
+                    problems.append(Problem(f"{base}.{key}[{j}]", f"unknown model {short_repr(m)}"))
+    top = listed[0][1]
+    banned = set(top.forbidden_models) if top is not None else set()
+    valid = dict(tasks)
+    for i, (_, cons) in enumerate(listed[1:]):
+        for j, m in enumerate((cons.allowed_models if cons is not None else None) or []):
+            path = f"tasks[{i}].constraints.allowed_models[{j}]"
+            if m in banned:
+                problems.append(
+                    Problem(path, f"{short_repr(m)} is forbidden worksheet-wide (constraints.forbidden_models)")
+                )
+            elif m in model_names and i in valid and m not in valid[i].rates:
+                name = valid[i].name
+                problems.append(
+                    Problem(path, f"no pass rate for ({name!r}, {short_repr(m)}): add tasks[{i}].pass_rates.{m}")
+                )
+    return problems
+
+
+def _constraints(raw: Any) -> Constraints | None:
+    """The model lists of a constraints block, or None when absent or invalid (the schema reports its own
+    errors); its other fields are left out, so a bad number does not hide a bad name."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Constraints.model_validate({k: raw[k] for k in ("allowed_models", "forbidden_models") if k in raw})
+    except ValidationError:
+        return None

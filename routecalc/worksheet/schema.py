@@ -410,6 +410,29 @@ class ToolHit(_Strict):
         return {"rate": data} if isinstance(data, int | float) and not isinstance(data, bool) else data
 
 
+class Constraints(_Strict):
+    """What ``routecalc optimize`` may choose, per category (or worksheet-wide, as the default for every category).
+
+    Models: ``allowed_models`` (only these; default every model with a pass rate) minus ``forbidden_models``.
+    Money per request in the worksheet currency, or per 1,000 tokens (the category's mean input + output
+    tokens); ``max_escalation`` caps the share of requests a gate rejects at least once. All are compared with
+    expected values. The category's quality threshold and P95 latency budget apply as well.
+    """
+
+    allowed_models: list[Name] | None = None
+    forbidden_models: list[Name] = []
+    max_cost_per_request: NonNegative | None = None
+    max_cost_per_1k_tokens: NonNegative | None = None
+    max_escalation: Probability | None = None
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Constraints:
+        both = sorted(set(self.allowed_models or []) & set(self.forbidden_models))
+        if both:
+            raise ValueError(f"{', '.join(both)} both allowed and forbidden")
+        return self
+
+
 class TaskSpec(_Strict):
     """One task category of the request mix."""
 
@@ -430,6 +453,7 @@ class TaskSpec(_Strict):
     attributes: dict[Name, dict[Name, Probability]] | None = None
     tool_hit_rates: dict[Name, ToolHit] = {}
     context_overflow: Literal["next", "fail"] | None = None
+    constraints: Constraints | None = None
 
     @model_validator(mode="after")
     def _tiers_and_attributes(self) -> TaskSpec:
@@ -804,6 +828,7 @@ class Worksheet(_Strict):
     tools: list[ToolSpec] = []
     classifiers: list[ClassifierSpec] = []
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    constraints: Constraints | None = None
     policies: list[PolicySpec] = []
     baseline: Name | None = None
 

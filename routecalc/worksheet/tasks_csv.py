@@ -1,4 +1,4 @@
-"""A task table in CSV: one row per category, ``pass_rate.<model>`` and ``validator.<field>`` columns."""
+"""A task table in CSV: one row per category, ``pass_rate.<model>``, ``validator.<field>``, ``constraints.<field>``."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def _rows(path: Path) -> tuple[list[list[str]], list[int], list[Problem]]:
 
 
 def tasks_from_csv(path: Path) -> tuple[list[dict], list[Problem]]:
-    """Read a task table: one row per category; ``pass_rate.<model>`` and ``validator.<field>`` columns.
+    """Read a task table: one row per category; ``pass_rate.<model>``, ``validator.<field>`` and
+    ``constraints.<field>`` columns (model lists separated by ``;``).
 
     Token bands come as ``tokens_in`` (fixed) or ``tokens_in_p50`` + ``tokens_in_p95`` (same for out). The file is
     bounded like a worksheet (UTF-8, at most 16 MiB); a row with more or fewer cells than the header is a problem
@@ -94,6 +95,11 @@ def tasks_from_csv(path: Path) -> tuple[list[dict], list[Problem]]:
                     task.setdefault("pass_rates", {})[col.removeprefix("pass_rate.")] = _csv_number(raw)
                 elif col.startswith("validator."):
                     task.setdefault("validator", {})[col.removeprefix("validator.")] = _csv_number(raw)
+                elif col in ("constraints.allowed_models", "constraints.forbidden_models"):
+                    names = [n.strip() for n in raw.split(";") if n.strip()]
+                    task.setdefault("constraints", {})[col.removeprefix("constraints.")] = names
+                elif col.startswith("constraints."):
+                    task.setdefault("constraints", {})[col.removeprefix("constraints.")] = _csv_number(raw)
                 elif col.startswith(("tokens_in", "tokens_out")):
                     base, _, q = col.partition("_p")
                     if q:

@@ -40,10 +40,12 @@ from routecalc.report.charts.cost_breakdown import (
 )
 from routecalc.report.charts.cost_quality import (
     LOG_COST_SPREAD,
+    AchievableFrontier,
     CostQuality,
     add_interval_bars,
     cost_quality,
     cost_quality_figure,
+    draw_achievable_frontier,
     label_clusters,
     pareto_frontier,
     takeaway_cost_quality,
@@ -80,6 +82,7 @@ __all__ = [
     "TIGHT_LATENCY",
     "TIGHT_QUALITY_PP",
     "VALIDATOR",
+    "AchievableFrontier",
     "CategoryRow",
     "ChartFormat",
     "ChartSpec",
@@ -95,6 +98,7 @@ __all__ = [
     "cost_breakdown_figure",
     "cost_quality",
     "cost_quality_figure",
+    "draw_achievable_frontier",
     "figure_bytes",
     "focus_policy",
     "label_clusters",

@@ -21,6 +21,7 @@ from routecalc.report.charts.common import (
 from routecalc.results import Comparison
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -86,7 +87,7 @@ def takeaway_cost_quality(c: Comparison) -> str:
     w = c.winner_result
     if w is None:
         return f"No policy meets every category's targets. Cost/quality frontier: {front}."
-    lead = f"{w.name} is the cheapest policy meeting every target ({money(w.monthly_cost, cur, '/month')}, "
+    lead = f"{w.name} is the {c.winner_rule} ({money(w.monthly_cost, cur, '/month')}, "
     lead += f"{pct(w.quality, 2)} good answers)"
     on = "on" if c.policies.index(w) in data.frontier else "not on"
     return f"{lead}; it is {on} the cost/quality frontier ({front})."
@@ -110,8 +111,9 @@ def label_clusters(
 
 
 @with_chart_rc
-def cost_quality_figure(c: Comparison) -> Figure:
-    """Chart 1: every policy as a point (monthly cost, quality), the Pareto frontier, threshold line and winner."""
+def cost_quality_figure(c: Comparison, achievable: AchievableFrontier | None = None) -> Figure:
+    """Chart 1: every policy as a point (monthly cost, quality), the Pareto frontier, threshold line and winner;
+    with ``achievable``, also the frontier over every candidate route (``routecalc optimize``)."""
     data = cost_quality(c)
     styles = policy_styles(c)
     fig = new_figure(c, "Cost vs quality: which policies are worth considering", (10, 6))
@@ -174,6 +176,8 @@ def cost_quality_figure(c: Comparison) -> Figure:
             fontweight="bold" if data.winner in members else "normal",
             color="#222222",
         )
+    if achievable is not None:
+        ylim = draw_achievable_frontier(ax, achievable, xlim, ylim)
     ax.set_ylim(*ylim)
     from matplotlib.ticker import LogLocator, NullFormatter, PercentFormatter
 
@@ -223,3 +227,26 @@ def add_interval_bars(fig: Figure, c: Comparison, cost: np.ndarray, quality: np.
     else:
         ax.set_xlim(left, max(right, float(cost.max()) * 1.05))
     ax.text(0.99, 0.015, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=GREY)
+
+
+@dataclass(frozen=True)
+class AchievableFrontier:
+    """The frontier of whole policies over every candidate route: monthly cost (currency per month) and
+    traffic-weighted quality ``(F,)`` by rising cost; ``label`` for the legend."""
+
+    monthly_cost: np.ndarray
+    quality: np.ndarray
+    label: str
+
+
+def draw_achievable_frontier(
+    ax: Axes, f: AchievableFrontier, xlim: tuple[float, float], ylim: tuple[float, float]
+) -> tuple[float, float]:
+    """The optimizer's frontier as a step line (a policy at each corner) within the chart's cost range; returns
+    the y limits, raised if the frontier reaches above them."""
+    x, y = np.asarray(f.monthly_cost), np.asarray(f.quality)
+    inside = (x >= xlim[0]) & (x <= xlim[1])
+    if inside.sum() < 2:
+        return ylim
+    ax.step(x[inside], y[inside], where="post", color="#009E73", linewidth=1.6, alpha=0.9, zorder=2, label=f.label)
+    return ylim[0], max(ylim[1], float(min(y[inside].max() + 0.002, 1.0005)))
