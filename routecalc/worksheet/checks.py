@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from routecalc.errors import Problem, field_path
 from routecalc.limits import PRICE_MAX_PER_1M, PRICE_WARN_PER_1M, short_repr
 from routecalc.worksheet.names import secret_like
+from routecalc.worksheet.pricing import price_values
 from routecalc.worksheet.schema import (
     MAX_CHAIN,
     ClassifierSpec,
@@ -83,6 +84,7 @@ def cross_checks(
         for i, t in tasks:
             if t.traffic_share > 1:
                 problems.append(Problem(f"tasks[{i}].traffic_share", "a fraction above 1 (set share_unit: percent?)"))
+    problems += _price_references(data, model_names if models_listed else None)
     for i, t in tasks:
         for m in t.pass_rates:
             if models_listed and m not in model_names:
@@ -153,7 +155,39 @@ def _eval_names(models: list) -> list[Problem]:
     return problems
 
 
-PRICE_FIELDS = ("price_in", "price_out", "price_cache")
+def _price_references(data: Mapping[str, Any], model_names: Mapping[str, None] | None) -> list[Problem]:
+    """``discounts`` name providers of the catalog; ``reasoning_ratio`` and ``prices_from.models`` name models.
+    Read from the raw data, so a broken model or task does not hide these problems."""
+    problems = []
+    if model_names is None:
+        return problems
+    discounts = data.get("discounts")
+    raw_models = [m for m in data.get("models", []) if isinstance(m, dict)]
+    providers = sorted({m["provider"] for m in raw_models if isinstance(m.get("provider"), str)})
+    for name in discounts if isinstance(discounts, dict) else []:
+        if name not in providers:
+            problems.append(
+                Problem(
+                    field_path(("discounts", name)),
+                    f"no model has provider {short_repr(name)} (providers: {', '.join(providers)})",
+                )
+            )
+    tasks = data.get("tasks")
+    for i, t in enumerate(tasks if isinstance(tasks, list) else []):
+        ratios = t.get("reasoning_ratio") if isinstance(t, dict) else None
+        for m in ratios if isinstance(ratios, dict) else []:
+            if m not in model_names:
+                problems.append(
+                    Problem(field_path((f"tasks[{i}]", "reasoning_ratio", m)), f"unknown model {short_repr(m)}")
+                )
+    source = data.get("prices_from")
+    listed = source.get("models") if isinstance(source, dict) else None
+    for j, m in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(m, str) and m not in model_names:
+            problems.append(Problem(f"prices_from.models[{j}]", f"unknown model {short_repr(m)}"))
+    return problems
+
+
 _MODEL_TEXT = ("name", "provider", "litellm_model")
 
 
@@ -172,9 +206,8 @@ def _price_caps(data: Mapping[str, Any], models: list) -> list[Problem]:
     k = _per_1m(data.get("price_unit"))
     problems = []
     for i, m in models:
-        for fld in PRICE_FIELDS:
-            v = getattr(m, fld)
-            if v is not None and v * k > PRICE_MAX_PER_1M:
+        for fld, v in price_values(m):
+            if v * k > PRICE_MAX_PER_1M:
                 problems.append(
                     Problem(
                         f"models[{i}].{fld}",
@@ -191,9 +224,8 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
     out = []
     k = _per_1m(ws.price_unit)
     for m in ws.models:
-        for fld in PRICE_FIELDS:
-            v = getattr(m, fld)
-            if v is not None and v * k > PRICE_WARN_PER_1M:
+        for fld, v in price_values(m):
+            if v * k > PRICE_WARN_PER_1M:
                 out.append(
                     f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
                     f"is price_unit ({ws.price_unit}) right?"
