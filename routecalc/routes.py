@@ -4,15 +4,17 @@ A policy's route for a category is a chain of steps, or a router (a weighted ``s
 a ``classifier``'s predicted label) of routes. Every leaf chain becomes a lane. Which lane a request takes
 depends on
 
-* its *segment*: the interval its input tokens fall in (cut at every rule threshold and every context window of
-  a model the category may use) and its values of the attributes the rules test;
+* its *segment*: the interval its input tokens fall in (cut at every rule threshold, every context window of
+  a model the category may use and every long-context price threshold of the catalog) and its values of the
+  attributes the rules test;
 * its *tier* (a classifier routes by its prediction, drawn from the confusion row of the request's true tier);
 * chance, for splits.
 
 ``lane_weights`` gives, per (tier, segment), each lane's probability: the product along the path of split
 weights, rule matches (first match wins) and confusion probabilities. Segments are exact intervals of the
 lognormal token band, so the expected-value engine stays closed form: a segment carries its probability and its
-conditional mean input tokens, and a step whose model's window lies below a segment overflows for all of it.
+conditional mean input tokens, and a step whose model's window lies below a segment overflows for all of it (and
+a model whose long-context threshold lies below it bills all of it at its long-context prices).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class SegmentTable:
     ``interval`` / ``combo`` ``(C, G)``: its interval and attribute-combination index; ``n_combos`` ``(C,)``;
     ``combo_prob`` ``(C, A)``: probability of each attribute combination (Monte Carlo draws it).
     ``window`` ``(C, M)``: the context windows enforced (see :func:`modelled_windows`); both engines skip a step
-    whose window a request exceeds, so their overflow shares agree.
+    whose window a request exceeds, so their overflow shares agree. ``long_above`` ``(C, M)``: the long-context
+    price thresholds enforced alike (a prompt longer than it is billed at the model's long-context prices).
     """
 
     edges: np.ndarray
@@ -53,6 +56,7 @@ class SegmentTable:
     n_combos: np.ndarray
     combo_prob: np.ndarray
     window: np.ndarray  # (C, M) context window enforced per category and catalog entry (inf: none)
+    long_above: np.ndarray  # (C, M) long-context price threshold enforced (inf: none, or never reached)
 
     def take(self, ix: np.ndarray) -> SegmentTable:
         """The segments of categories ``ix`` only, in that order."""
@@ -97,9 +101,20 @@ def modelled_windows(ws: Worksheet, task: TaskSpec) -> dict[str, float]:
     }
 
 
+def modelled_long_context(ws: Worksheet, task: TaskSpec) -> dict[str, float]:
+    """The long-context price thresholds the engines apply in a category: those its prompts exceed at least 1 in
+    10^6 times (as for windows). Every catalog model's counts, so optimize's candidates are priced alike."""
+    return {
+        m.name: float(m.long_context.above_tokens)
+        for m in ws.models
+        if m.long_context is not None and _exceeds(task, m.long_context.above_tokens) >= MIN_OVERFLOW
+    }
+
+
 def _thresholds(ws: Worksheet, task: TaskSpec, policies: Sequence[PolicySpec]) -> list[float]:
-    """Cut points of a category's input tokens: rule thresholds and the windows of models it may use."""
-    cuts: set[float] = set()
+    """Cut points of a category's input tokens: rule thresholds, the windows of models it may use, and the
+    long-context price thresholds of the catalog."""
+    cuts: set[float] = set(modelled_long_context(ws, task).values())
     windows = modelled_windows(ws, task)
     for pol in policies:
         route = pol.routes.get(task.name)
@@ -211,11 +226,15 @@ def segment_table(
         n_combos[c] = len(cp)
     names = list(catalog) or [m.name for m in ws.models]
     window = np.full((C, len(names)), np.inf)
+    long_above = np.full((C, len(names)), np.inf)
     for c, task in enumerate(ws.tasks):
         for name, w in modelled_windows(ws, task).items():
             window[c, names.index(name)] = w
+        for name, t in modelled_long_context(ws, task).items():
+            long_above[c, names.index(name)] = t
     return SegmentTable(
         window=window,
+        long_above=long_above,
         edges=edges,
         prob=out["prob"],
         x_mean=out["x_mean"],
