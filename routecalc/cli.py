@@ -535,8 +535,8 @@ def prices_show(
     import json
 
     from routecalc.errors import InputError
-    from routecalc.prices import SHOW_FIELDS, load_price_map, price_source, search
-    from routecalc.report.prices import price_table
+    from routecalc.prices import SHOW_FIELDS, load_price_map, map_keys, price_source, search
+    from routecalc.report.prices import extra_price_table, price_table
 
     path, label = price_source(from_)
     pm = load_price_map(path)
@@ -553,10 +553,14 @@ def prices_show(
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
-        out = {k: {f: e[f] for f in SHOW_FIELDS if f in e} for k, e in rows.items()}
+        shown = lambda e: [*SHOW_FIELDS, *(key for f, key in map_keys(e).items() if f.startswith("long_context."))]
+        out = {k: {f: e[f] for f in shown(e) if f in e} for k, e in rows.items()}
         sys.stdout.write(json.dumps({"source": str(path), "currency": "USD", "models": out}, indent=2) + "\n")
     else:
         console.print(price_table(rows, label))
+        extra = extra_price_table(rows)
+        if extra is not None:
+            console.print(extra)
     _warn([f"{q!r} is not in the price map" for q in missing], stderr=True)
 
 
@@ -570,15 +574,29 @@ def prices_update(
     in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite WORKSHEET itself (atomically).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
     rate: RateOpt = None,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Date recorded in prices_from, YYYY-MM-DD (default: today).", show_default=False),
+    ] = None,
 ) -> None:
     """Refresh WORKSHEET's prices and context windows from a LiteLLM price map; show what changes first.
 
     Without --out or --in-place this is a dry run: nothing is written. Only the changed values are edited;
-    comments and layout stay as they are. A model missing from the map keeps its prices (with a warning).
+    comments and layout stay as they are; prices_from records the map, its version and the date. A model
+    missing from the map keeps its prices (with a warning); one marked price_source: manual keeps its prices
+    (shown as overridden). Map fields the estimate does not use are listed.
     """
     from routecalc.errors import InputError
     from routecalc.outputs import check_new_file, write_atomic
-    from routecalc.prices import load_price_map, plan_update, price_source
+    from routecalc.prices import (
+        is_bundled,
+        load_price_map,
+        missing_summary,
+        plan_update,
+        price_source,
+        source_record,
+        unused_summary,
+    )
     from routecalc.report.prices import changes_table
 
     if out is not None and in_place:
@@ -586,19 +604,31 @@ def prices_update(
     ws = _load(worksheet)
     path, label = price_source(from_)
     target = out if out is not None else (worksheet if in_place else None)
-    update = plan_update(worksheet, ws, load_price_map(path), rate, target)
+    record = source_record(from_, _today(today))
+    update = plan_update(worksheet, ws, load_price_map(path), rate, target, record)
+    missing = missing_summary(update.changes, label, is_bundled(from_))
+    if missing:
+        console.print(f"[bold yellow]{_lit(missing)}[/]", markup=True, highlight=False)
     console.print(changes_table(update.changes, ws.currency, ws.price_unit, label))
     _warn(update.warnings)
+    unused = unused_summary(update.changes)
+    if unused:
+        console.print(f"[cyan]note:[/] {_lit(unused)}", markup=True, highlight=False)
     if target is None:
         console.print(
-            f"dry run: {update.n_values} value(s) would change; nothing written. Use --out W2 (or --in-place) to write.",
+            f"dry run: {update.n_values} value(s) would change (and prices_from: {record['source']} {record['version']}, "
+            f"{record['date'].isoformat()}); nothing written. Use --out W2 (or --in-place) to write.",
             highlight=False,
         )
         return
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    console.print(
+        f"wrote {printable(str(target))} ({update.n_values} value(s) changed; prices_from: {record['source']} "
+        f"{record['version']}, {record['date'].isoformat()})",
+        highlight=False,
+    )
 
 
 @calibrate_app.command("evals")
@@ -842,7 +872,7 @@ def diff(
     parts += [f"scenario {s}" for s in scenario or ()]
     notes: list[str] = []
     if prices is not None:
-        new_ws, notes, label = reprice(new_ws, prices, rate)
+        new_ws, notes, label = reprice(new_ws, prices, rate, today=day)
         parts.append(f"prices from {label}")
     before = run_compare(old_ws, samples=samples, seed=seed, today=day)
     after = run_compare(new_ws, samples=samples, seed=seed, today=day)

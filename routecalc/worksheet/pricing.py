@@ -64,7 +64,8 @@ class PricesFrom(_Strict):
     models: list[Name] | None = None  # the models whose prices came from it (None: every model)
 
 
-# price fields of a model, as (worksheet field, what it is); long_context.<field> for the tier's
+LONG = "long_context"  # the model field of the long-context tier; its fields are long_context.<field>
+# price fields of a model (long_context.<field> for the tier's)
 MODEL_PRICE_FIELDS = (
     "price_in",
     "price_out",
