@@ -21,6 +21,7 @@ from routecalc.errors import InputError, PolicyError
 from routecalc.format import money, pct
 from routecalc.limits import MAX_SEED, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
+from routecalc.worksheet.pricing import PriceProvenance, price_provenance
 
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SEED = 0
@@ -213,6 +214,7 @@ class Comparison:
     ev: Metrics = field(repr=False)
     mc: MonteCarlo = field(repr=False)
     objective: str = "cost"  # the winner rule (see objective_value)
+    prices: PriceProvenance | None = None  # where the worksheet's prices come from
 
     @property
     def winner_rule(self) -> str:
@@ -254,6 +256,7 @@ class Comparison:
             },
             "warnings": self.warnings,
             "advisories": self.advisories,
+            **({"prices": self.prices.to_dict()} if self.prices is not None else {}),
         }
         out["policies"] = [
             asdict(p) | {"meets_targets": p.meets_targets, "nearest_miss": p.nearest_miss} for p in self.policies
@@ -524,6 +527,7 @@ def compare(
         ev=ev,
         mc=mc,
         objective=objective,
+        prices=price_provenance(ws),
     )
 
 

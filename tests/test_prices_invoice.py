@@ -1,18 +1,21 @@
 """Invoice prices from a price map: batch, cache write, reasoning and long-context fields imported; manual
-overrides kept and shown; unused map fields reported; prices_from recorded."""
+overrides kept and shown; unused map fields reported; prices_from recorded; provenance in compare, report, diff."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import routecalc
 from routecalc import prices
 from routecalc.cli import app
 from routecalc.worksheet import load_worksheet, parse_yaml, validate_worksheet
+from routecalc.worksheet.pricing import price_provenance
 
 DATA = Path(__file__).resolve().parent / "data"
 PRICE_MAP = DATA / "prices-invoice.json"
@@ -181,3 +184,103 @@ def test_the_pinned_map_lacks_the_support_worksheets_claude_models() -> None:
     assert first.startswith("2 of 4 models are not in the price map")
     assert "claude-3-5-haiku, claude-sonnet-4" in first
     assert "pass --from model_prices_and_context_window.json" in first
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Provenance in compare, report and diff
+
+
+def test_provenance_sentences() -> None:
+    typed = price_provenance(load_worksheet(SUPPORT))
+    assert typed.text.startswith("Prices: as typed in the worksheet (no prices_from recorded")
+    ws = load_worksheet(WS)
+    doc = ws.as_document() | {
+        "prices_from": {"source": "litellm bundled price map", "version": "1.110.2", "date": TODAY, "models": ["long"]},
+        "discounts": {"anthropic": 0.15},
+    }
+    p = price_provenance(validate_worksheet(doc))
+    assert p.text == (
+        "Prices: litellm bundled price map (version 1.110.2, applied 2026-11-25) for long; as typed: cache; "
+        "set by hand (price_source: manual): think; negotiated discounts: anthropic 15% off."
+    )
+    assert p.to_dict()["models_as_typed"] == ["cache"]
+
+
+def test_compare_shows_the_price_source(tmp_path: Path) -> None:
+    w = tmp_path / "ws.yaml"
+    w.write_text(
+        WS.read_text().replace("models:\n", 'prices_from: {source: "Acme invoice", date: 2026-11-02}\nmodels:\n')
+    )
+    table = runner.invoke(app, ["compare", str(w), "--samples", "2000"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    expected = "Prices: Acme invoice (applied 2026-11-02) for long, cache; set by hand (price_source: manual): think."
+    assert expected in table.output
+    out = runner.invoke(app, ["compare", str(w), "--samples", "2000", "--format", "json"])
+    assert json.loads(out.stdout)["prices"] == {
+        "source": "Acme invoice",
+        "version": None,
+        "date": "2026-11-02",
+        "models_from_source": ["long", "cache"],
+        "models_as_typed": [],
+        "models_manual": ["think"],
+        "discounts": {},
+    }
+
+
+def test_diff_shows_both_sides_price_sources() -> None:
+    ws = load_worksheet(WS)
+    repriced, notes, label = prices.reprice(ws, PRICE_MAP, today=TODAY)
+    assert label == str(PRICE_MAP) and repriced.prices_from.date == TODAY
+    assert any("does not use" in n for n in notes)
+    from routecalc.diff import diff_comparisons
+    from routecalc.report.diff import diff_markdown
+
+    before = routecalc.compare(ws, samples=2000, seed=1)
+    after = routecalc.compare(repriced, samples=2000, seed=1)
+    d = diff_comparisons(before, after, ws, repriced, TODAY)
+    md = diff_markdown(d)
+    assert "_Prices before: as typed in the worksheet" in md
+    assert f"_Prices after: {PRICE_MAP} (version sha256:" in md
+    assert d.to_dict()["prices"]["after"]["models_from_source"] == ["long", "cache"]
+    # the new fields are price changes too: long's batch input none -> 0.625 per 1M
+    long = next(c for c in d.price_changes if c.model == "long")
+    assert {f.field: (f.old, f.new) for f in long.fields}["price_in_batch"] == (None, 0.625)
+
+
+def test_report_states_the_price_source_and_the_invoice_prices() -> None:
+    from routecalc.report.build import report_document
+    from routecalc.report.document import to_markdown
+    from tests.test_billing import billing_sheet
+
+    ws = validate_worksheet(billing_sheet())
+    md = to_markdown(report_document(ws, routecalc.compare(ws, samples=2000), None, TODAY))
+    assert "Prices: as typed in the worksheet" in md and "negotiated discounts: anthropic 10% off" in md
+    assert "Invoice prices besides the list prices above:" in md
+    # model a: batch 0.625 / 5.00, reasoning 1.5 x at 12, long context above 200,000 tokens at 2.50 / 15.00
+    assert (
+        "a (per 1M tokens): batch API $0.625 in / $5.00 out; prompt-cache writes $1.50; 1.5 hidden reasoning "
+        "tokens per output token at $12.00; prompts above 200,000 tokens: $2.50 in / $15.00 out, cache read "
+        "$0.250, all their tokens."
+    ) in md
+    assert "batched, long, step 1 (b): 80% of its requests through the batch API." in md
+
+
+def test_diff_attributes_a_new_long_context_tier() -> None:
+    """Old: long-model without a tier; new: the map's tier (2.50 / 15.00 above 200,000 tokens). With prompts of
+    p50 150,000 / p95 400,000 tokens the tier alone moves the cost, and the one-input-at-a-time attribution sees it."""
+    from routecalc.diff import diff_comparisons
+
+    doc = load_worksheet(WS).as_document()
+    doc["tasks"][0]["tokens_in"] = {"p50": 150_000, "p95": 400_000}
+    old = validate_worksheet(doc)
+    new_doc = old.as_document()
+    new_doc["models"][0]["long_context"] = {"above_tokens": 200_000, "price_in": 2.5, "price_out": 15.0}
+    new_doc["policies"] = old_policies = [{"name": "long", "kind": "static", "routes": {"all": "long"}}]
+    doc["policies"] = old_policies
+    old, new = validate_worksheet(doc), validate_worksheet(new_doc)
+    d = diff_comparisons(routecalc.compare(old, samples=2000), routecalc.compare(new, samples=2000), old, new, TODAY)
+    mover = next(m for m in d.movers if m.input == "prices: long")
+    assert "long-context input none → $2.50 per 1M tokens" in mover.detail
+    assert "long-context tier added above 200,000 tokens" in mover.detail
+    assert mover.attributed and mover.cost_effect["long"] > 0
+    assert mover.cost_effect["long"] == pytest.approx(d.policy("long").change_monthly, rel=1e-9)  # the only change

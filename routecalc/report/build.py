@@ -50,6 +50,7 @@ from routecalc.results import (
 )
 from routecalc.routes import route_text
 from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, worksheet_warnings
+from routecalc.worksheet.pricing import price_notes
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -515,6 +516,7 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
             models,
             align=("l", "l", "r", "l"),
         ),
+        *_price_notes(ws),
         Heading(2, "Task categories and token bands"),
         Table(
             (
@@ -567,6 +569,13 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
     return blocks
 
 
+def _price_notes(ws: Worksheet) -> list[Block]:
+    notes = price_notes(ws)
+    if not notes:
+        return []
+    return [Paragraph(runs("Invoice prices besides the list prices above:")), Bullets(tuple(runs(n) for n in notes))]
+
+
 def _provenance(
     c: Comparison, worksheet_path: str | Path | None, generated: dt.date, scenarios: Sequence[str | Path]
 ) -> list[Block]:
@@ -579,6 +588,8 @@ def _provenance(
         items.append("Worksheet: given in memory (no file, no hash)")
     for s in scenarios:
         items.append(f"Scenario overlay: {Path(s).name}, SHA-256 {file_sha256(s)}")
+    if c.prices is not None:
+        items.append(c.prices.text)
     items += [
         f"Monte Carlo: seed {c.seed}, {count(c.samples)} samples",
         f"Generated: {generated.isoformat()} (review ages counted to this date)",

@@ -83,7 +83,21 @@ def _interaction_row(d: WorksheetDiff) -> list[str] | None:
     return ["interaction", *cells, "what the one-at-a-time effects do not add up to"]
 
 
-_PRICE_COLUMNS = (("price_in", "Input"), ("price_out", "Output"), ("price_cache", "Cache read"))
+_PRICE_COLUMNS = (
+    ("price_in", "Input"),
+    ("price_out", "Output"),
+    ("price_cache", "Cache read"),
+    ("price_cache_write", "Cache write"),
+    ("price_reasoning", "Reasoning"),
+    ("price_in_batch", "Batch input"),
+    ("price_out_batch", "Batch output"),
+    ("long_context.above_tokens", "Long context above"),
+    ("long_context.price_in", "Long input"),
+    ("long_context.price_out", "Long output"),
+    ("long_context.price_cache", "Long cache read"),
+    ("long_context.price_cache_write", "Long cache write"),
+)
+_TOKEN_FIELDS = ("context_window", "long_context.above_tokens")
 
 
 def _price_columns(d: WorksheetDiff) -> list[tuple[str, str]]:
@@ -100,7 +114,7 @@ def _price_rows(d: WorksheetDiff) -> list[list[str]]:
             f = next((x for x in c.fields if x.field == fld), None)
             if f is None:
                 cells.append("")
-            elif fld == "context_window":
+            elif fld in _TOKEN_FIELDS:
                 cells.append(f"{_tokens(f.old)} → {_tokens(f.new)}")
             else:
                 text = f"{_fmt_opt_money(f.old, d.currency)} → {_fmt_opt_money(f.new, d.currency)}"
@@ -196,7 +210,16 @@ def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
     for w in d.warnings:
         parts.append(Text.assemble(("warning:", "yellow"), f" {printable(w)}"))
     parts.append(Text(_footnote(d), style="dim"))
+    parts += [Text(printable(line), style="dim") for line in _price_sources(d)]
     return Group(*parts)
+
+
+def _price_sources(d: WorksheetDiff) -> list[str]:
+    """Where each side's prices come from: one line when both sides agree, else one per side."""
+    texts = [p.detail if p is not None else None for p in (d.prices_before, d.prices_after)]
+    if texts[0] == texts[1]:
+        return [f"Prices: {texts[1]}"] if texts[1] else []
+    return [f"Prices {side}: {t}" for side, t in zip(("before", "after"), texts, strict=True) if t]
 
 
 def diff_json(d: WorksheetDiff) -> str:
@@ -239,4 +262,5 @@ def diff_markdown(d: WorksheetDiff, level: int = 2) -> str:
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += ["", f"_{_footnote(d)}_", ""]
+    lines += [f"_{line}_" for line in _price_sources(d)] + ([""] if _price_sources(d) else [])
     return "\n".join(lines)

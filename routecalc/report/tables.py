@@ -188,6 +188,8 @@ def render_comparison(c: Comparison) -> Group:
     for a in c.advisories:
         parts.append(Text.assemble(("advice:", "cyan"), f" {a}"))
     parts.append(Text(footnote(c), style="dim"))
+    if c.prices is not None:
+        parts.append(Text(c.prices.text, style="dim"))
     return Group(*parts)
 
 

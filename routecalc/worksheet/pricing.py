@@ -166,3 +166,129 @@ def rates(model: Any, discount: float = 0.0) -> Rates:
         long_cache_write=long[4] * keep,
         long_reasoning=long[5] * keep,
     )
+
+
+@dataclass(frozen=True)
+class PriceProvenance:
+    """Where a worksheet's prices come from, as ``compare``, ``report`` and ``diff`` state it.
+
+    ``source``/``version``/``date``: the worksheet's ``prices_from`` (None: not recorded, the prices are as typed);
+    ``from_source``: the models it priced (all but the manual ones when it does not list them); ``typed``: the
+    others; ``manual``: models marked ``price_source: manual``; ``discounts``: provider -> fraction off.
+    """
+
+    source: str | None
+    version: str | None
+    date: dt.date | None
+    from_source: tuple[str, ...]
+    typed: tuple[str, ...]
+    manual: tuple[str, ...]
+    discounts: dict[str, float]
+
+    @property
+    def text(self) -> str:
+        """``Prices: `` and the detail."""
+        return "Prices: " + self.detail
+
+    @property
+    def detail(self) -> str:
+        """One sentence, e.g. ``litellm bundled price map (version 1.110.2, applied 2026-11-25) for a, b;
+        as typed: c; negotiated discounts: anthropic 15% off.``"""
+        if self.source is None:
+            parts = ["as typed in the worksheet (no prices_from recorded: `routecalc prices update` records "
+                     "the price map it applies)"]  # fmt: skip
+        else:
+            bits = [f"version {self.version}"] if self.version else []
+            bits.append(f"applied {self.date.isoformat()}" if self.date else "no date recorded")
+            what = f"{self.source} ({', '.join(bits)})"
+            if self.typed or self.manual:
+                what += f" for {', '.join(self.from_source) or 'no model'}"
+            parts = [what]
+            if self.typed:
+                parts.append(f"as typed: {', '.join(self.typed)}")
+        if self.manual:
+            parts.append(f"set by hand (price_source: manual): {', '.join(self.manual)}")
+        if self.discounts:
+            parts.append(
+                "negotiated discounts: "
+                + ", ".join(f"{p} {d * 100:.4g}% off" for p, d in sorted(self.discounts.items()))
+            )
+        return "; ".join(parts) + "."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "version": self.version,
+            "date": self.date.isoformat() if self.date else None,
+            "models_from_source": list(self.from_source),
+            "models_as_typed": list(self.typed),
+            "models_manual": list(self.manual),
+            "discounts": dict(sorted(self.discounts.items())),
+        }
+
+
+def price_provenance(ws: Any) -> PriceProvenance:
+    """The price provenance of a worksheet (see :class:`PriceProvenance`)."""
+    names = [m.name for m in ws.models]
+    manual = tuple(m.name for m in ws.models if m.price_source == "manual")
+    pf = ws.prices_from
+    if pf is None:
+        return PriceProvenance(None, None, None, (), tuple(n for n in names if n not in manual), manual, ws.discounts)
+    listed = set(pf.models) if pf.models is not None else {n for n in names if n not in manual}
+    from_source = tuple(n for n in names if n in listed and n not in manual)
+    typed = tuple(n for n in names if n not in listed and n not in manual)
+    return PriceProvenance(pf.source, pf.version, pf.date, from_source, typed, manual, dict(ws.discounts))
+
+
+def price_notes(ws: Any) -> list[str]:
+    """The invoice prices a worksheet uses beyond list input/output prices, one sentence per model, category and
+    batched step (for the report's assumptions), money in the worksheet currency per ``price_unit`` tokens."""
+    from routecalc.format import money, pct
+
+    cur, unit = ws.currency, "1M" if ws.price_unit == "per_1m" else "1K"
+    out = []
+    for m in ws.models:
+        bits = []
+        if m.price_in_batch is not None or m.price_out_batch is not None:
+            b_in = money(m.price_in_batch if m.price_in_batch is not None else m.price_in, cur)
+            b_out = money(m.price_out_batch if m.price_out_batch is not None else m.price_out, cur)
+            bits.append(f"batch API {b_in} in / {b_out} out")
+        if m.price_cache_write is not None:
+            bits.append(f"prompt-cache writes {money(m.price_cache_write, cur)}")
+        if m.reasoning_ratio or m.price_reasoning is not None:
+            at = money(m.price_reasoning if m.price_reasoning is not None else m.price_out, cur)
+            bits.append(f"{m.reasoning_ratio:g} hidden reasoning tokens per output token at {at}")
+        if m.long_context is not None:
+            r = rates(m)
+            bits.append(
+                f"prompts above {m.long_context.above_tokens:,} tokens: {money(r.long_in, cur)} in / "
+                f"{money(r.long_out, cur)} out, cache read {money(r.long_cache_read, cur)}, all their tokens"
+            )
+        if bits:
+            out.append(f"{m.name} (per {unit} tokens): " + "; ".join(bits) + ".")
+    for t in ws.tasks:
+        bits = []
+        if t.batch_share:
+            bits.append(f"{pct(t.batch_share, 0)} of requests through the batch API")
+        if t.cache_write_share:
+            bits.append(f"{pct(t.cache_write_share, 0)} of input tokens written to the prompt cache")
+        if t.reasoning_ratio:
+            bits.append("reasoning ratio " + ", ".join(f"{k} {v:g}" for k, v in t.reasoning_ratio.items()))
+        if bits:
+            out.append(f"{t.name}: " + "; ".join(bits) + ".")
+    for p in ws.policies:
+        for cat, route in p.routes.items():
+            for chain in _leaves(route):
+                for s, step in enumerate(chain):
+                    if step.batch_share is not None:
+                        out.append(
+                            f"{p.name}, {cat}, step {s + 1} ({step.label}): {pct(step.batch_share, 0)} of its "
+                            "requests through the batch API."
+                        )
+    return out
+
+
+def _leaves(route: Any) -> list:
+    from routecalc.worksheet.schema import leaves
+
+    return leaves(route)
