@@ -321,3 +321,28 @@ def test_compiled_walk_gives_the_same_bytes_with_every_price() -> None:
     plain = routecalc.simulate(problem, n, np.random.default_rng(3), threads=1, engine="numpy")
     compiled = routecalc.simulate(problem, n, np.random.default_rng(3), threads=2, engine="numba")
     assert_identical(plain, compiled)
+
+
+def test_the_readme_discount_line() -> None:
+    """README worked example: 20 % off an Anthropic model at $1 in / $2 out, 1000 / 500 tokens."""
+    sheet = two_model_sheet(discounts={"anthropic": 0.2})
+    sheet["models"][0]["provider"] = "anthropic"
+    assert cost_of(sheet) == pytest.approx(0.0016)  # (0.001 + 0.001) x 0.8
+
+
+def test_the_readme_example_all_at_once() -> None:
+    """README "Prices that match the invoice": every effect on one request of 1000 input / 500 output tokens."""
+    sheet = two_model_sheet(discounts={"anthropic": 0.2})
+    sheet["models"][0] |= {
+        "provider": "anthropic",
+        "price_cache": 0.10,
+        "price_cache_write": 1.25,
+        "reasoning_ratio": 2.0,
+        "price_reasoning": 3.0,
+        "price_in_batch": 0.5,
+        "price_out_batch": 1.0,
+    }
+    sheet["tasks"][0] |= {"cached_share": 0.5, "cache_write_share": 0.2, "batch_share": 0.4}
+    # standard: 1000 x 0.60e-6 + 500 x (2 + 2 x 3)e-6 = 0.0006 + 0.004 = 0.0046; batch (both factors 0.5): 0.0023
+    # mixed: 0.6 x 0.0046 + 0.4 x 0.0023 = 0.00368; 20 % off: 0.002944
+    assert cost_of(sheet) == pytest.approx(0.002944)
