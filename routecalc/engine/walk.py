@@ -32,6 +32,7 @@ share the order of every floating-point sum) and integer counts per (step, key) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -160,7 +161,7 @@ class Workspace:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64, fill: Any = None) -> np.ndarray:
         """A C-contiguous array of ``shape`` named ``name`` (contents undefined unless ``fill`` is given)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
             buf = np.empty(size, dtype=dtype)
@@ -625,7 +626,7 @@ def _compile() -> Any:
      B_CUM0) = range(29)  # fmt: skip
     MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, _ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(13)
 
-    @njit(nogil=True, cache=True)
+    @njit(nogil=True, cache=True, error_model="numpy")
     def kernel(
         FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, steps,
         backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
