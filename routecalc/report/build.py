@@ -16,6 +16,7 @@ import numpy as np
 
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST
+from routecalc.decide.sensitivity import Sensitivity
 from routecalc.decide.uncertainty import Uncertainty
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.report import charts, risk
@@ -67,11 +68,13 @@ def build_report(
     generated: dt.date | None = None,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    sensitivity: Sensitivity | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
-    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section.
+    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section;
+    ``sensitivity`` (``--sensitivity``) the tornado chart and the Sensitivity section.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -83,7 +86,13 @@ def build_report(
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
         files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
         files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty)
+    if sensitivity is not None:
+        from routecalc.report.sensitivity_charts import SLUG, tornado_figure
+
+        fig = tornado_figure(sensitivity)
+        files[f"{SLUG}.png"] = charts.figure_bytes(fig, "png")
+        files[f"{SLUG}.svg"] = charts.figure_bytes(fig, "svg")
+    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, sensitivity)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -98,14 +107,19 @@ def report_document(
     generated: dt.date,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    sensitivity: Sensitivity | None = None,
 ) -> Document:
-    """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
-    provenance."""
+    """The report's content, once: the question, recommendation, (risk, sensitivity,) charts, table, warnings,
+    assumptions, provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
     blocks += _recommendation(ws, c, generated)
     if uncertainty is not None:
         blocks += risk.risk_blocks(c, uncertainty)
+    if sensitivity is not None:
+        from routecalc.report.sensitivity import sensitivity_blocks
+
+        blocks += sensitivity_blocks(sensitivity)
     blocks.append(Heading(1, "Charts"))
     for spec in charts.CHARTS:
         blocks.append(
