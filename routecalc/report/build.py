@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from routecalc._version import __version__
+from routecalc.advice import ESCALATION, ESCALATION_WARN
 from routecalc.chains import STRONGEST
 from routecalc.decide.sensitivity import Sensitivity
 from routecalc.decide.uncertainty import Uncertainty
@@ -36,11 +37,9 @@ from routecalc.report.document import (
 )
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
-    ESCALATION_WARN,
     STALE_AFTER_DAYS,
     Comparison,
     PolicyResult,
-    escalation_advisories,
     independence_warning,
     outcome_dependent,
     stale_categories,
@@ -312,7 +311,7 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
         f"(> {STALE_AFTER_DAYS}); re-run the evals."
         for name, age in stale_categories(ws, today)
     ]
-    escalation = escalation_advisories(c.problem, c.ev)
+    escalation = [a.text for a in c.advice if a.kind == ESCALATION]
     misses = target_misses(c)
     shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
     other = [w for w in (*c.warnings, *c.advisories) if w not in shown]
