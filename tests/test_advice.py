@@ -262,3 +262,40 @@ def test_report_lists_escalation_advice_from_the_comparison() -> None:
     assert md_escape(a.text) in section
     assert copy.deepcopy(c.advisories) == [x.text for x in c.advice]
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Price-map fields the estimate ignores (prices update, diff --prices)
+
+
+def test_price_map_fields_the_estimate_ignores_are_named() -> None:
+    from routecalc import prices
+
+    ws = routecalc.validate_worksheet(sheet())
+    per_token = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "litellm_provider": "openai"}
+    price_map = {
+        # small: a long-prompt tier and a cache-write price, both dearer than what the estimate charges
+        "small": per_token
+        | {
+            "input_cost_per_token_above_200k_tokens": 2e-6,
+            "cache_creation_input_token_cost": 1.25e-6,
+            "input_cost_per_token_batches": 5e-7,  # another service tier, not a charge the estimate misses
+        },
+        # large: reasoning tokens at the output price and a cache write at the input price change nothing
+        "large": {
+            "input_cost_per_token": 1e-5,
+            "output_cost_per_token": 2e-5,
+            "output_cost_per_reasoning_token": 2e-5,
+            "cache_creation_input_token_cost": 1e-5,
+            "litellm_provider": "openai",
+        },
+    }
+    changes = prices.price_updates(ws, price_map)
+    assert [c.ignored for c in changes] == [
+        ("cache_creation_input_token_cost", "input_cost_per_token_above_200k_tokens"),
+        (),
+    ]
+    (text,) = prices.warnings(changes)
+    assert text.startswith(
+        "small: the price map also has cache_creation_input_token_cost, input_cost_per_token_above_200k_tokens "
+        "(entry small); the estimate uses one input, output and cached-input price per token and ignores them"
+    )
