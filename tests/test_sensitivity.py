@@ -281,6 +281,8 @@ def test_the_batched_path_equals_the_worksheet_path(case: str) -> None:
     np.testing.assert_allclose(ev.base.cost[0], base.cost, rtol=1e-12)
     np.testing.assert_allclose(ev.base.quality[0], base.quality, rtol=0, atol=1e-12)
     settings = [(i, v) for i, inp in enumerate(inputs) for v in inp.swung(0.37)]
+    # input tokens past the point where a context window starts to cut the band: re-compiled, segments appear
+    settings += [(i, inp.high) for i, inp in enumerate(inputs) if inp.kind == swing.TOKENS_IN]
     got = ev.run(settings)
     for n, (i, v) in enumerate(settings):
         want = reference(ws, strongest, inputs[i], v)
@@ -341,6 +343,10 @@ def test_every_break_even_flips_the_decision_just_past_it(case: str) -> None:
         labels = [sens._label(o, s.policy, b.rival) for o in sides]
         assert labels == [b.before, b.after], (b.input.key, b.rival, b.value, labels)
         assert labels[0] != labels[1]
+        # where a P95 budget decides it, Monte Carlo at that value is quoted next to the scaled estimate
+        assert (b.check is not None) == bool(b.latency)
+        if b.check:
+            assert b.check.startswith("Monte Carlo at that value (20,000 requests, seed 0): ")
 
 
 @pytest.mark.slow
@@ -443,6 +449,29 @@ def test_report_section(support_ws: routecalc.Worksheet, support_cmp: routecalc.
         assert sentence in md
     without = to_markdown(build.report_document(support_ws, support_cmp, None, TODAY))
     assert "Sensitivity" not in without
+
+
+@pytest.mark.slow
+def test_cli_report_with_sensitivity(tmp_path) -> None:
+    out = tmp_path / "rep"
+    args = ["report", str(WORKSHEETS / "support-triage.yaml"), "--out", str(out), "--format", "md", *FAST]
+    res = runner.invoke(app, [*args, "--sensitivity", "--swing", "10%", "--today", "2026-11-25"])
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Each input moved ±10% alone" in md and (out / f"{SLUG}.png").is_file()
+    bad = runner.invoke(app, [*args, "--sensitivity", "--swing", "nope"])
+    assert bad.exit_code == 2 and "--swing" in bad.output
+
+
+def test_swing_table_names_the_winner_only_where_it_changes() -> None:
+    from routecalc.report.sensitivity import swing_cells
+
+    sheet = cascade_sheet()
+    sheet["tasks"][0]["pass_rates"]["small"] = 0.4  # quality 0.855 + 0.14 x 0.4 = 0.911; at 0.32 it is 0.8998
+    s = run(sheet, swing=0.2, top=30)
+    cells = swing_cells(s, swing_of(s, "pass_rate/t/small"))
+    assert cells[-1] == "large / —"  # the low end: large wins; the high end: the cascade still does
+    assert swing_cells(s, swing_of(s, "price_in/large"))[-1] == "—"
 
 
 def sens_title() -> str:

@@ -48,8 +48,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from routecalc.chains import STRONGEST
-from routecalc.decide.swing import Evaluated, Evaluator, Input, inputs_of
+from routecalc.chains import STRONGEST, compile_worksheet
+from routecalc.decide.swing import Evaluated, Evaluator, Input, apply_input, inputs_of
 from routecalc.decide.uncertainty import _winner_per_draw
 from routecalc.errors import InputError, PolicyError
 from routecalc.format import pct, seconds
@@ -183,6 +183,8 @@ class BreakEven:
     before: str  # who compare picks between the two today: a policy name or "neither"
     after: str | None  # ... past the break-even
     reason: str | None  # what changes there
+    latency: tuple[tuple[str, str], ...] = ()  # (policy, category) whose P95 budget verdict changes there
+    check: str | None = None  # Monte Carlo at the break-even, where a P95 budget decides it
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,7 @@ class Sensitivity:
                         "before": b.before,
                         "after": b.after,
                         "reason": b.reason,
+                        "monte_carlo_check": b.check,
                         "sentence": break_even_sentence(self, b),
                     }
                     for b in self.break_evens
@@ -310,19 +313,26 @@ def break_even_sentence(s: Sensitivity, b: BreakEven) -> str:
         what = f"{b.rival} ({b.role}) beats {s.policy}"
     else:
         what = f"neither {s.policy} nor {b.rival} ({b.role}) meets every target"
-    return f"{what} when {b.input.label} is {side} {b.input.text(b.value, s.currency)} (today {today}): {b.reason}."
+    check = f" {b.check}" if b.check else ""
+    return (
+        f"{what} when {b.input.label} is {side} {b.input.text(b.value, s.currency)} (today {today}): {b.reason}.{check}"
+    )
 
 
 def _label(outcome: int, focus: str, rival: str) -> str:
     return (focus, rival, "neither")[outcome]
 
 
-def _reason(targets: Targets, e: Evaluated, j: int, k: int, pair: tuple[int, int], names: Sequence[str]) -> str:
-    """What differs between settings ``j`` (today's side of a break-even) and ``k`` (the other side)."""
+def _reason(
+    targets: Targets, e: Evaluated, j: int, k: int, pair: tuple[int, int], names: Sequence[str]
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What differs between settings ``j`` (today's side of a break-even) and ``k`` (the other side), and the
+    (policy, category) pairs whose P95 budget verdict changes."""
     q_ok, lat_ok, meets = targets.verdicts(e)
     p95 = targets.scaled_p95(e)
     cost = e.total_cost
     parts = []
+    latency = []
     for p in pair:
         for c, cat in enumerate(targets.categories):
             if q_ok[j, p, c] != q_ok[k, p, c]:
@@ -330,6 +340,7 @@ def _reason(targets: Targets, e: Evaluated, j: int, k: int, pair: tuple[int, int
                 parts.append(f"{names[p]} {verb} {cat}'s quality threshold ({pct(float(targets.threshold[c]), 2)})")
             if lat_ok[j, p, c] != lat_ok[k, p, c]:
                 verb = "misses" if lat_ok[j, p, c] else "meets"
+                latency.append((names[p], cat))
                 parts.append(
                     f"{names[p]} {verb} {cat}'s P95 budget ({seconds(float(targets.budget[c]))}; "
                     f"P95 ≈ {seconds(float(p95[k, p, c]))}, scaled from Monte Carlo)"
@@ -337,7 +348,7 @@ def _reason(targets: Targets, e: Evaluated, j: int, k: int, pair: tuple[int, int
     f, r = pair
     if meets[k, f] and meets[k, r] and (cost[j, f] < cost[j, r]) != (cost[k, f] < cost[k, r]):
         parts.append(f"{names[f if cost[k, f] < cost[k, r] else r]} becomes the cheaper of the two")
-    return "; ".join(parts) or "the two policies cost the same"
+    return "; ".join(parts) or "the two policies cost the same", tuple(latency)
 
 
 def _rivals(
@@ -442,6 +453,7 @@ def analyse(
     rivals = _rivals(c, policy, base_meets, base_cost, base_quality)
     chosen = [s.input for s in replace(result, swings=swings).shown]
     found = _break_evens(ev, targets, chosen, inputs, rivals, f, names) if rivals else []
+    found = _monte_carlo_checks(ws, c, found, strongest)
     notes = [LATENCY_NOTE, SHARE_NOTE, FIXED_NOTE]
     if STRONGEST in names and strongest:
         notes.append(f"{STRONGEST} keeps {strongest} in every setting.")
@@ -524,6 +536,7 @@ def _break_evens(
             if abs(end - hi[i]) <= AT_END * width[i]:
                 continue  # a tie at the very end of the range (e.g. one category takes all traffic), not a flip
             rival, role = rivals[ri]
+            reason, latency = _reason(targets, sides, i, n + i, (f, rix[ri]), names)
             found[(int(g), int(ri))] = BreakEven(
                 input=inp,
                 rival=rival,
@@ -533,11 +546,48 @@ def _break_evens(
                 searched_to=end,
                 before=_label(int(today[ri]), names[f], rival),
                 after=_label(int(o[n + i, ri]), names[f], rival),
-                reason=_reason(targets, sides, i, n + i, (f, rix[ri]), names),
+                reason=reason,
+                latency=latency,
             )
     out = []
     for g, (inp, d, end) in enumerate(legs):
         for ri, (rival, role) in enumerate(rivals):
             none = BreakEven(inp, rival, role, d, None, end, _label(int(today[ri]), names[f], rival), None, None)
             out.append(found.get((g, ri), none))
+    return out
+
+
+def _monte_carlo_checks(ws: Worksheet, c: Comparison, found: list[BreakEven], strongest: str | None) -> list[BreakEven]:
+    """Where a P95 budget decides a break-even, run Monte Carlo (the comparison's samples and seed) on the
+    worksheet at that value and say what P95 it gives: the scaled P95 of the search is an approximation."""
+    from routecalc.engine.mc import simulate
+    from routecalc.results import _p95_ci
+
+    names = list(c.problem.chains.names)
+    cats = list(c.problem.tasks.names)
+    runs: dict[tuple[str, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    out = []
+    for b in found:
+        if not b.latency or b.value is None:
+            out.append(b)
+            continue
+        key = (b.input.key, b.value)
+        if key not in runs:
+            w = apply_input(ws, b.input, b.value)
+            problem = compile_worksheet(w, include_strongest=strongest is not None, strongest=strongest)
+            runs[key] = _p95_ci(simulate(problem, c.samples, np.random.default_rng(c.seed)))
+        q, lo, hi = runs[key]
+        parts = []
+        for policy, cat in b.latency:
+            p, k = names.index(policy), cats.index(cat)
+            budget = float(c.problem.tasks.budget_s[k])
+            parts.append(
+                f"{policy} / {cat} P95 {seconds(float(q[p, k]))} (95% CI {seconds(float(lo[p, k]))}–"
+                f"{seconds(float(hi[p, k]))}) against its {seconds(budget)} budget"
+            )
+        check = (
+            f"Monte Carlo at that value ({c.samples:,} requests, seed {c.seed}): {'; '.join(parts)} — the scaled "
+            "P95 is approximate; where they disagree, trust Monte Carlo."
+        )
+        out.append(replace(b, check=check))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from routecalc.decide.uncertainty import CATCH, CONDITIONAL, FALSE_REJECT, PASS,
 from routecalc.engine.ev import expected_values, needs_latency_law
 from routecalc.format import money, pct, seconds
 from routecalc.outcomes import LATENT, PANEL_NODES
-from routecalc.routes import modelled_windows
+from routecalc.routes import MIN_OVERFLOW
 from routecalc.worksheet import Worksheet
 from routecalc.worksheet.schema import (
     MAX_CORRELATION,
@@ -63,6 +64,11 @@ class Input:
     category: str | None = None
     tier: str | None = None
     batched: bool = True  # False: evaluated on the re-compiled worksheet (see module docstring)
+    batch_max: float = math.inf  # values above it are evaluated on the re-compiled worksheet too
+
+    def batches(self, v: float) -> bool:
+        """Whether the engine's batched arrays can express this input at ``v``."""
+        return self.batched and v <= self.batch_max
 
     def swung(self, swing: float) -> tuple[float, float]:
         """Today's value moved down and up by ``swing`` (relative), clipped to the valid range."""
@@ -71,9 +77,9 @@ class Input:
         return lo, hi
 
     def short(self, v: float, currency: str) -> str:
-        """:meth:`text` without the price unit (for tables whose header or neighbour says it)."""
+        """:meth:`text`, short: prices as ``$2.00/1M`` (tokens)."""
         if self.kind in (PRICE_IN, PRICE_OUT, PRICE_CACHE):
-            return money(v, currency)
+            return f"{money(v, currency)}/{self.unit.split(' per ')[1].split(' ')[0]}"
         return self.text(v, currency)
 
     def text(self, v: float, currency: str) -> str:
@@ -101,6 +107,19 @@ def _used(problem: RoutingProblem) -> tuple[np.ndarray, np.ndarray]:
         used[c, model[p, c, lane, s]] = True
     gated = ((ch.model >= 0) & ch.gated).any(axis=(0, 2, 3))
     return used, gated
+
+
+def _one_segment_up_to(ws: Worksheet, band: Band) -> float:
+    """The largest factor on a category's input tokens at which no context window is modelled yet
+    (:func:`routecalc.routes.modelled_windows`: exceeded at least 1 in 10^6 times): up to it the token band stays
+    one segment and the engine can batch the swing; beyond it the worksheet is re-compiled (segments appear)."""
+    windows = [float(m.context_window) for m in ws.models if m.context_window is not None]
+    if not windows:
+        return math.inf
+    if band.sigma == 0:  # a fixed count exceeds a window only when it is above it
+        return min(windows) / band.expected
+    z = NormalDist().inv_cdf(1 - MIN_OVERFLOW)
+    return math.exp(math.log(min(windows)) - band.mu - z * band.sigma) * (1 - 1e-9)
 
 
 def inputs_of(ws: Worksheet, problem: RoutingProblem) -> list[Input]:
@@ -154,11 +173,8 @@ def inputs_of(ws: Worksheet, problem: RoutingProblem) -> list[Input]:
         at, cat = f"tasks[{c}]", t.name
         if sum(shares) - shares[c] > 0:
             add(cat, f"{cat} traffic share", f"{at}.traffic_share", SHARE, "fraction", shares[c], 0, 1, category=cat)
-        # input tokens batch only while no context window can cut the band into segments, up to SCALE_MAX x
-        longest = t.model_copy(update={"tokens_in": _scaled(t.tokens_in, SCALE_MAX)})
-        one_segment = problem.segments.trivial and not modelled_windows(ws, longest)
         for kind, band, batched in (
-            (TOKENS_IN, t.tokens_in, one_segment),
+            (TOKENS_IN, t.tokens_in, problem.segments.trivial),
             (TOKENS_OUT, t.tokens_out, not law),
         ):
             mean = band.expected
@@ -175,6 +191,7 @@ def inputs_of(ws: Worksheet, problem: RoutingProblem) -> list[Input]:
                     SCALE_MAX * mean,
                     category=cat,
                     batched=batched,
+                    batch_max=mean * _one_segment_up_to(ws, band) if kind == TOKENS_IN else math.inf,
                 )
         rates, o = t.rates, t.outcomes
         table = set(o.models or []) if o is not None and o.patterns is not None else set()
@@ -495,11 +512,10 @@ class Evaluator:
         cost, quality, latency = np.empty((N, P, C)), np.empty((N, P, C)), np.empty((N, P, C))
         share = np.repeat(self.problem.tasks.share[None], N, axis=0)
         kinds = [self.inputs[i].kind for i, _ in settings]
-        batch = [
-            n for n, (i, _) in enumerate(settings) if self.inputs[i].batched and kinds[n] not in (SHARE, CORRELATION)
-        ]
-        rho = [n for n, (i, _) in enumerate(settings) if self.inputs[i].batched and kinds[n] == CORRELATION]
-        alone = [n for n, (i, _) in enumerate(settings) if not self.inputs[i].batched]
+        ok = [self.inputs[i].batches(v) for i, v in settings]
+        batch = [n for n in range(N) if ok[n] and kinds[n] not in (SHARE, CORRELATION)]
+        rho = [n for n in range(N) if ok[n] and kinds[n] == CORRELATION]
+        alone = [n for n in range(N) if not ok[n]]
         shares = [n for n, k in enumerate(kinds) if k == SHARE]
         if batch:
             e = self._batched([settings[n] for n in batch])

@@ -29,7 +29,7 @@ def _pp(v: float) -> str:
 
 
 def _money_change(v: float, currency: str) -> str:
-    return "0" if abs(v) < 0.5 else signed_money(v, currency, "/mo")
+    return "0" if abs(v) < 0.5 else signed_money(v, currency)
 
 
 def _pair(a: str, b: str) -> str:
@@ -56,12 +56,13 @@ def summary(s: Sensitivity) -> str:
 def swing_cells(s: Sensitivity, w: Swing) -> tuple[str, ...]:
     """Input, today, low / high values, changes in monthly cost, savings and quality, and who wins at each end."""
     cost, sav, q = (s.effect(w, m) for m in ("cost", "savings", "quality"))
-    winners = tuple(x or "none" for x in w.winner)
-    base_winner = s.winner or "none"
-    decision = "—" if winners == (base_winner, base_winner) else f"{winners[0]} / {winners[1]}"
+    same = lambda x: x == s.winner
+    decision = "—"
+    if not all(map(same, w.winner)):
+        decision = " / ".join("—" if same(x) else (x or "no winner") for x in w.winner)
     return (
         w.input.label,
-        w.input.text(w.input.value, s.currency),
+        w.input.short(w.input.value, s.currency),
         f"{w.input.short(w.low, s.currency)} / {w.input.short(w.high, s.currency)}",
         _pair(_money_change(cost[0], s.currency), _money_change(cost[1], s.currency)),
         "—" if w.savings is None else _pair(_money_change(sav[0], s.currency), _money_change(sav[1], s.currency)),
@@ -76,8 +77,8 @@ def headers(s: Sensitivity) -> tuple[str, ...]:
         "Input",
         "Today",
         f"−{sw} / +{sw}",
-        f"Monthly cost ({s.currency})",
-        f"Savings vs {s.baseline or 'baseline'} ({s.currency})",
+        f"Monthly cost ({s.currency}/mo)",
+        f"Savings vs {s.baseline or 'baseline'} ({s.currency}/mo)",
         "Quality (pp)",
         "Winner (if it changes)",
     )
@@ -89,7 +90,7 @@ def _cell(s: Sensitivity, b: BreakEven | None) -> str:
     arrow = "↓" if b.direction == "below" else "↑"
     if b.value is None:
         return f"{arrow} none"
-    return f"{arrow} {b.input.text(b.value, s.currency)}"
+    return f"{arrow} {b.input.short(b.value, s.currency)}"
 
 
 def break_even_rows(s: Sensitivity) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
@@ -104,7 +105,7 @@ def break_even_rows(s: Sensitivity) -> tuple[tuple[str, ...], list[tuple[str, ..
         for p, _ in s.rivals:
             legs = [next((b for b in mine if b.rival == p and b.direction == d), None) for d in ("below", "above")]
             cells.append(" · ".join(_cell(s, b) for b in legs))
-        rows.append((inp.label, inp.text(inp.value, s.currency), *cells))
+        rows.append((inp.label, inp.short(inp.value, s.currency), *cells))
     return header, rows
 
 
