@@ -140,6 +140,12 @@ class EvalFormat(StrEnum):
     parquet = "parquet"
 
 
+class RankBy(StrEnum):
+    cost = "cost"
+    savings = "savings"
+    quality = "quality"
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
@@ -246,6 +252,12 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
     return analyse(ws, result, draws, seed)
 
 
+def _swing(text: str) -> float:
+    from routecalc.decide.sensitivity import parse_swing
+
+    return parse_swing(text)
+
+
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
@@ -340,6 +352,14 @@ def report(
     ] = False,
     uncertainty: UncertaintyOpt = None,
     objective: ObjectiveOpt = Objective.cost,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Add a Sensitivity section: a tornado chart of every input moved by ±--swing, and break-evens.",
+        ),
+    ] = False,
+    swing: Annotated[str, typer.Option("--swing", help="With --sensitivity: relative move of each input.")] = "20%",
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -356,13 +376,27 @@ def report(
     from routecalc.results import compare as run_compare
 
     _check_draws(uncertainty)
+    fraction = _swing(swing) if sensitivity else None
     ws = _load(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    swings = None
+    if fraction is not None:
+        from routecalc.decide.sensitivity import analyse
+
+        swings = analyse(ws, result, swing=fraction)
     files = build_report(
-        ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk, patterns=effects
+        ws,
+        result,
+        worksheet,
+        fmt.value,
+        generated=day,
+        scenarios=scenario or (),
+        uncertainty=risk,
+        patterns=effects,
+        sensitivity=swings,
     )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
@@ -855,6 +889,45 @@ def diff(
         sys.stdout.write(diff_markdown(d))
     else:
         console.print(render_diff(d, width=console.width))
+
+
+@app.command()
+def sensitivity(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", "-p", help="Policy to analyse (default: the winner).", show_default=False),
+    ] = None,
+    swing: Annotated[
+        str, typer.Option("--swing", help="Relative move of each input, down and up: 20% or 0.2 (at most 100%).")
+    ] = "20%",
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    top: Annotated[int, typer.Option("--top", min=1, help="Inputs shown, and searched for break-even values.")] = 10,
+    by: Annotated[RankBy, typer.Option("--by", help="Rank inputs by their effect on this.")] = RankBy.cost,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Which inputs move the decision: swing each input of WORKSHEET alone and find where the decision flips.
+
+    Every price, pass rate (and joint-outcome parameter), traffic share, token band, validator rate, failure rate
+    and latency moves by ±SWING; the chosen policy's monthly cost, savings and quality are re-estimated (expected
+    values) and the inputs ranked by effect. For the top inputs, the break-even value at which the policy stops
+    beating the runner-up or the baseline (or starts to), found by root finding on the expected-value engine.
+    """
+    from routecalc.decide.sensitivity import analyse
+    from routecalc.report.sensitivity import render_sensitivity, sensitivity_json
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import load_worksheet
+
+    fraction = _swing(swing)  # refuse a bad option before spending time on the estimate
+    ws = load_worksheet(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed)
+    s = analyse(ws, result, policy, fraction, top, by.value)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(sensitivity_json(s) + "\n")
+    else:
+        console.print(render_sensitivity(s))
 
 
 @app.command()

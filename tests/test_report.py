@@ -15,10 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 import routecalc
+from routecalc.advice import ESCALATION
 from routecalc.cli import app
 from routecalc.report import build, charts
 from routecalc.report.document import Bullets, Document, Paragraph, Strong, md_escape, runs, to_markdown
-from routecalc.results import escalation_advisories
 from tests.conftest import TODAY, shipped_worksheets
 
 runner = CliRunner()
@@ -180,7 +180,7 @@ def test_escalating_cascade_and_no_winner(tmp_path: Path) -> None:
     ws = routecalc.load_worksheet(path)
     cmp = routecalc.compare(ws, samples=20_000, seed=1, today=TODAY)
     assert cmp.winner is None
-    warnings = escalation_advisories(cmp.problem, cmp.ev)
+    warnings = [a.text for a in cmp.advice if a.kind == ESCALATION]
     assert len(warnings) == 1 and warnings[0].startswith("cascade / hard: ")
     assert "straight to strong" in warnings[0]
     esc = cmp.policy("cascade").escalation

@@ -627,7 +627,7 @@ class _Chunk:
         bins = _bin(w.lat, self.bins)
         key = np.repeat(np.arange(C) * B, counts) + bins
         flat = self.hist[p].reshape(-1)
-        if C * B <= 4 * key.size:  # a dense count is cheaper than scattered increments
+        if 4 * key.size >= C * B:  # a dense count is cheaper than scattered increments
             counted = np.bincount(key, minlength=C * B).astype(np.int32)
             with self.lock:
                 flat += counted
