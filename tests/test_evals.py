@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,8 @@ def same_data(a: evals.EvalData, b: evals.EvalData) -> bool:
         return x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
 
     arrays = ("category", "passed", "tokens_in", "tokens_out", "latency_s", "cost", "router_score")
-    return (a.models, a.categories, a.report) == (b.models, b.categories, b.report) and all(
+    report = replace(a.report, source=b.report.source)  # (the file may differ)
+    return (a.models, a.categories, report) == (b.models, b.categories, b.report) and all(
         same(getattr(a, n), getattr(b, n)) for n in arrays
     )
 
@@ -247,6 +249,40 @@ def test_rows_spilled_to_temporary_files_read_the_same(
     os.mkdir(tmp_path / "tmp")
     assert same_data(read_evals(path), ref)
     assert os.listdir(tmp_path / "tmp") == []  # the temporary files are gone
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_parquet_numbers_read_the_same_as_their_text(tmp_path: Path, layout: str) -> None:
+    # Float64 and integer columns are kept as numbers (not turned to text and back): same values, same bad rows
+    import polars as pl
+
+    n = 400
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(n) * 10.0 ** rng.integers(-5, 9, n)
+    x[:6] = [np.nan, np.inf, -np.inf, -0.0, -1.5, 2**53 + 1]
+    cols = {
+        "prompt_id": [f"p{i % 150}" for i in range(n)],
+        "category": [f"c{i % 150 % 4}" for i in range(n)],
+        "tokens_in": pl.Series(rng.integers(-2, 10**12, n)).set(pl.Series(rng.random(n) < 0.1), None),
+        "router_score": pl.Series(x).set(pl.Series(rng.random(n) < 0.1), None),
+    }
+    if layout == "long":
+        cols |= {
+            "model": [f"m{i % 3}" for i in range(n)],
+            "passed": rng.integers(0, 2, n).astype(np.int8),
+            "tokens_out": pl.Series(np.abs(x[::-1]).astype(np.float32)),  # Float32: read as text, as before
+            "latency_s": pl.Series(np.abs(x)),
+            "cost": pl.Series(rng.random(n) < 0.5).set(pl.Series(rng.random(n) < 0.95), None),  # no numbers: bad
+        }
+    else:
+        cols |= {"a": rng.integers(0, 2, n), "b": rng.integers(0, 2, n).astype(np.uint8)}
+    typed = pl.DataFrame(cols)
+    typed.write_parquet(tmp_path / "typed.parquet")
+    typed.select(pl.all().cast(pl.String)).write_parquet(tmp_path / "text.parquet")
+    a, b = read_evals(tmp_path / "typed.parquet"), read_evals(tmp_path / "text.parquet")
+    assert same_data(a, b) and a.layout == layout
+    assert a.report.bad_rows > 10 and np.isfinite(a.router_score).sum() > 50  # (the values matter)
+    assert (a.passed >= 0).sum() > 100 and np.any(np.isfinite(a.router_score) & (a.router_score % 1 != 0))
 
 
 def test_no_room_for_temporary_files_is_an_error_not_a_traceback(

@@ -83,7 +83,8 @@ BAD_KINDS: tuple[tuple[str, str], ...] = (
 _CODE = {key: i + 1 for i, (key, _) in enumerate(BAD_KINDS)}  # 0: a good row
 _BLANK = 255  # kind code of a blank line (counted, not a bad row)
 _SEED_A, _SEED_B = 0x5EEDA11CE, 0xD1CEFACADE  # two differently seeded 64-bit hashes of a prompt id
-_BATCH_RECORDS = 1 << 18  # (prompt, model) records validated per batch
+_NUMBERS = (*NUMERIC, "router_score")  # roles read as numbers
+_BATCH_RECORDS = 1 << 16  # (prompt, model) records validated per batch
 _CSV_CHUNK_BYTES = 1 << 20  # polars' CSV read chunk (see _csv_chunks)
 
 
@@ -272,10 +273,14 @@ def _json_path(name: str) -> str:
     return "$['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
-def _scan(pl: Any, path: Path, fmt: str, wanted: Sequence[str]) -> tuple[Any, list[str], str]:
+def _scan(
+    pl: Any, path: Path, fmt: str, wanted: Sequence[str], numbers: Sequence[str] = ()
+) -> tuple[Any, list[str], str]:
     """A lazy frame of the file: ``_r`` (0-based record index) and the wanted columns as text; the file's columns.
 
-    JSONL is read as raw lines (so blank and broken lines keep their line numbers) with a ``_line`` column.
+    JSONL is read as raw lines (so blank and broken lines keep their line numbers) with a ``_line`` column. A Parquet
+    column named in ``numbers`` stays a number when it is Float64 or an integer: reading it as text and back gives
+    the very same float (shortest round-trip text), only slower; other types (Float32, booleans, ...) go as text.
     """
     if fmt in ("csv", "tsv"):
         sep = "," if fmt == "csv" else "\t"
@@ -309,7 +314,9 @@ def _scan(pl: Any, path: Path, fmt: str, wanted: Sequence[str]) -> tuple[Any, li
         raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     columns = [c for c in schema.names() if c != "_r"]
     keep = [c for c in wanted if c in columns]
-    return lf.select(["_r", *[pl.col(c).cast(pl.String) for c in keep]]), columns, "row"
+    native = (pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    as_is = {c for c in keep if c in numbers and schema[c] in native}
+    return lf.select(["_r", *[pl.col(c) if c in as_is else pl.col(c).cast(pl.String) for c in keep]]), columns, "row"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -416,7 +423,7 @@ def _read(
             r for r in ("prompt_id", "category", "model", value_role, *NUMERIC, "router_score") if r in roles
         ]
         wanted = [roles[r] for r in wanted_roles]
-        lf, _, unit = _scan(pl, path, fmt, wanted)
+        lf, _, unit = _scan(pl, path, fmt, wanted, [roles[r] for r in wanted_roles if r in _NUMBERS])
         exprs = [pl.col("_r")]
         if fmt == "jsonl":
             exprs.append(pl.col("_line"))
@@ -427,7 +434,8 @@ def _read(
     else:
         model_cols = _outcome_columns(options, roles, columns, path)
         wide_roles = [r for r in WIDE_ROLES if r in roles]
-        lf, _, unit = _scan(pl, path, fmt, [*(roles[r] for r in wide_roles), *model_cols])
+        wide = [roles[r] for r in wide_roles]
+        lf, _, unit = _scan(pl, path, fmt, [*wide, *model_cols], [roles[r] for r in wide_roles if r in _NUMBERS])
         index = ["_r", *(["_line"] if fmt == "jsonl" else [])]
         source = lf.select(
             [*index, *(pl.col(roles[r]).alias(r) for r in wide_roles), *(pl.col(c).alias(f"m:{c}") for c in model_cols)]
@@ -437,7 +445,8 @@ def _read(
     numeric = [r for r in NUMERIC if r in present]
     has_rs = "router_score" in present
     known = list(options.models) if options.models is not None else None
-    records_of = _records(pl, fmt, layout, wanted_roles, model_cols, wide_roles, threshold, known, exact_ids)
+    native = {c for c, dtype in source.collect_schema().items() if c in _NUMBERS and dtype != pl.String}
+    records_of = _records(pl, fmt, layout, wanted_roles, model_cols, wide_roles, native, threshold, known, exact_ids)
 
     # one streaming pass: each batch of raw rows is validated; its bad rows are only counted, its good rows go to
     # partitions by prompt, which are pivoted one by one (see routecalc.data.pivot): no per-row array of the file
@@ -533,7 +542,7 @@ def _rows(part: np.ndarray, model_ix: np.ndarray) -> Rows:
         r=np.ascontiguousarray(part["r"]),
         key=np.ascontiguousarray(part["key"]),
         key2=np.ascontiguousarray(part["key2"]) if "key2" in names else None,
-        cat=part["cat"].astype(np.int64),
+        cat=np.ascontiguousarray(part["cat"]),
         model=model_ix[part["model"]],
         outcome=np.ascontiguousarray(part["outcome"]),
         values={r: np.ascontiguousarray(part[r]) for r in numeric},
@@ -548,11 +557,13 @@ def _records(
     wanted_roles: list[str],
     model_cols: list[str],
     wide_roles: list[str],
+    native: set[str],
     threshold: float | None,
     known: list[str] | None,
     exact_ids: bool,
 ) -> Callable[[Any], Any]:
-    """A function: lazy frame of raw rows (text columns) -> lazy frame of their (prompt, model) records, validated.
+    """A function: lazy frame of raw rows -> lazy frame of their (prompt, model) records, validated. The raw columns
+    are text, but for the roles in ``native`` (numbers of a Parquet file, see :func:`_scan`).
 
     Columns out: ``_r`` (record index), ``kind`` (0 good, a :data:`BAD_KINDS` code, or blank), ``hash`` (of the
     prompt id), ``key`` (exact id code, with ``exact_ids``) or ``key2`` (a second hash), ``cat`` and ``model``
@@ -562,8 +573,8 @@ def _records(
     numeric = [r for r in NUMERIC if r in present]
     has_rs = "router_score" in present
     text = ["prompt_id", "category", "model", "value", *numeric, *(["router_score"] if has_rs else [])]
-    strip = [pl.col(c).str.strip_chars() for c in text]  # null stays null, so blank cells can be told after
-    parse = [pl.col(c).cast(pl.Float64, strict=False).alias(f"#{c}") for c in text[4:]]
+    strip = [pl.col(c).str.strip_chars() for c in text if c not in native]  # null stays null (blank cells)
+    parse = [pl.col(c).cast(pl.Float64, strict=False).alias(f"#{c}") for c in text[4:]]  # (native: Parquet numbers)
 
     empty = {r: pl.col(r).is_null() | (pl.col(r) == "") for r in ("prompt_id", "category", "model")}
     if fmt == "jsonl":
@@ -592,6 +603,8 @@ def _records(
         bad = x.is_null() | ~x.is_finite()
         if nonneg:
             bad = bad | (x < 0)
+        if role in native:
+            return pl.col(role).is_not_null() & bad
         return pl.col(role).is_not_null() & (pl.col(role) != "") & bad
 
     kind = pl.when(blank).then(_BLANK).when(not_json).then(_CODE["not_json"])

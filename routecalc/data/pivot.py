@@ -25,7 +25,7 @@ import numpy as np
 
 from routecalc.errors import RoutecalcError
 
-SPILL_ROWS = 1 << 20  # rows kept in memory before the partitions move to a temporary file (at most 75 MiB)
+SPILL_ROWS = 1 << 18  # rows kept in memory before the partitions move to a temporary file (at most 20 MiB)
 BUCKET_BITS = 8  # 256 partitions once spilled: a part of a 10^7-row file is about 40,000 rows
 _CHUNK = 1 << 20  # prompts per chunk when merging the parts' results
 
