@@ -469,14 +469,15 @@ def _read(
                 good = good[np.argsort(records[good], kind="stable")]
             elif good.size == kinds.size:
                 good = slice(None)  # (no copy)
-            cat_names.update(_codes(pl, df, "cat"))
-            model_names.update(_codes(pl, df, "model"))
             rows = np.empty(records[good].size, dtype=fields)
             for name in rows.dtype.names or ():
                 column = df[{"r": "_r", "key": "key" if exact_ids else "hash"}.get(name, name)]
                 if name in ("cat", "model"):
                     column = column.to_physical().fill_null(0)
                 rows[name] = column.to_numpy()[good]
+            for name, names in (("cat", cat_names), ("model", model_names)):
+                if any(c not in names for c in np.unique(rows[name]).tolist()):  # (a query only for new names)
+                    names.update(_codes(pl, df, name))
             if known is None and layout == "long":  # batches come in line order: the first seen is the first
                 codes, at = np.unique(rows["model"], return_index=True)
                 for code, i in zip(codes.tolist(), at.tolist(), strict=True):

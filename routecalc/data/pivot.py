@@ -156,9 +156,9 @@ class Partitions:
     """Valid rows (a numpy structured array per batch, in record order) split so that each part holds every row
     of its prompts: the part is chosen by the top :data:`BUCKET_BITS` bits of a 64-bit hash of the prompt id.
 
-    Rows stay in memory (one part) until there are more than ``spill_rows``; then every batch is sorted by bucket
-    (stably, so each bucket stays in record order) and appended to one temporary file as a *run*, and a part is
-    read back as its bucket's slice of every run, in run order. Iterating yields the non-empty parts, each a
+    Rows stay in memory (one part) until there are more than ``spill_rows``; then, every ``spill_rows`` rows, the
+    rows held are sorted by bucket (stably, so each bucket stays in record order) and appended to one temporary
+    file as a *run*, and a part is read back as its bucket's slice of every run, in run order. Iterating yields the non-empty parts, each a
     structured array; :meth:`keep` takes each part's :class:`Pivot` (to temporary files too, once spilled) and
     :meth:`merged` puts them together. Use as a context manager: the temporary directory is removed on exit.
     """
@@ -191,30 +191,31 @@ class Partitions:
         if not rows.size:
             return
         buckets = (hashes.astype(np.uint64) >> np.uint64(64 - self._bits)).astype(np.uint16)
-        if self._dir is not None:
-            self._write_run(rows, buckets)
-            return
         self._held.append((rows, buckets))
         self._n_held += rows.size
         if self._n_held > self._spill_rows:
-            with _temporary_files():
-                self._dir = tempfile.TemporaryDirectory(prefix="routecalc-evals-")
-            while self._held:
-                self._write_run(*self._held.pop(0))
+            if self._dir is None:
+                with _temporary_files():
+                    self._dir = tempfile.TemporaryDirectory(prefix="routecalc-evals-")
+            self._write_run()
 
-    def _path(self, name: str) -> str:
-        assert self._dir is not None
-        return os.path.join(self._dir.name, name)
-
-    def _write_run(self, rows: np.ndarray, buckets: np.ndarray) -> None:
+    def _write_run(self) -> None:
+        """Append the rows held to the file as one run, sorted by bucket."""
+        rows = np.concatenate([r for r, _ in self._held])
+        buckets = np.concatenate([b for _, b in self._held])
+        self._held, self._n_held = [], 0
         order = np.argsort(buckets, kind="stable")  # stable: each bucket keeps record order
         rows = np.take(rows, order)  # (several times faster than rows[order] on a structured array)
         bounds = [0, *np.cumsum(np.bincount(buckets, minlength=1 << self._bits)).tolist()]
-        del order
+        del order, buckets
         with _temporary_files(), open(self._path("rows"), "ab") as fh:
             rows.tofile(fh)
         self._runs.append((self._n_written, bounds))
         self._n_written += rows.size
+
+    def _path(self, name: str) -> str:
+        assert self._dir is not None
+        return os.path.join(self._dir.name, name)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._dir is None:
@@ -223,6 +224,8 @@ class Partitions:
             if rows:
                 yield np.concatenate(rows) if len(rows) > 1 else rows[0]
             return
+        if self._held:
+            self._write_run()
         size = self._dtype.itemsize
         with open(self._path("rows"), "rb") as fh:
             for bucket in range(1 << self._bits):
@@ -277,10 +280,14 @@ class Partitions:
             if name in out:
                 continue
             column = out[name] = np.empty((pos.size, *shape), dtype=dtype)
+            flat = column.reshape(pos.size, -1)  # (a view) one scatter per column of a (P, M) array: faster
             with open(self._path(f"pivot.{name}"), "rb") as fh:
                 for start in range(0, pos.size, _CHUNK):
                     chunk = np.fromfile(fh, dtype=dtype, count=min(_CHUNK, pos.size - start) * math.prod(shape))
-                    column[pos[start : start + _CHUNK]] = chunk.reshape(-1, *shape)
+                    chunk = chunk.reshape(-1, flat.shape[1])
+                    at = pos[start : start + _CHUNK]
+                    for j in range(flat.shape[1]):
+                        flat[:, j][at] = chunk[:, j]
             os.remove(self._path(f"pivot.{name}"))
         return Pivot(
             cat=out["cat"],
