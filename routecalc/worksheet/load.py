@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from routecalc.errors import InputError, Problem, WorksheetError
 from routecalc.worksheet.checks import cross_checks, section
+from routecalc.worksheet.operations import operations_problems
 from routecalc.worksheet.overlay import apply_overlay
 from routecalc.worksheet.schema import SCHEMA_VERSION, ModelSpec, PolicySpec, TaskSpec, Worksheet
 from routecalc.worksheet.tasks_csv import tasks_from_csv
@@ -114,6 +115,7 @@ def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | No
     tasks, tasks_ok = section(data, "tasks", TaskSpec)
     policies, _ = section(data, "policies", PolicySpec)
     problems += cross_checks(data, models, tasks, policies, tasks_ok)
+    problems += operations_problems(data)
     if problems or worksheet is None:
         raise WorksheetError(source, problems)
     return worksheet
