@@ -135,13 +135,13 @@ def test_unavailable_model_is_skipped_for_free(engine: str) -> None:
     # static: nothing else to go to -> failed, no try, no cost, no latency
     w = _one(fixed_pair(), "static", [UNAVAILABLE], engine)
     assert (w.outcome == FAILED).all() and (w.cost == 0).all() and (w.lat == 0).all()
-    assert w.tries.sum() == 0 and w.fb.all() and (w.trace[0] == -1).all()
+    assert w.tries.sum() == 0 and w.fb.all() and (w.trace[0] == -2).all()
     # fallback: straight to large, which answers in 11 s for $0.020
     w = _one(fixed_pair(), "fallback", [UNAVAILABLE, AVAILABLE], engine)
     assert (w.answer_model == 1).all()
     np.testing.assert_allclose(w.lat, 11.0)
     np.testing.assert_allclose(w.cost, 0.020)
-    assert (w.trace[0] == -1).all() and (w.trace[1] == ANSWERED).all()
+    assert (w.trace[0] == -2).all() and (w.trace[1] == ANSWERED).all()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -508,14 +508,21 @@ class _Chunk:
 
     def _router(self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None, w: Walked) -> np.ndarray:
         """Add each request's classifier cost and latency to the walk's totals; return the cost per request."""
+        cost, latency = self.router_cost(p, key, x, normal)
+        w.cost[:] += cost
+        w.lat[:] += latency
+        return cost
+
+    def router_cost(
+        self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each request's classifier cost and latency (seconds) on policy ``p``'s lanes ``key``."""
         ch = self.problem.chains
         flat = lambda a: a[p].reshape(-1)[key]
         cost = flat(ch.lane_cost_call) + x * flat(ch.lane_cost_token)
         mu = flat(ch.lane_latency_mu)
         latency = np.exp(mu + flat(ch.lane_latency_sigma) * normal) if normal is not None else np.exp(mu)
-        w.cost[:] += cost
-        w.lat[:] += latency
-        return cost
+        return cost, latency
 
     def _q(
         self,

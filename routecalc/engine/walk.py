@@ -34,9 +34,10 @@ read after the window check (hedged steps ignore it):
   fails with that error type (``timeout_s`` or ``error_latency_s`` each, plus the backoff per retry, input billed
   as for any failed try) and the step is abandoned to that type's target.
 
-With ``trace=True`` the walk also returns ``trace`` ``(S, n)`` int8: -1 where the request did not call the step's
-model (not reached, window overflow, unavailable, hedged), else its failed tries ``K`` plus 16 if the model
-answered (a late answer abandoned at a deadline counts as answered): what a circuit breaker and a rate limiter see.
+With ``trace=True`` the walk also returns ``trace`` ``(S, n)`` int8: -2 where the request reached the step but the
+mask made its model unavailable, -1 where it did not call the step's model otherwise (not reached, window
+overflow, hedged step), else its failed tries ``K`` plus 16 if the model answered (a late answer abandoned at a
+deadline counts as answered): what a circuit breaker and a rate limiter see.
 
 Per request the walk returns total cost, latency, gate spend, outcome, answering entry and the escalation /
 fallback / overflow flags; per step the token spend per request (summed by the caller, so both implementations
@@ -45,6 +46,7 @@ share the order of every floating-point sum) and integer counts per (step, key) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -161,7 +163,7 @@ class Walked:
     overflowed: np.ndarray  # (C,) int64
     lated: np.ndarray  # (C,) int64 requests abandoned at a deadline at least once
     answered: np.ndarray  # (C, M + 1) int64 delivered answers by catalog entry (column M: human review)
-    trace: np.ndarray | None = None  # (S, n) int8 with trace=True: -1 no call, else failed tries (+16 answered)
+    trace: np.ndarray | None = None  # (S, n) int8 (trace=True): -2 unavailable, -1 not called, failed tries (+16)
 
 
 class Workspace:
@@ -176,7 +178,7 @@ class Workspace:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64, fill: Any = None) -> np.ndarray:
         """A C-contiguous array of ``shape`` named ``name`` (contents undefined unless ``fill`` is given)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
             buf = np.empty(size, dtype=dtype)
@@ -429,7 +431,7 @@ def _step_numpy(
     if out.trace is not None:  # what the model saw: failed tries, +16 if it answered; -1 not called
         called = ~skip if unavailable is None else ~(skip | unavailable)
         seen = np.full(ns, ANSWERED, dtype=np.int64) if Kall is None else Kall + ANSWERED * ~abandoned_all
-        out.trace[s, index] = np.where(called, seen, -1)
+        out.trace[s, index] = np.where(called, seen, -1 if unavailable is None else np.where(unavailable, -2, -1))
     if skip.any():
         sk = np.flatnonzero(skip)
         fail_lat = np.zeros(ns) if fail_lat is None else fail_lat
@@ -825,6 +827,8 @@ def _compile() -> Any:
                     break
                 code = mask[s, i] if has_mask else 0
                 if code == 1:  # unavailable: not called, to on_429
+                    if want_trace:
+                        trace[s, i] = -2
                     tries[s, k] -= 1
                     fb[i] = True
                     cost[i] += 0.0
