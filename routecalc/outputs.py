@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from routecalc.errors import OutputExistsError, RoutecalcError
@@ -68,20 +68,19 @@ def check_new_file(path: str | Path, force: bool) -> None:
         raise OutputExistsError(f"{path} exists; refusing to replace it (use --force to overwrite)")
 
 
-def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: bool = False) -> list[Path]:
-    """Write several files into ``directory``; refuse up front if any would replace a file not ours.
-
-    Checks every target before writing anything, so a refusal leaves the directory untouched.
-    """
+def check_files(directory: str | Path, names: Iterable[str], force: bool = False) -> None:
+    """Refuse (OutputExistsError) if writing ``names`` into ``directory`` would replace a file routecalc did not
+    write; call it before long work, so a refusal costs nothing."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputExistsError(f"{directory} exists and is not a directory")
+    if force:
+        return
     manifest = _manifest(directory)
-    payloads = {name: (d.encode("utf-8") if isinstance(d, str) else d) for name, d in files.items()}
     foreign = []
-    for name in payloads:
+    for name in names:
         target = directory / name
-        if target.exists() and not force and manifest.get(name) != _sha(target.read_bytes()):
+        if target.exists() and manifest.get(name) != _sha(target.read_bytes()):
             foreign.append(str(target))
     if foreign:
         raise OutputExistsError(
@@ -89,6 +88,17 @@ def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: 
             + ", ".join(foreign)
             + " (use --force to overwrite)"
         )
+
+
+def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: bool = False) -> list[Path]:
+    """Write several files into ``directory``; refuse up front if any would replace a file not ours.
+
+    Checks every target before writing anything, so a refusal leaves the directory untouched.
+    """
+    directory = Path(directory)
+    check_files(directory, files, force)
+    manifest = _manifest(directory)
+    payloads = {name: (d.encode("utf-8") if isinstance(d, str) else d) for name, d in files.items()}
     written = []
     for name, payload in payloads.items():
         write_atomic(directory / name, payload)

@@ -68,6 +68,7 @@ from routecalc.engine.walk import (
     HUMAN_REVIEW,
     UNAVAILABLE,
     Draws,
+    Settings,
     StepTable,
     Workspace,
     numba_available,
@@ -327,7 +328,8 @@ def draw_outages(specs: tuple[OutageSpec, ...], days: float, rng: np.random.Gene
             starts = np.array([o.start_s])
         minutes = np.exp(o.mu + o.sigma * rng.standard_normal(starts.size))
         for s, d in zip(starts, minutes, strict=True):
-            rows += [(i, m, float(s), float(s + 60.0 * d), o.code) for m in o.models]
+            if s < end:  # a scheduled outage after the simulated days does not happen in them
+                rows += [(i, m, float(s), float(s + 60.0 * d), o.code) for m in o.models]
     a = np.array(rows, dtype=float).reshape(-1, 5)
     return Outages(
         spec=a[:, 0].astype(np.int64),
@@ -352,6 +354,20 @@ def run_timeline(
     ``engine``: ``numpy``, ``numba`` or ``auto`` (numba when installed and the period is large); the same
     numbers either way. ``runner``: a subclass of the chunk runner (tests: a request-by-request reference).
     """
+    return run_timelines(problem, policy, clock, [effects], seed, engine, runner)[0]
+
+
+def run_timelines(
+    problem: RoutingProblem,
+    policy: int,
+    clock: Clock,
+    effects: list[Effects],
+    seed: int,
+    engine: str = "auto",
+    runner: type[_Run] | None = None,
+) -> list[Timeline]:
+    """The same period under each of ``effects`` (same seed: the same requests, outages and uniforms), drawn once
+    per chunk and walked by each in turn; each result is what :func:`run_timeline` gives for it."""
     n_expected = float(clock.expected.sum())
     if engine == "auto":
         engine = "numba" if n_expected >= AUTO_NUMBA_REQUESTS and numba_available() else "numpy"
@@ -359,8 +375,19 @@ def run_timeline(
         raise ValueError(f"engine must be auto, numpy or numba, not {engine!r}")
     rng = np.random.default_rng(seed)
     arrivals = _child(rng, 0).poisson(clock.expected).astype(np.int64)
-    outages = draw_outages(effects.outages, clock.days, _child(rng, 1))
-    run = (runner or _Run)(problem, policy, clock, effects, outages, arrivals, engine)
+    variants = [policy]  # route variants: the policy, then every budget / load rule's policy
+    for fx in effects:
+        for spec in (fx.budget, fx.load):
+            if spec is not None and spec.policy not in variants:
+                variants.append(spec.policy)
+    mc = _Chunk(problem.with_chains(problem.chains.select(variants)), BINS_PER_DECADE,
+                np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")  # fmt: skip
+    runs = [
+        (runner or _Run)(
+            mc, variants, clock, fx, draw_outages(fx.outages, clock.days, _child(rng, 1)), arrivals, engine
+        )
+        for fx in effects
+    ]
     per_day = round(DAY_S / clock.bucket_s)
     ss = rng.bit_generator.seed_seq
     for day, b0 in enumerate(range(0, arrivals.size, per_day)):
@@ -371,15 +398,20 @@ def run_timeline(
         bounds = np.unique(np.concatenate(([b0], cuts, [b1])))
         for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             seq = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 2 + day, j))
-            run.chunk(np.random.Generator(type(rng.bit_generator)(seq)), int(lo), int(hi))
-    return run.result()
+            ch = runs[0].prepare(np.random.Generator(type(rng.bit_generator)(seq)), int(lo), int(hi))
+            if ch is not None:
+                for run in runs:
+                    run.chunk(ch)
+    return [run.result() for run in runs]
 
 
 class _Run:
+    """One period under one set of effects, chunk after chunk (the chunks' draws are shared between runs)."""
+
     def __init__(
         self,
-        problem: RoutingProblem,
-        policy: int,
+        mc: _Chunk,
+        variants: list[int],
         clock: Clock,
         fx: Effects,
         outages: Outages,
@@ -387,16 +419,12 @@ class _Run:
         engine: str,
     ):
         self.clock, self.fx, self.outages, self.arrivals, self.engine = clock, fx, outages, arrivals, engine
-        variants = [policy]
-        for spec in (fx.budget, fx.load):
-            if spec is not None and spec.policy not in variants:
-                variants.append(spec.policy)
         self.v_budget = variants.index(fx.budget.policy) if fx.budget is not None else 0
         self.v_load = variants.index(fx.load.policy) if fx.load is not None else 0
-        sub = problem.with_chains(problem.chains.select(variants))
+        sub = mc.problem
         self.problem = sub
         self.cats = sub.chains.shape[1]
-        self.mc = _Chunk(sub, BINS_PER_DECADE, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+        self.mc = mc
         tables = self.mc.tables
         self.KV = tables[0].model.shape[1]  # keys per variant
         self.T = StepTable(
@@ -435,14 +463,17 @@ class _Run:
 
     # --- one chunk ---------------------------------------------------------------------------------------
 
-    def chunk(self, rng: np.random.Generator, lo: int, hi: int) -> None:
-        """Simulate the requests of buckets ``lo..hi-1`` (module docstring)."""
-        prepared = self.prepare(rng, lo, hi)
-        if prepared is not None:
-            self.process(*prepared)
-            self._collect(*prepared)
+    def chunk(self, shared: _ChunkData) -> None:
+        """Simulate a chunk's requests (drawn by :meth:`prepare`) under this run's effects (module docstring)."""
+        ch = replace(shared, down=self._down_codes(shared.t))
+        if self.load_on is not None:
+            assert self.fx.load is not None
+            ch.load = self.load_on[ch.bucket] & self.fx.load.categories[ch.cat]
+        out = _ChunkOut(ch.t.size, ch.S)
+        self.process(ch, out)
+        self._collect(ch, out)
 
-    def prepare(self, rng: np.random.Generator, lo: int, hi: int) -> tuple[_ChunkData, _ChunkOut] | None:
+    def prepare(self, rng: np.random.Generator, lo: int, hi: int) -> _ChunkData | None:
         """Draw the requests of buckets ``lo..hi-1``: arrival times, categories, then what the MC engine draws."""
         bs = self.clock.bucket_s
         counts = self.arrivals[lo:hi]
@@ -473,7 +504,7 @@ class _Run:
                 per_variant.setdefault("rcost", []).append(c[inv])
                 per_variant.setdefault("rlat", []).append(lat[inv])
             if v == 0:
-                self.cfg = cfg
+                ch_cfg = cfg
         ch = _ChunkData(
             t=t,
             bucket=bucket,
@@ -484,12 +515,10 @@ class _Run:
             keys=keys,
             per_variant={k: np.stack(v) for k, v in per_variant.items()},
             t_end=hi * bs,
+            S=req.S,
+            cfg=ch_cfg,
         )
-        ch.down = self._down_codes(t)
-        if self.load_on is not None:
-            assert self.fx.load is not None
-            ch.load = self.load_on[bucket] & self.fx.load.categories[cat]
-        return ch, _ChunkOut(n, req.S)
+        return ch
 
     def process(self, ch: _ChunkData, out: _ChunkOut) -> None:
         """Walk every request under the state as it stands, then verify window by window (module docstring)."""
@@ -550,9 +579,9 @@ class _Run:
         )
         x, y, cat = ch.x[rows], ch.y[rows], ch.cat[rows]
         if self.engine == "numba":
-            w = walk_numba(self.T, key, cat, x, y, d, self.cfg, self.ws, self.packed, mask=mask, trace=True)
+            w = walk_numba(self.T, key, cat, x, y, d, ch.cfg, self.ws, self.packed, mask=mask, trace=True)
         else:
-            w = walk_numpy(self.T, key, cat, x, y, d, self.cfg, self.ws, mask=mask, trace=True)
+            w = walk_numpy(self.T, key, cat, x, y, d, ch.cfg, self.ws, mask=mask, trace=True)
         assert w.trace is not None
         out.cost[rows] = w.cost
         out.lat[rows] = w.lat
@@ -760,6 +789,8 @@ class _ChunkData:
     keys: np.ndarray  # (V, n)
     per_variant: dict[str, np.ndarray]  # (V, S, n): alat[, q, alat_b, q_b]; (V, n): rcost, rlat
     t_end: float  # end of the chunk's last bucket
+    S: int  # chain steps drawn
+    cfg: Settings  # the walk's settings (the main policy's)
     down: dict[int, np.ndarray] = field(default_factory=dict)
     load: np.ndarray | None = None
 
