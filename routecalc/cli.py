@@ -293,6 +293,14 @@ def report(
         bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
     ] = False,
     uncertainty: UncertaintyOpt = None,
+    month: Annotated[
+        bool,
+        typer.Option(
+            "--month/--no-month",
+            help="With an operations section: add 'A month, not a mean' (the winner, else the baseline, simulated "
+            "over 30 days with its time effects, as routecalc simulate).",
+        ),
+    ] = True,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -313,7 +321,15 @@ def report(
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day)
     risk = _uncertainty(ws, result, uncertainty, seed)
-    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk)
+    simulated = None
+    focus = result.winner or result.baseline
+    if month and ws.operations is not None and focus in {p.name for p in ws.policies}:
+        from routecalc.month import simulate_month
+
+        simulated = simulate_month(ws, focus, seed=seed, problem=result.problem)
+    files = build_report(
+        ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk, month=simulated
+    )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)

@@ -199,3 +199,16 @@ def test_cli_refuses_to_replace_a_foreign_file(sheet_file: Path, tmp_path: Path)
     result = runner.invoke(app, ["simulate", str(sheet_file), "-p", "fallback", "--days", "1", "--no-compare",
                                  "-o", str(tmp_path / "sec")])  # fmt: skip
     assert result.exit_code == 3 and (tmp_path / "sec" / "month.html").read_text() == "mine"
+
+
+@pytest.mark.slow  # a 30-day month (x 4) and nine charts
+def test_report_adds_a_month_when_the_worksheet_has_operations(sheet_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["report", str(sheet_file), "-o", str(out), "-n", "5000", "--today", "2026-11-25"])
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "A month, not a mean" in page and "Circuit breaker: opened" in page
+    assert page.count("<img") == 5 + 4  # the five charts and the month's four
+    assert (out / "month-spend.svg").exists()
+    plain = runner.invoke(app, ["report", str(sheet_file), "-o", str(tmp_path / "p"), "-n", "5000", "--no-month"])
+    assert plain.exit_code == 0 and "A month" not in (tmp_path / "p" / "report.html").read_text(encoding="utf-8")

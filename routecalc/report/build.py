@@ -18,6 +18,7 @@ from routecalc._version import __version__
 from routecalc.chains import STRONGEST
 from routecalc.decide.uncertainty import Uncertainty
 from routecalc.format import count, money, pct, seconds, signed_money
+from routecalc.month import MonthResult
 from routecalc.report import charts, risk
 from routecalc.report.document import (
     Block,
@@ -67,11 +68,13 @@ def build_report(
     generated: dt.date | None = None,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    month: MonthResult | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
     ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section.
+    ``month`` (a worksheet with an operations section) adds "A month, not a mean" and its charts.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -83,7 +86,13 @@ def build_report(
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
         files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
         files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty)
+    month_charts: list[tuple[str, str, str]] = []
+    if month is not None:
+        from routecalc.report.timeline_charts import chart_files
+
+        extra, month_charts = chart_files(month)
+        files.update(extra)
+    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, month, month_charts)
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -98,9 +107,11 @@ def report_document(
     generated: dt.date,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    month: MonthResult | None = None,
+    month_charts: Sequence[tuple[str, str, str]] = (),
 ) -> Document:
-    """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
-    provenance."""
+    """The report's content, once: the question, recommendation, (risk,) charts, (a month,) table, warnings,
+    assumptions, provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
     blocks += _recommendation(ws, c, generated)
@@ -116,6 +127,10 @@ def report_document(
                 takeaway=spec.takeaway(c),  # type: ignore[operator]
             )
         )
+    if month is not None:
+        from routecalc.report.timeline import month_blocks
+
+        blocks += month_blocks(month, list(month_charts))
     blocks += _comparison_table(c)
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
