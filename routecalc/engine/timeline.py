@@ -81,7 +81,6 @@ DAY_S = 86400.0
 HOUR_S = 3600.0
 MONTH_DAYS = 365 / 12
 FIRST_WINDOW = 4096  # requests verified at once at first; doubles while they agree, up to the chunk
-MIN_WINDOW = 256
 AUTO_NUMBA_REQUESTS = 200_000  # engine="auto": the compiled walk from this many requests (if installed)
 
 
@@ -530,12 +529,13 @@ class _Run:
         out.model[:] = self.T.model[:S, ch.keys[out.variant, np.arange(n)]]
         out.brk[:], out.lim[:] = self._masks(plans, 0, n, ch.t, out.model)
         self._walk(ch, out, slice(0, n))
-        lo, size = 0, FIRST_WINDOW
+        lo, hi, size = 0, min(n, FIRST_WINDOW), FIRST_WINDOW
         while lo < n:
-            hi = min(n, lo + size)
-            accepted = self._window(ch, out, lo, hi)
-            size = min(2 * size, CHUNK) if accepted == hi - lo else max(MIN_WINDOW, 2 * accepted)
-            lo += accepted
+            lo += self._window(ch, out, lo, hi)
+            if lo == hi:  # the window agrees: the next one twice as long
+                size = min(2 * size, CHUNK)
+                hi = min(n, lo + size)
+            # else: verify the rest of the window again (its disagreeing rows were walked again)
 
     def _down_codes(self, t: np.ndarray) -> dict[int, np.ndarray]:
         """Per down model, the outage mask code at each arrival (0: up)."""

@@ -58,7 +58,7 @@ class Window:
     x: np.ndarray
     y: np.ndarray
     _events: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _failing: set[int] | None = None
+    _failed: np.ndarray | None = None
     _parent: Window | None = None
     _n: int = 0
 
@@ -78,20 +78,19 @@ class Window:
                 rows, fails, answered = self._parent.events(m)
                 k = int(np.searchsorted(rows, self._n, side="left"))
                 ev = (rows[:k], fails[:k], answered[:k])
-            else:
+            else:  # whole-array operations (gathering columns of (S, n) arrays is slow)
                 hit = (self.model == m) & (self.trace >= 0)
+                tr = np.where(hit, self.trace, 0)
                 rows = np.flatnonzero(hit.any(axis=0))
-                tr = np.where(hit[:, rows], self.trace[:, rows], 0).astype(np.int64)
-                ev = (rows, (tr % ANSWERED).sum(axis=0), (tr >= ANSWERED).any(axis=0))
+                ev = (rows, (tr & (ANSWERED - 1)).sum(axis=0)[rows], (tr >= ANSWERED).any(axis=0)[rows])
             self._events[m] = ev
         return ev
 
-    def failing(self) -> set[int]:
-        """Models with at least one failed try in the window."""
-        if self._failing is None:
-            hit = (self.trace > 0) & (self.trace != ANSWERED)  # K > 0 failed tries, answered or not
-            self._failing = set(np.unique(self.model[hit]).tolist())
-        return self._failing
+    def failing(self, models: list[int]) -> set[int]:
+        """Which of ``models`` had at least one failed try in the window."""
+        if self._failed is None:
+            self._failed = (self.trace > 0) & (self.trace != ANSWERED)  # K > 0 failed tries, answered or not
+        return {m for m in models if (self._failed & (self.model == m)).any()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,7 +129,7 @@ class Breaker:
     def plan(self, win: Window) -> tuple[np.ndarray, dict[int, BreakerState]]:
         """Openings in force in the window (:func:`spans`; one from its start for a breaker still open) and the
         states after it."""
-        failing = win.failing()
+        failing = win.failing(self.models)
         plan: list[tuple[float, float, float, float]] = []
         states: dict[int, BreakerState] = {}
         for m in self.models:
@@ -147,36 +146,54 @@ class Breaker:
         self.opened.append(opened[opened[:, 3] > -np.inf])
 
     def _plan_one(self, m: int, st: BreakerState, win: Window, out: list) -> BreakerState:
+        """Model ``m``'s openings in the window (appended to ``out`` as spans) and its state after it.
+
+        One step per opening: the failed tries are counted per clock window once (``count``: in the window up to
+        each event), and each closed stretch looks for its trip in its first window (whose count starts where
+        the stretch does, plus the carried count) and then among the precomputed trips of later windows.
+        """
         rows, fails, answered = win.events(m)
         t = win.t[rows]
+        E = rows.size
+        w = (t // self.window_s).astype(np.int64)
+        count = run_cumsum(fails, w, 0, -1)
+        trips = np.flatnonzero((count >= self.k) & (fails > 0))  # where a window's count reaches k from its start
+        run_end = np.searchsorted(w, w, side="right")  # one past each event's window
         pos = 0
         while True:
             if st.open_until > -np.inf:
-                k = int(np.searchsorted(t, st.open_until, side="left"))  # events before it would be skipped
-                k = max(k, pos)
+                k = max(int(np.searchsorted(t, st.open_until, side="left")), pos)  # earlier events would be skipped
                 if not self.probe:
-                    if win.t_end <= st.open_until and k == rows.size:
+                    if win.t_end <= st.open_until and k == E:
                         return st  # still cooling down at the window's end
                     st, pos = BreakerState(window=int(st.open_until // self.window_s)), k
                     continue
-                if k == rows.size:
+                if k == E:
                     return st  # waiting for a probe
                 if answered[k]:  # the probe answered: closed, fresh count
-                    st, pos = BreakerState(window=int(t[k] // self.window_s)), k + 1
+                    st, pos = BreakerState(window=int(w[k])), k + 1
                     continue
                 st = BreakerState(open_until=float(t[k]) + self.cooldown_s)  # the probe failed: open again
                 out.append((m, win.lo + int(rows[k]) + 1, st.open_until, float(t[k])))
                 pos = k + 1
                 continue
-            f = fails[pos:]
-            if not f.any():
+            if pos >= E:
                 return st
-            w = (t[pos:] // self.window_s).astype(np.int64)
-            count = run_cumsum(f, w, st.count, st.window)
-            trip = np.flatnonzero((count >= self.k) & (f > 0))
-            if not trip.size:
-                return BreakerState(window=int(w[-1]), count=int(count[-1]))
-            e = pos + int(trip[0])
+            # closed from event pos: its window counts from pos (plus the carried count), later windows from 0
+            first_end = int(run_end[pos])
+            before = int(count[pos - 1]) if pos > 0 and w[pos - 1] == w[pos] else 0
+            carry = st.count if w[pos] == st.window else 0
+            seg = slice(pos, first_end)
+            hit = np.flatnonzero((count[seg] - before + carry >= self.k) & (fails[seg] > 0))
+            if hit.size:
+                e = pos + int(hit[0])
+            else:
+                j = int(np.searchsorted(trips, first_end))
+                if j == trips.size:  # no trip: the count of the last window
+                    last = E - 1
+                    n = int(count[last]) - (before - carry if w[last] == w[pos] else 0)
+                    return BreakerState(window=int(w[last]), count=n)
+                e = int(trips[j])
             st = BreakerState(open_until=float(t[e]) + self.cooldown_s)
             out.append((m, win.lo + int(rows[e]) + 1, st.open_until, float(t[e])))
             pos = e + 1
