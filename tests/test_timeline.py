@@ -197,8 +197,12 @@ def busy_sheet() -> dict:
 HOURLY = np.array([1, 1, 1, 1, 1, 1, 2, 4, 6, 8, 9, 10, 10, 9, 8, 8, 7, 6, 4, 3, 2, 2, 1, 1.0])
 
 
+@pytest.mark.parametrize("window", [256, 16384], ids=["small-windows", "one-window"])
 @pytest.mark.parametrize("probe", [True, False], ids=["probe", "reset"])
-def test_matches_a_request_by_request_reference_exactly(probe: bool) -> None:
+def test_matches_a_request_by_request_reference_exactly(probe: bool, window: int, monkeypatch) -> None:
+    import routecalc.engine.timeline as engine
+
+    monkeypatch.setattr(engine, "FIRST_WINDOW", window)  # state carried across window boundaries, or not
     problem = compiled(busy_sheet())
     fx = busy_effects(problem)
     fx = Effects(fx.outages, BreakerSpec(np.array([True, True]), 3, 60.0, 45.0, probe), fx.limits, fx.budget, fx.load)

@@ -80,7 +80,7 @@ from routecalc.engine.walk import (
 DAY_S = 86400.0
 HOUR_S = 3600.0
 MONTH_DAYS = 365 / 12
-FIRST_WINDOW = 4096  # requests verified at once at first; doubles while they agree, up to the chunk
+FIRST_WINDOW = 16384  # requests verified at once at first; doubles while they agree, up to the chunk
 AUTO_NUMBA_REQUESTS = 200_000  # engine="auto": the compiled walk from this many requests (if installed)
 
 
