@@ -360,6 +360,14 @@ def report(
         ),
     ] = False,
     swing: Annotated[str, typer.Option("--swing", help="With --sensitivity: relative move of each input.")] = "20%",
+    month: Annotated[
+        bool,
+        typer.Option(
+            "--month/--no-month",
+            help="With an operations section: add 'A month, not a mean' (the winner, else the baseline, simulated "
+            "over 30 days with its time effects, as routecalc simulate).",
+        ),
+    ] = True,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -382,6 +390,12 @@ def report(
     result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    simulated = None
+    focus = result.winner or result.baseline
+    if month and ws.operations is not None and focus in {p.name for p in ws.policies}:
+        from routecalc.month import simulate_month
+
+        simulated = simulate_month(ws, focus, seed=seed, problem=result.problem)
     swings = None
     if fraction is not None:
         from routecalc.decide.sensitivity import analyse
@@ -397,6 +411,7 @@ def report(
         uncertainty=risk,
         patterns=effects,
         sensitivity=swings,
+        month=simulated,
     )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
@@ -928,6 +943,101 @@ def sensitivity(
         sys.stdout.write(sensitivity_json(s) + "\n")
     else:
         console.print(render_sensitivity(s))
+
+
+@app.command()
+def simulate(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Policy name, or 'winner' (cheapest meeting every target).")
+    ] = "winner",
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=366, help="Days to simulate (day 1 starts at 00:00 UTC).")
+    ] = 30,
+    seed: SeedOpt = 0,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format (csv: a row per day).")] = Format.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the month as a report section into this directory: month.html, month.md, charts.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="Date of day 1, YYYY-MM-DD (sets weekdays; default: a Monday).", show_default=False
+        ),
+    ] = None,
+    bucket_s: Annotated[
+        float,
+        typer.Option("--bucket-s", help="Time bucket in seconds (arrival rates, load measurement); divides an hour."),
+    ] = 60.0,
+    compare_effects: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also simulate the month with each time effect switched off (what each one changes).",
+        ),
+    ] = True,
+    samples: SamplesOpt = 200_000,
+    scenario: ScenarioOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files in --out that routecalc did not write.")
+    ] = False,
+) -> None:
+    """Simulate a month of WORKSHEET's traffic, request by request in arrival order, with its time effects.
+
+    Traffic follows volume.profile (hours, weekdays, growth, spike days); the worksheet's operations section adds
+    outages, circuit breakers, rate limits at peak, budget pacing and load-adaptive routing. Shows a row per day
+    (requests, spend against the budget, quality, failures, P95/P99, breaker-open minutes, spill and downgrade
+    shares), month totals, and what each effect did against the same month without it. --samples only matters
+    for --policy winner (the comparison that picks it).
+    """
+    from routecalc.errors import InputError, PolicyError
+    from routecalc.month import simulate_month
+    from routecalc.report.timeline import month_csv, month_json, render_month
+
+    day1 = None
+    if start is not None:
+        try:
+            day1 = dt.date.fromisoformat(start)
+        except ValueError:
+            raise InputError(f"--start: not a date (YYYY-MM-DD): {start!r}") from None
+    if out is not None:
+        from routecalc.outputs import check_files
+        from routecalc.report.timeline import MONTH_FILES
+
+        check_files(out, MONTH_FILES, force)  # refuse before the simulation, not after it
+    ws = _load(worksheet, scenario or ())
+    name = policy
+    if policy == "winner":
+        from routecalc.results import compare as run_compare
+
+        name = run_compare(ws, samples=samples, seed=seed).winner or ""
+        if not name:
+            raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
+    result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
+    if fmt is Format.json:
+        sys.stdout.write(month_json(result) + "\n")
+    elif fmt is Format.csv:
+        sys.stdout.write(month_csv(result))
+    else:
+        if ws.operations is None:
+            _warn(["the worksheet has no operations section: only traffic over time is simulated"])
+        console.print(render_month(result))
+    if out is not None:
+        from routecalc.outputs import write_files
+        from routecalc.report.timeline import month_files
+
+        files = month_files(result)
+        write_files(out, files, force=force)
+        n_charts = sum(name.endswith(".png") for name in files)
+        (err_console if fmt is not Format.table else console).print(
+            f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)", highlight=False
+        )
 
 
 @app.command()

@@ -201,7 +201,8 @@ def test_escalating_cascade_and_no_winner(tmp_path: Path) -> None:
 def test_cli_report_on_every_shipped_worksheet(worksheet: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = runner.invoke(
-        app, ["report", str(worksheet), "--out", str(out), "--samples", "20000", "--today", "2026-11-25"]
+        app,
+        ["report", str(worksheet), "--out", str(out), "--samples", "20000", "--today", "2026-11-25", "--no-month"],
     )
     assert res.exit_code == 0, res.output
     assert "report.html" in res.output and ("Winner:" in res.output or "No winner" in res.output)

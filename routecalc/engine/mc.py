@@ -475,66 +475,96 @@ class _Chunk:
         """Walk the requests through each policy in turn: ``(policy, lane keys, step table, walk, router cost)``.
 
         ``outcome`` ``(n, M)`` (replay): a request's known pass (1) / fail (0) per catalog entry, -1 unknown;
-        known outcomes replace the drawn ones.
+        known outcomes replace the drawn ones. Answer latencies per (step, model) are computed once for the chunk
+        and shared by the policies.
         """
+        latency = self.latencies(req)
+        for p, T in enumerate(self.tables):
+            key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency)
+            extra = [self.packed[p]] if self.packed[p] is not None else []
+            w = self.walk(T, key, req.cat, req.x, req.y, draws, cfg, ws, *extra)
+            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
+            yield p, key, T, w, router
+
+    def latencies(self, req: Requests) -> tuple[_Latency, _Latency | None]:
+        """The chunk's answer-latency caches (first models, hedged second models)."""
+        st, mt = req.steps, self.problem.models
+        first = _Latency(mt, req.y, st["n_ttft"], st.get("n_tpot"))
+        second = _Latency(mt, req.y, st["n_ttft_b"], st.get("n_tpot_b")) if self.hedged else None
+        return first, second
+
+    def walk_inputs(
+        self,
+        p: int,
+        req: Requests,
+        ws: Workspace,
+        outcome: np.ndarray | None = None,
+        latency: tuple[_Latency, _Latency | None] | None = None,
+    ) -> tuple[np.ndarray, Draws, Settings]:
+        """Policy ``p``'s lane keys for the requests, their walk draws (answer latency and, where outcomes are not
+        independent, pass probabilities, in ``ws`` buffers reused by the next call) and the walk's settings.
+        ``latency``: the chunk's caches from :meth:`latencies` (made here when not given)."""
         pr, mt, sg, oc = self.problem, self.problem.models, self.problem.segments, self.problem.outcomes
         ch = pr.chains
         _, C, L, _ = ch.shape
         M = len(mt.names)
+        T = self.tables[p]
         cat, n, S, st = req.cat, req.cat.size, req.S, req.steps
         rep = lambda a: np.repeat(a, req.counts)
         alat = ws.get("alat", (S, n))
         alat_b = ws.get("alat_b", (S, n)) if self.hedged else None
-        latency = _Latency(mt, req.y, st["n_ttft"], st.get("n_tpot"))
-        latency_b = _Latency(mt, req.y, st["n_ttft_b"], st.get("n_tpot_b")) if self.hedged else None
-        tier = oc.mc_tier[req.state]
-        for p, T in enumerate(self.tables):
-            key = cat * L
-            if self.lanes:
-                G = sg.prob.shape[1]
-                T_ = ch.lane_weight.shape[2]
-                cum = self.lane_cum[p, (cat * T_ + tier) * G + req.segment]  # (n, L)
-                key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
-            sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
-            per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
-            latency.fill(T.model[:S], per, alat)
-            if alat_b is not None and latency_b is not None:
-                latency_b.fill(T.b_model[:S], per, alat_b)
-            states = self.draw_states or req.z is not None or outcome is not None
-            draws = Draws(
-                u_fail=st["u_fail"],
-                u_good=st["u_good"],
-                alat=alat,
-                q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
-                u_fail_b=st.get("u_fail_b"),
-                u_good_b=st.get("u_good_b"),
-                alat_b=alat_b,
-                q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
-            )
-            cfg = Settings(
-                backoff=float(ch.backoff_s[p]),
-                human_cost=float(ch.human_cost[p]),
-                human_latency=float(ch.human_latency_s[p]),
-                bill_failed_input=pr.bill_failed_input,
-                deadline_billing=DEADLINE_BILLING[pr.deadline_billing],
-                n_models=M,
-                n_categories=C,
-            )
-            extra = [self.packed[p]] if self.packed[p] is not None else []
-            w = self.walk(T, key, cat, req.x, req.y, draws, cfg, ws, *extra)
-            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
-            yield p, key, T, w, router
+        first, second = latency if latency is not None else self.latencies(req)
+        key = cat * L
+        if self.lanes:
+            tier = oc.mc_tier[req.state]
+            G = sg.prob.shape[1]
+            T_ = ch.lane_weight.shape[2]
+            cum = self.lane_cum[p, (cat * T_ + tier) * G + req.segment]  # (n, L)
+            key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
+        sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
+        per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
+        first.fill(T.model[:S], per, alat)
+        if alat_b is not None and second is not None:
+            second.fill(T.b_model[:S], per, alat_b)
+        states = self.draw_states or req.z is not None or outcome is not None
+        draws = Draws(
+            u_fail=st["u_fail"],
+            u_good=st["u_good"],
+            alat=alat,
+            q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
+            u_fail_b=st.get("u_fail_b"),
+            u_good_b=st.get("u_good_b"),
+            alat_b=alat_b,
+            q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
+        )
+        cfg = Settings(
+            backoff=float(ch.backoff_s[p]),
+            human_cost=float(ch.human_cost[p]),
+            human_latency=float(ch.human_latency_s[p]),
+            bill_failed_input=pr.bill_failed_input,
+            deadline_billing=DEADLINE_BILLING[pr.deadline_billing],
+            n_models=M,
+            n_categories=C,
+        )
+        return key, draws, cfg
 
     def _router(self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None, w: Walked) -> np.ndarray:
         """Add each request's classifier cost and latency to the walk's totals; return the cost per request."""
+        cost, latency = self.router_cost(p, key, x, normal)
+        w.cost[:] += cost
+        w.lat[:] += latency
+        return cost
+
+    def router_cost(
+        self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each request's classifier cost and latency (seconds) on policy ``p``'s lanes ``key``."""
         ch = self.problem.chains
         flat = lambda a: a[p].reshape(-1)[key]
         cost = flat(ch.lane_cost_call) + x * flat(ch.lane_cost_token)
         mu = flat(ch.lane_latency_mu)
         latency = np.exp(mu + flat(ch.lane_latency_sigma) * normal) if normal is not None else np.exp(mu)
-        w.cost[:] += cost
-        w.lat[:] += latency
-        return cost
+        return cost, latency
 
     def _q(
         self,

@@ -21,6 +21,7 @@ from routecalc.decide.sensitivity import Sensitivity
 from routecalc.decide.uncertainty import Uncertainty
 from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
+from routecalc.month import MonthResult
 from routecalc.report import charts, risk
 from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
@@ -73,6 +74,7 @@ def build_report(
     uncertainty: Uncertainty | None = None,
     patterns: PatternEffects | None = None,
     sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
@@ -80,6 +82,7 @@ def build_report(
     ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section;
     ``patterns`` (:func:`routecalc.decide.whatif.pattern_effects`) a section on what classifiers and deadlines buy.
     ``sensitivity`` (``--sensitivity``) the tornado chart and the Sensitivity section.
+    ``month`` (a worksheet with an operations section) adds "A month, not a mean" and its charts.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -105,7 +108,15 @@ def build_report(
         fig = tornado_figure(sensitivity)
         for ext, data in charts.render_figure(fig, ("png", "svg")).items():
             files[f"{SLUG}.{ext}"] = data
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns, sensitivity)
+    month_charts: list[tuple[str, str, str]] = []
+    if month is not None:
+        from routecalc.report.charts.month import chart_files
+
+        extra, month_charts = chart_files(month)
+        files.update(extra)
+    doc = report_document(
+        ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns, sensitivity, month, month_charts
+    )
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -133,8 +144,10 @@ def report_document(
     uncertainty: Uncertainty | None = None,
     patterns: PatternEffects | None = None,
     sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
+    month_charts: Sequence[tuple[str, str, str]] = (),
 ) -> Document:
-    """The report's content, once: the question, recommendation, (risk, sensitivity,) charts, table, warnings,
+    """The report's content, once: the question, recommendation, (risk, sensitivity,) charts, (a month,) table, warnings,
     assumptions, provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
@@ -155,6 +168,10 @@ def report_document(
                 takeaway=spec.takeaway(c),  # type: ignore[operator]
             )
         )
+    if month is not None:
+        from routecalc.report.timeline import month_blocks
+
+        blocks += month_blocks(month, list(month_charts))
     blocks += _comparison_table(c)
     if patterns:
         blocks += _patterns(c, patterns)
