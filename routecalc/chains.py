@@ -228,7 +228,7 @@ PRICE_COLUMNS = (
 )
 
 
-def _price_row(ws: Worksheet, m: ModelSpec) -> dict[str, float]:
+def price_row(ws: Worksheet, m: ModelSpec) -> dict[str, float]:
     """A model's billed prices per token (discount applied), batch factors and long-context threshold."""
     k = ws.tokens_per_price_unit
     r = billed_rates(m, ws.discounts.get(m.provider, 0.0))
@@ -266,7 +266,7 @@ def model_table(ws: Worksheet) -> ModelTable:
         shares = m.error_shares
         rows.append(
             {
-                **_price_row(ws, m),
+                **price_row(ws, m),
                 "ttft_mu": a_mu,
                 "ttft_sigma": a_sig,
                 "tpot_mu": b_mu,
@@ -491,7 +491,7 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                     clf = classifiers[name]
                     b.lane_cost_call[p, c, lane_ix] += clf.cost_per_call
                     if clf.model is not None:  # list prices, the provider's discount applied
-                        m = _price_row(ws, models[clf.model])
+                        m = price_row(ws, models[clf.model])
                         b.lane_cost_call[p, c, lane_ix] += clf.output_tokens * m["price_out"]
                         b.lane_cost_token[p, c, lane_ix] += m["price_in"]
                     # the lane's classifier latency: a sum of lognormals is not lognormal, so routes with
@@ -578,7 +578,7 @@ def strongest_model(ws: Worksheet) -> str | None:
         if not all(m.name in r for r in rates):
             continue
         quality = sum(s * r[m.name] for s, r in zip(shares, rates, strict=True))
-        price = _price_row(ws, m)  # list prices, the provider's discount applied
+        price = price_row(ws, m)  # list prices, the provider's discount applied
         cost = sum(
             s * (t.tokens_in.expected * price["price_in"] + t.tokens_out.expected * m.output_ratio * price["price_out"])
             for s, t in zip(shares, ws.tasks, strict=True)
