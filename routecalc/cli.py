@@ -748,6 +748,59 @@ def calibrate_logs(
 
 
 @app.command()
+def backtest(
+    file: LogFileArg,
+    worksheet: Annotated[
+        Path, typer.Option("--worksheet", "-w", help="The worksheet whose estimate is checked.", show_default=False)
+    ],
+    policy: Annotated[str, typer.Option("--policy", "-p", help="The policy that served the logged traffic.")],
+    invoice: Annotated[
+        float | None,
+        typer.Option(
+            "--invoice", min=0, help="What the bill says the period cost (worksheet currency).", show_default=False
+        ),
+    ] = None,
+    requests: Annotated[
+        float | None,
+        typer.Option(
+            "--requests",
+            min=0,
+            help="Requests in the logged period (default: the log's calls / the policy's calls per request).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    strict: StrictOpt = False,
+    shape: LogShapeOpt = LogShape.auto,
+    log_format: LogFormatOpt = EvalFormat.auto,
+    category_from: CategoryFromOpt = None,
+    category_map: CategoryMapOpt = None,
+    columns: LogColumnsOpt = None,
+    model_map: LogModelMapOpt = None,
+    max_skew: MaxSkewOpt = 600.0,
+    seed: SeedOpt = 0,
+) -> None:
+    """Check WORKSHEET's estimate against a logged period: calls, tokens and spend per model and category, failure
+    rates and latency per model, and the total against the logs or an --invoice, each with its relative error.
+    """
+    from routecalc.data.backtest import backtest as run_backtest
+    from routecalc.report.logs import backtest_json, backtest_tables
+    from routecalc.worksheet import load_worksheet
+
+    ws = load_worksheet(worksheet)
+    ws.policy(policy)
+    data = _read_log(file, ws, shape, log_format, category_from, category_map, columns, model_map, max_skew, strict)
+    _warn(data.report.lines(), stderr=True)
+    result = run_backtest(ws, policy, data, requests=requests, invoice=invoice, seed=seed)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(backtest_json(result) + "\n")
+        return
+    for item in backtest_tables(result):
+        console.print(escape(item) if isinstance(item, str) else item, highlight=False)
+    _warn(result.notes)
+
+
+@app.command()
 def replay(
     file: Annotated[Path, typer.Argument(help="Per-prompt eval results (README: Eval files).", show_default=False)],
     worksheet: Annotated[Path, typer.Option("--worksheet", "-w", help="The worksheet to replay.", show_default=False)],

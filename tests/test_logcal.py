@@ -264,3 +264,26 @@ def test_cli_error_paths_exit_2(tmp_path: Path, args: list[str], message: str) -
     result = _cli("calibrate", "logs", *[a.format(log=log) for a in args])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_an_aggregated_usage_export_gives_means_and_no_failure_rates(tmp_path: Path) -> None:
+    import json
+
+    rows = [  # OpenAI usage API results, hourly buckets: 2 projects x 24 hours x 14 days, 10 or 30 requests each
+        {"start_time": 1790812800 + h * 3600, "end_time": 1790812800 + (h + 1) * 3600, "model": "gpt-4o",
+         "input_tokens": 1000 * n, "output_tokens": 200 * n, "num_model_requests": n, "project_id": p}
+        for h in range(24 * 14)
+        for p, n in (("support", 10 if h % 24 < 8 else 30), ("search", 10))
+    ]  # fmt: skip
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cal = calibrate_logs(read_logs(path, LogOptions(columns={"category": "project_id"})))
+    support = cal.category("support")
+    # 8 hours x 10 + 16 hours x 30 = 560 requests a day against 240: a share of 560 / 800 = 0.7
+    assert support.share == pytest.approx(0.7)
+    assert support.tokens_in is not None and support.tokens_in.mean == 1000  # per-request means, no bands
+    hourly = cal.profile.hourly
+    # hours 0-7: 10 + 10 = 20 requests, 8-23: 40; mean (8 x 20 + 16 x 40) / 24 = 33.3
+    assert hourly is not None and hourly[0] == pytest.approx(20 / (800 / 24), abs=1e-3)
+    text = checked_starter(cal, "usage")
+    assert "failure_rate: 0.01   # GUESS" in text and "# GUESS: the log has no latency" in text

@@ -351,3 +351,32 @@ def test_percentiles_of_counts_match_numpy(values: list[int], q: float) -> None:
     data = np.array(values, dtype=float)
     distinct, counts = np.unique(data, return_counts=True)
     assert percentiles(distinct, counts.astype(float), [q])[0] == pytest.approx(np.percentile(data, q * 100))
+
+
+@pytest.mark.parametrize("shape", ["litellm", "generic"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_synthetic_logs_read_back_exactly(tmp_path: Path, shape: str, suffix: str) -> None:
+    """What the generator wrote (calls per category, model and outcome, tokens, cost) is what the reader counts."""
+    import routecalc
+    from routecalc.data.synth import synth_calls, write_log
+
+    ws = routecalc.load_worksheet(Path(__file__).parent / "data" / "ws-logs.yaml")
+    calls = synth_calls(ws, "today", 3000, days=3, seed=2)
+    data = read_logs(write_log(calls, tmp_path / f"log{suffix}", shape))
+    assert not data.report.bad and data.good_rows == calls.n
+    for i, cat in enumerate(data.categories):
+        for j, model in enumerate(data.models):
+            sel = (np.array(calls.categories)[calls.category] == cat) & (np.array(calls.models)[calls.model] == model)
+            expected = np.bincount(calls.kind[sel], minlength=5)  # success, then ERROR_ORDER
+            assert data.requests[i, j, :5].tolist() == expected.tolist()
+            assert data.tokens_in[i, j, 0] == calls.tokens_in[sel & (calls.kind == 0)].sum()  # type: ignore[index]
+            assert data.cost[i, j].sum() == pytest.approx(calls.cost[sel].sum(), rel=1e-6)  # type: ignore[union-attr]
+
+
+def test_nan_is_a_missing_number(tmp_path: Path) -> None:
+    text = (
+        HEADER + "2026-10-01T00:00:00Z,x,m,10,1,NaN,success,,nan\n" + "2026-10-01T00:00:01Z,x,m,10,1,inf,success,,0\n"
+    )
+    data = read_logs(_write(tmp_path, "log.csv", text))
+    assert [(b.key, b.first) for b in data.report.bad] == [("bad_latency", (3,))]
+    assert data.cost is not None and data.cost.sum() == 0 and data.latency_hist is None

@@ -302,12 +302,9 @@ def fit_profile(
     t = grid * float(unit)
     n = np.zeros(grid.size)
     np.add.at(n, (hours // step - u0).clip(0, grid.size - 1), requests)
-    if bucket_s is not None:
-        expo = np.ones(grid.size)
-    else:
-        expo = np.clip(np.minimum(t + unit, last) - np.maximum(t, first), 0, unit) / unit
-        if last - first < 1:
-            expo[:] = 1.0
+    expo = np.clip(np.minimum(t + unit, last) - np.maximum(t, first), 0, unit) / unit  # (an aggregated log's
+    if last - first < 1:  # last is its last bucket's end)
+        expo[:] = 1.0
     hod = ((t // 3600) % 24).astype(int)
     dow = _weekday(t)
     day = (t // 86400).astype(int)

@@ -33,9 +33,10 @@ def latency_data(m: ModelReliability) -> dict[str, Any] | None:
     return {k: _band(v) for k, v in m.latency.items()} if m.latency else None
 
 
-def model_fields(m: ModelReliability) -> dict[str, Any]:
-    """The worksheet fields a model's calls give: failure rate, error shares, latency, timeout and error latency."""
-    out: dict[str, Any] = {"failure_rate": m.failure_rate}
+def model_fields(m: ModelReliability, outcomes: bool = True) -> dict[str, Any]:
+    """The worksheet fields a model's calls give: failure rate (when the log has outcomes), error shares, latency,
+    timeout and error latency."""
+    out: dict[str, Any] = {"failure_rate": m.failure_rate} if outcomes else {}
     if m.errors is not None:
         out["errors"] = dict(m.errors)
     lat = latency_data(m)
@@ -101,7 +102,10 @@ def starter_text(cal: LogCalibration, name: str, currency: str = "USD") -> str:
             w(f"    latency: {_flow(lat)}   # from {n:,} successful calls")
         else:
             w("    latency: {e2e_s: {p50: 1.0, p95: 4.0}}   # GUESS: the log has no latency")
-        w(f"    failure_rate: {_num(m.failure_rate)}   # {_calls_note(m)}")
+        if cal.data.has_outcomes:
+            w(f"    failure_rate: {_num(m.failure_rate)}   # {_calls_note(m)}")
+        else:
+            w("    failure_rate: 0.01   # GUESS: the log does not say which calls failed")
         if m.errors is not None:
             w(f"    errors: {_flow(m.errors)}")
         if m.timeout_s is not None:
@@ -239,14 +243,14 @@ def plan_update(path: Path, ws: Worksheet, cal: LogCalibration) -> LogUpdate:
         if i is None:
             continue
         node, exp = doc["models"][i], expected["models"][i]
-        fields = model_fields(m)
+        fields = model_fields(m, cal.data.has_outcomes)
         anchor = "latency"
         for key, value in fields.items():
             put(node, exp, key, value, f"models.{m.name}", anchor)
             anchor = key
         if "errors" in fields:
             drop(node, exp, "timeout_share", f"models.{m.name}")
-        elif m.failure_rate == 0:
+        elif m.failure_rate == 0 and cal.data.has_outcomes:
             drop(node, exp, "errors", f"models.{m.name}")
     buf = io.StringIO()
     rt.dump(doc, buf)

@@ -23,6 +23,8 @@ e.g. ``ContentPolicyViolationError``), *429* (code 429, "rate limit", "too many 
 "connection error", "overloaded"), *client error* (any other 4xx, "bad request", "authentication", "not found",
 "context window", "budget": the request's own fault, not a provider failure), else *other error*.
 
+**Numbers**: ``NaN`` is a missing value (data frames write one so); infinities and text are bad values.
+
 **Timestamps** are UTC: ISO 8601 with or without an offset (naive ones are read as UTC) or a date; epoch
 seconds, milliseconds or microseconds (told apart by size); Parquet datetimes as they are.
 """
@@ -276,9 +278,10 @@ def row_frame(
             return none_f, no
         e, dtype = raw[role]
         x = e.cast(pl.Float64, strict=False)
-        bad = (
-            (e.is_not_null() & (x.is_null() | ~x.is_finite())) if dtype is None else (x.is_not_null() & ~x.is_finite())
-        )
+        # text: "NaN" is a missing value (as data frames write one); anything unparseable is bad
+        bad = (e.is_not_null() & x.is_null()) if dtype is None else pl.lit(False)
+        bad = bad | x.is_infinite().fill_null(False)
+        x = x.fill_nan(None)
         return st.put(f"_{role}_x", x), st.put(f"_{role}_bad", bad)
 
     def stamp(role: str) -> tuple[Any, Any]:

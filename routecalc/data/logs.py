@@ -139,6 +139,11 @@ class LogData:
     def good_rows(self) -> int:
         return int(self.rows.sum())
 
+    @property
+    def has_outcomes(self) -> bool:
+        """Whether the log says which calls failed (a status or error column)."""
+        return any(r in self.roles for r in ("status", "error", "error_code", "error_class"))
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Reading in chunks: one chunk in memory at a time (Polars' own batch iterators run ahead of the consumer)

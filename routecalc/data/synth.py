@@ -371,22 +371,62 @@ def litellm_frame(calls: Calls, seed: int = 0) -> Any:
     )
 
 
-def write_litellm(calls: Calls, path: str | Path, seed: int = 0) -> Path:
-    """Write the calls as LiteLLM spend logs: JSONL (nested metadata), CSV (metadata and tags as JSON text) or
-    Parquet, by extension."""
+def generic_frame(calls: Calls) -> Any:
+    """The calls in the generic shape (``timestamp`` a UTC datetime, ``category``, ``model``, ``tokens_in``,
+    ``tokens_out``, ``latency_s``, ``ttft_s``, ``status``, ``error``, ``cost``): compact, native types."""
+    import polars as pl
+
+    enum = lambda codes, names: pl.Series(list(names), dtype=pl.Enum(list(names))).gather(codes.astype(np.uint32))
+    return pl.DataFrame(
+        {
+            "timestamp": pl.from_epoch(
+                pl.Series(np.rint(calls.start * 1e6).astype(np.int64)), time_unit="us"
+            ).dt.replace_time_zone("UTC"),
+            "category": enum(calls.category, calls.categories),
+            "model": enum(calls.model, calls.models),
+            "tokens_in": calls.tokens_in.astype(np.int32),
+            "tokens_out": calls.tokens_out.astype(np.int32),
+            "latency_s": (calls.end - calls.start).astype(np.float32),
+            "ttft_s": pl.Series((calls.first_token - calls.start).astype(np.float32)).fill_nan(None),
+            "status": enum(np.minimum(calls.kind, 1), ("success", "failure")),
+            "error": enum(np.maximum(calls.kind - 1, 0), ERROR_ORDER).zip_with(
+                pl.Series(calls.kind > 0), pl.Series([None], dtype=pl.Enum(list(ERROR_ORDER)))
+            ),
+            "cost": calls.cost,
+        }
+    )
+
+
+def write_log(calls: Calls, path: str | Path, shape: str = "litellm", seed: int = 0, header: bool = True) -> Path:
+    """Write the calls as LiteLLM spend logs (``litellm``) or the generic shape: JSONL (LiteLLM's metadata nested),
+    CSV (JSON columns as JSON text) or Parquet, by extension. ``header=False`` appends to a CSV or JSONL file."""
     import polars as pl
 
     path = Path(path)
-    frame = litellm_frame(calls, seed)
+    if shape not in ("litellm", "generic"):
+        raise InputError(f"shape: litellm or generic, not {shape!r}")
+    frame = litellm_frame(calls, seed) if shape == "litellm" else generic_frame(calls)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        frame.write_ndjson(path)
+        with path.open("w" if header else "a", encoding="utf-8") as fh:
+            frame.write_ndjson(fh)
     elif suffix == ".csv":
-        frame.with_columns(
-            pl.col("metadata").struct.json_encode(), pl.col("request_tags").cast(pl.List(pl.String)).list.join('","')
-        ).with_columns(('["' + pl.col("request_tags") + '"]').alias("request_tags")).write_csv(path)
+        if shape == "litellm":
+            frame = frame.with_columns(
+                pl.col("metadata").struct.json_encode(),
+                pl.format('["{}"]', pl.col("request_tags").list.join('","')).alias("request_tags"),
+            )
+        with path.open("w" if header else "a", encoding="utf-8", newline="") as fh:
+            frame.write_csv(fh, include_header=header)
     elif suffix == ".parquet":
+        if not header:
+            raise InputError("Parquet files cannot be appended to: write parts and combine them")
         frame.write_parquet(path)
     else:
         raise InputError(f"{path}: write .jsonl, .csv or .parquet")
     return path
+
+
+def write_litellm(calls: Calls, path: str | Path, seed: int = 0) -> Path:
+    """Write the calls as LiteLLM spend logs (:func:`write_log`)."""
+    return write_log(calls, path, "litellm", seed)

@@ -1,4 +1,5 @@
-"""What ``routecalc calibrate logs`` prints: what the log says, with units and the rows behind each number."""
+"""What ``routecalc calibrate logs`` and ``routecalc backtest`` print: what the log says next to the estimate, with
+units and the rows behind each number."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 from rich.table import Table
 
+from routecalc.data.backtest import Backtest, Line, relative
 from routecalc.data.calibrate import BandFit
 from routecalc.data.logcal import LogCalibration, ModelReliability
 from routecalc.data.logcal_yaml import LogUpdate
-from routecalc.format import count, pct, seconds
+from routecalc.format import count, money, pct, seconds
 
 SHAPE_NAMES = {"litellm": "LiteLLM spend logs", "openai": "OpenAI usage export", "generic": "generic request log"}
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -80,7 +82,9 @@ def calibration_summary(cal: LogCalibration) -> list[Any]:
         f = m.failures
         kinds = ", ".join(f"{count(v)} {k.replace('_', ' ')}" for k, v in f.items() if v) or "none"
         err = f"{seconds(m.timeout_s)} / {seconds(m.error_latency_s)}"
-        models.add_row(m.name, count(m.calls), pct(m.failure_rate, 2), kinds, _latency(m), err)
+        rate = pct(m.failure_rate, 2) if cal.data.has_outcomes else "n/a"
+        kinds = kinds if cal.data.has_outcomes else "not in the log"
+        models.add_row(m.name, count(m.calls), rate, kinds, _latency(m), err)
     out.append(models)
     if any(m.failures["client_error"] + m.failures["other_error"] for m in cal.models):
         out.append(
@@ -123,3 +127,111 @@ def changes_table(update: LogUpdate) -> Table:
     if not table.rows:
         table.add_row("(nothing)", "", "", "")
     return table
+
+
+# ---------------------------------------------------------------------------------------------------------
+# routecalc backtest
+
+
+def _err(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.1f}%"
+
+
+def backtest_tables(bt: Backtest) -> list[Any]:
+    """The renderables of ``routecalc backtest``: the period, spend and calls by model and by category, failure
+    rates and latency by model, the totals and the invoice."""
+    cur = bt.currency
+    out: list[Any] = []
+    how = "given" if bt.requests_given else f"the log's calls / {bt.calls_per_request:.4g} calls per request"
+    out.append(
+        f"Backtest of {bt.worksheet}, policy {bt.policy}, on {bt.source}: {_when(bt.start)} UTC + {bt.days:,.2f} days; "
+        f"{count(bt.requests)} requests ({how}); the worksheet's volume for the period: "
+        f"{count(bt.worksheet_requests)} requests ({_err(relative(bt.worksheet_requests, bt.requests))})"
+    )
+    for title, lines in (("By model", bt.by_model), ("By category", bt.by_category)):
+        table = Table(
+            title=f"{title}: logged vs estimated (relative error = (estimate - logged) / logged)", title_justify="left"
+        )
+        for h in (title.split()[-1].capitalize(), "Calls", "est.", "err", "Tokens in err", "Tokens out err"):
+            table.add_column(h, justify="left" if h in ("Model", "Category") else "right")
+        for h in (f"Spend ({cur})", "est.", "err"):
+            table.add_column(h, justify="right")
+        for ln in (*lines, bt.total):
+            table.add_row(
+                ln.name if ln is not bt.total else "total",
+                count(ln.calls_log),
+                count(ln.calls_est),
+                _err(ln.error("calls")),
+                _err(ln.error("tokens_in")),
+                _err(ln.error("tokens_out")),
+                money(ln.cost_log, cur),
+                money(ln.cost_est, cur),
+                _err(ln.error("cost")),
+                end_section=ln is lines[-1],
+            )
+        out.append(table)
+    rel = Table(title="Reliability and latency of successful calls by model", title_justify="left")
+    for h in ("Model", "Calls", "Failure rate", "est.", "P50", "est.", "err", "P95", "est.", "err"):
+        rel.add_column(h, justify="left" if h == "Model" else "right")
+    for m in bt.models:
+        rel.add_row(
+            m.name,
+            count(m.calls),
+            pct(m.failure_log, 2),
+            pct(m.failure_est, 2),
+            seconds(m.p50_log),
+            seconds(m.p50_est),
+            _err(relative(m.p50_est, m.p50_log)),
+            seconds(m.p95_log),
+            seconds(m.p95_est),
+            _err(relative(m.p95_est, m.p95_log)),
+        )
+    out.append(rel)
+    total = f"Total spend: estimate {money(bt.total.cost_est, cur)}"
+    if bt.other_cost_est:
+        total += f" (of which {money(bt.other_cost_est, cur)} gates, human review and classifiers, not in the log)"
+    if bt.total.cost_log is not None:
+        total += f"; logged {money(bt.total.cost_log, cur)} ({_err(bt.total.error('cost'))})"
+    if bt.invoice is not None:
+        total += f"; invoice {money(bt.invoice, cur)} ({_err(bt.invoice_error)})"
+    out.append(total + ".")
+    if bt.skipped_categories:
+        listed = ", ".join(f"{c} ({count(n)} calls)" for c, n in bt.skipped_categories)
+        out.append(f"Logged categories the worksheet does not have (left out): {listed}.")
+    return out
+
+
+def backtest_json(bt: Backtest) -> str:
+    """The comparison as JSON: money in ``currency``, latency in seconds, rates and errors as fractions."""
+    import json
+
+    def line(ln: Line) -> dict[str, Any]:
+        d = {k: v for k, v in ln.__dict__.items()}
+        d["error"] = {k: ln.error(k) for k in ("calls", "tokens_in", "tokens_out", "cost")}
+        return d
+
+    doc = {
+        "worksheet": bt.worksheet,
+        "policy": bt.policy,
+        "source": bt.source,
+        "currency": bt.currency,
+        "start": dt.datetime.fromtimestamp(bt.start, dt.UTC).isoformat(),
+        "days": bt.days,
+        "requests": bt.requests,
+        "requests_given": bt.requests_given,
+        "calls_per_request": bt.calls_per_request,
+        "worksheet_requests": bt.worksheet_requests,
+        "by_model": [line(x) for x in bt.by_model],
+        "by_category": [line(x) for x in bt.by_category],
+        "total": line(bt.total),
+        "other_cost_est": bt.other_cost_est,
+        "invoice": bt.invoice,
+        "invoice_error": bt.invoice_error,
+        "models": [
+            m.__dict__ | {"p50_error": relative(m.p50_est, m.p50_log), "p95_error": relative(m.p95_est, m.p95_log)}
+            for m in bt.models
+        ],
+        "skipped_categories": [{"category": c, "calls": n} for c, n in bt.skipped_categories],
+        "notes": list(bt.notes),
+    }
+    return json.dumps(doc, indent=2)
