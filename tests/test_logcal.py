@@ -27,7 +27,7 @@ from routecalc.data.logcal_yaml import checked_starter, plan_update
 from routecalc.data.logs import LogOptions, read_logs
 from routecalc.data.synth import arrival_times, synth_calls, write_litellm
 from routecalc.worksheet import parse_yaml
-from routecalc.worksheet.schema import TrafficProfile
+from routecalc.worksheet.schema import Spike, TrafficProfile
 
 SHEET = Path(__file__).parent / "data" / "ws-logs.yaml"
 N = 60_000
@@ -145,6 +145,22 @@ def test_short_logs_say_what_they_cannot_fit() -> None:
     fit = fit_profile(hours, n.astype(float), t[0], t[-1])
     assert fit.hourly is None and fit.weekly is None and fit.growth_per_month == 0
     assert len(fit.notes) == 3
+
+
+@pytest.mark.parametrize(("day", "factor"), [(5, 3.0), (9, 2.0)])
+def test_spike_in_a_two_week_log(day: int, factor: float) -> None:
+    # with two weeks, a spike day is one of only two days of its weekday: judged against its own weekday's fitted
+    # weight it would raise that weight and hide itself; judged against the other days it stands out
+    rng = np.random.default_rng(0)
+    truth = TrafficProfile(weekly=[1, 1, 1, 1, 1, 0.4, 0.3], spikes=[Spike(day=day, factor=factor)])
+    t = arrival_times(rng, truth, 60_000, dt.datetime(2026, 10, 1, tzinfo=dt.UTC), 14)
+    hours, n = np.unique((t // 3600).astype(np.int64), return_counts=True)
+    fit = fit_profile(hours, n.astype(float), t[0], t[-1])
+    [(found, f)] = fit.spikes
+    # about 60,000 / 14 x weekday weight ~ 5,000 requests on a usual weekday: the factor within 4 sigma of a
+    # ratio of two Poisson counts (plus the fitted weekday weight's own error, same order)
+    assert found == day
+    assert abs(f - factor) <= 4 * factor * math.sqrt(2 / 5000 + 1 / (factor * 5000))
 
 
 def test_flat_traffic_gives_flat_weights() -> None:

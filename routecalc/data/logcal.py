@@ -291,7 +291,8 @@ def fit_profile(
     spike[day(H)], exposure = the share of hour H inside [first, last]. Alternating updates (each weight set
     to observed / expected over its hours, 50 rounds); the trend b by least squares on the log of each day's
     observed / expected (days at least half covered, not spikes), only when the log spans two weeks or more;
-    a day is a spike when it has at least 1.5x its expected requests and 4 Poisson sigmas more. Aggregated logs
+    a day is a spike when it has at least 1.5x the requests its weekday's other days predict and 4 Poisson sigmas
+    more (its factor: observed / expected by the fit). Aggregated logs
     with daily buckets give no hourly weights.
     """
     notes = []
@@ -327,12 +328,22 @@ def fit_profile(
         ww, hw = ww / ww_mean, hw * ww_mean
         expected = np.bincount(day_ix, expo * hw[hod] * ww[dow], days.size)
         observed = np.bincount(day_ix, n, days.size)
-        trend = np.exp(b * tday)
-        e = expected * trend
-        new_spike = np.ones(days.size)
-        is_spike = (day_expo >= 0.5) & (observed >= SPIKE_FACTOR * e) & (observed - e > 4 * np.sqrt(np.maximum(e, 1)))
-        new_spike[is_spike] = observed[is_spike] / np.maximum(e[is_spike], 1e-300)
-        spike = new_spike
+        e = expected * np.exp(b * tday)
+        # a spike is judged against its weekday's level from the *other* days (leave one out): with two weeks of
+        # log, a spike would otherwise raise its own weekday's weight and hide itself
+        base_day = np.bincount(day_ix, expo * hw[hod], days.size) * np.exp(b * tday)
+        wd = _weekday(days * 86400.0)
+        calm = spike == 1
+        n_w = np.bincount(wd, observed * calm, 7)[wd] - observed * calm
+        b_w = np.bincount(wd, base_day * calm, 7)[wd] - base_day * calm
+        n_all, b_all = (observed * calm).sum() - observed * calm, (base_day * calm).sum() - base_day * calm
+        rate = np.where(b_w > 0.25 * base_day, n_w / np.maximum(b_w, 1e-300), n_all / np.maximum(b_all, 1e-300))
+        loo = base_day * rate
+        is_spike = (
+            (day_expo >= 0.5) & (observed >= SPIKE_FACTOR * loo) & (observed - loo > 4 * np.sqrt(np.maximum(loo, 1)))
+        )
+        spike = np.ones(days.size)
+        spike[is_spike] = observed[is_spike] / np.maximum(e[is_spike], 1e-300)  # e: without any spike
         fit = (day_expo >= 0.5) & ~is_spike & (observed > 0) & (expected > 0)
         if trend_on and fit.sum() >= 3:
             y = np.log(observed[fit] / expected[fit])
