@@ -223,14 +223,20 @@ class _Stages:
     """Columns computed in order: a later stage reads earlier ones by name, so nothing is evaluated twice."""
 
     def __init__(self, pl: Any):
-        self.pl, self.stages = pl, [{}]
+        self.pl, self.stages, self._now = pl, [{}], 0
 
-    def put(self, name: str, expr: Any) -> Any:
-        self.stages[-1][name] = expr
+    def put(self, name: str, expr: Any, later: int = 0) -> Any:
+        """Compute ``expr`` as column ``name`` in the current stage (or ``later`` stages on); its reference."""
+        at = self._now + later
+        while len(self.stages) <= at:
+            self.stages.append({})
+        self.stages[at][name] = expr
         return self.pl.col(name)
 
     def next(self) -> None:
-        self.stages.append({})
+        self._now += 1
+        while len(self.stages) <= self._now:
+            self.stages.append({})
 
     def apply(self, lf: Any) -> Any:
         for stage in self.stages:
@@ -264,8 +270,6 @@ def row_frame(
         e, dtype = _path_expr(pl, roles[role], columns, schema)
         if _is_text(pl, dtype):
             t = _clean(pl, e, dtype)
-            if role in ("timestamp", "end", "first_token"):
-                t = t.str.replace(r"^(\d{4}-\d\d-\d\d)[ T]", "${1}T").str.replace(r"(?i)z$", "+00:00")
             if role in ("status", "error", "error_class"):
                 t = t.str.to_lowercase()
             e, dtype = t, None
@@ -296,14 +300,19 @@ def row_frame(
         elif dtype is not None and dtype.is_numeric():
             us = _epoch_us(pl, e.cast(pl.Float64))
             bad = e.is_not_null() & us.is_null()
-        else:
-            aware = e.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%z", strict=False)
-            naive = e.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
-            day = e.str.strptime(pl.Date, "%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
-            number_ = _epoch_us(pl, e.cast(pl.Float64, strict=False))
-            us = pl.coalesce(aware.dt.epoch("us"), naive.dt.epoch("us"), day.dt.epoch("us"), number_)
-            bad = e.is_not_null() & us.is_null()
-        return st.put(f"_{role}_us", us), st.put(f"_{role}_bad", bad)
+        else:  # the format Polars infers from the chunk's first value (fast); the rest, only where that fails
+            fast = e.str.to_datetime(strict=False, time_unit="us", time_zone="UTC").dt.epoch("us")
+            fast = st.put(f"_{role}_fast", fast)
+            rest = st.put(f"_{role}_rest", pl.when(fast.is_null()).then(e), later=1)
+            iso = rest.str.replace(r"^(\d{4}-\d\d-\d\d)[ T]", "${1}T").str.replace(r"(?i)z$", "+00:00")
+            aware = iso.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%z", strict=False)
+            naive = iso.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+            day = iso.str.strptime(pl.Date, "%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+            number_ = _epoch_us(pl, rest.cast(pl.Float64, strict=False))
+            us = pl.coalesce(fast, aware.dt.epoch("us"), naive.dt.epoch("us"), day.dt.epoch("us"), number_)
+            us = st.put(f"_{role}_us", us, later=2)
+            return us, st.put(f"_{role}_bad", e.is_not_null() & us.is_null(), later=3)
+        return st.put(f"_{role}_us", us, later=2), st.put(f"_{role}_bad", bad, later=3)
 
     ts, bad_ts = stamp("timestamp")
     end, bad_end = stamp("end")
@@ -361,11 +370,12 @@ def row_frame(
     else:
         lat = pl.coalesce((end - ts) / 1e6, lat_col)
         ttft = pl.coalesce(pl.when((first > ts) & (end.is_null() | (first < end))).then((first - ts) / 1e6), ttft_col)
-    st.put("lat", lat)
-    st.put("ttft", ttft)
+    st.put("lat", lat, later=2)  # the timestamps are parsed two stages on
+    st.put("ttft", ttft, later=2)
     st.next()
     t = st.put("_ftext", pl.when(failed).then(etext)) if etext is not None else pl.lit(None, dtype=pl.String)
     st.next()
+    st.next()  # after the timestamps' last stage
 
     # stage 5: the failure's type (regexes only on failed rows' text) and the row's first problem
     code = pl.col("_code") if (status is not None or codes) else pl.lit(None, dtype=pl.Int64)

@@ -494,9 +494,16 @@ def _add_chunk(pl: Any, df: Any, st: _State, options: LogOptions, aggregated: bo
     st.cube.add((ci, mi, outcome), sums, (C, M, len(OUTCOMES)))
     gts = ts[good]
     st.lo, st.hi = min(st.lo, float(gts.min())), max(st.hi, float(gts.max()))
-    hour, weight = np.unique(gts // 3_600_000_000, return_inverse=True)
-    for h, v in zip(hour.tolist(), np.bincount(weight, weights=w).tolist(), strict=True):
-        st.hours[h] = st.hours.get(h, 0.0) + v
+    hour = gts // 3_600_000_000
+    h0 = int(hour.min())
+    if int(hour.max()) - h0 < 1 << 20:  # a chunk spans a few hours or days: count by offset, not by sorting
+        per = np.bincount(hour - h0, weights=w)
+        for k in np.flatnonzero(per).tolist():
+            st.hours[h0 + k] = st.hours.get(h0 + k, 0.0) + float(per[k])
+    else:
+        uniq, inverse = np.unique(hour, return_inverse=True)
+        for h, v in zip(uniq.tolist(), np.bincount(inverse, weights=w).tolist(), strict=True):
+            st.hours[h] = st.hours.get(h, 0.0) + v
     if aggregated:
         end = df["end"].to_numpy()[good]
         end = end[np.isfinite(end.astype(float))].astype(np.int64) if end.dtype.kind == "f" else end
