@@ -303,3 +303,48 @@ def test_an_aggregated_usage_export_gives_means_and_no_failure_rates(tmp_path: P
     assert hourly is not None and hourly[0] == pytest.approx(20 / (800 / 24), abs=1e-3)
     text = checked_starter(cal, "usage")
     assert "failure_rate: 0.01   # GUESS" in text and "# GUESS: the log has no latency" in text
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "logs" / "support-sample.jsonl"
+TRUTH = ROOT / "examples" / "logs" / "support-truth.yaml"
+
+
+@pytest.mark.slow  # draws 4,000 requests again (about 2 s)
+def test_shipped_sample_is_what_its_command_draws(tmp_path: Path) -> None:
+    # the command written at the top of support-truth.yaml, byte for byte: the sample is not a stale hand edit
+    import subprocess
+    import sys
+
+    out = tmp_path / "sample.jsonl"
+    cmd = [sys.executable, str(ROOT / "scripts" / "gen_logs.py"), str(ROOT / "worksheets" / "support-triage.yaml")]
+    cmd += ["--scenario", str(TRUTH), "--policy", "tiered+fallback", "--requests", "4000", "--days", "14"]
+    subprocess.run([*cmd, "--seed", "7", "-o", str(out)], check=True, capture_output=True)
+    assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_shipped_sample_round_trips() -> None:
+    """Calibrating the shipped sample recovers the worksheet it was drawn from (support-triage + the truth overlay)
+    within sampling error: 4 standard errors at the sample's own counts (4,000 requests, so the bounds are wide)."""
+    truth = routecalc.load_worksheet(ROOT / "worksheets" / "support-triage.yaml", [TRUTH])
+    data = read_logs(SAMPLE)
+    assert data.report.bad_rows == 0
+    cal = calibrate_logs(data)
+    requests = 4000
+    retried = cal.calls / requests - 1  # fallbacks add calls (1.4 % here): shares are of calls, not of requests
+    for task, share in zip(truth.tasks, truth.shares, strict=True):
+        cat = cal.category(task.name)
+        assert abs(cat.share - share) <= 4 * math.sqrt(share * (1 - share) / requests) + share * retried, task.name
+        for band, fit in ((task.tokens_in, cat.tokens_in), (task.tokens_out, cat.tokens_out)):
+            assert fit is not None and fit.p50 is not None and fit.p95 is not None
+            assert abs(fit.p50 - band.p50) <= _quantile_tol(band.sigma, 0.5, fit.n, band.p50), (task.name, fit)
+            assert abs(fit.p95 - band.p95) <= _quantile_tol(band.sigma, 0.95, fit.n, band.p95), (task.name, fit)
+    assert {m.name for m in cal.models} == {"gpt-4.1-mini", "gpt-4.1", "claude-sonnet-4"}  # tiered+fallback's
+    for m in cal.models:
+        f = truth.model(m.name).failure_rate
+        assert abs(m.failure_rate - f) <= 4 * math.sqrt(f * (1 - f) / m.calls), m.name
+    # the overlay's changes are the ones a reader should see: disputes up (5 % -> 8 %), refund threads longer
+    assert cal.category("dispute").share > 0.05 + 4 * math.sqrt(0.05 * 0.95 / requests)
+    assert cal.category("refund").tokens_in.p50 > 3000  # type: ignore[union-attr]
+    [(day, _)] = cal.profile.spikes
+    assert day == 7
