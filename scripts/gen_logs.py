@@ -6,20 +6,25 @@
 Requests arrive following the worksheet's volume.profile (or a typical office-hours profile), take the policy's
 chain (--policy, default the baseline) with the models' own latency, failures by error type and prices; one row
 per call. Large logs are drawn in parts of --part requests (each part a slice of the period, its own seed) so
-memory stays bounded; Parquet parts are combined by a streaming copy.
+memory stays bounded: each part gets its slice's share of the period's traffic (weekdays, growth and spikes
+counted over the whole period, the split drawn multinomially), so parts join into one month as if drawn at once;
+Parquet parts are combined by a streaming copy.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import math
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 import routecalc
-from routecalc.data.synth import synth_calls, write_log
+from routecalc.data.synth import OFFICE_PROFILE, hourly_intensity, synth_calls, write_log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.UTC)
     parts = max(1, math.ceil(args.requests / args.part))
     rows = 0
+    profile = ws.volume.profile or OFFICE_PROFILE
+    bounds = [start + dt.timedelta(days=args.days * i / parts) for i in range(parts + 1)]
+    weight = np.array(
+        [
+            hourly_intensity(profile, a, (b - a).total_seconds() / 86400, start)[1].sum()
+            for a, b in itertools.pairwise(bounds)
+        ]
+    )
+    sizes = (
+        np.random.default_rng(args.seed).multinomial(args.requests, weight / weight.sum())
+        if parts > 1
+        else [args.requests]
+    )
     with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
         files = []
         for i in range(parts):
-            n = args.requests // parts + (1 if i < args.requests % parts else 0)
-            t0 = start + dt.timedelta(days=args.days * i / parts)
+            n, t0 = int(sizes[i]), bounds[i]
+            if n == 0:
+                continue
             calls = synth_calls(ws, args.policy, n, start=t0, days=args.days / parts, seed=args.seed + i)
             rows += calls.n
             if args.out.suffix.lower() == ".parquet":

@@ -348,3 +348,23 @@ def test_shipped_sample_round_trips() -> None:
     assert cal.category("refund").tokens_in.p50 > 3000  # type: ignore[union-attr]
     [(day, _)] = cal.profile.spikes
     assert day == 7
+
+
+@pytest.mark.slow  # draws 60,000 requests in 7 parts and reads them back (about 3 s)
+def test_a_log_drawn_in_parts_is_one_period(known: routecalc.Worksheet, tmp_path: Path) -> None:
+    # gen_logs draws large logs in parts: each part must get its slice's share of the month (weekdays, growth and
+    # the spike counted over the whole period), or the joined log has a saw-tooth growth and lost spikes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_logs", ROOT / "scripts" / "gen_logs.py")
+    gen = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    out = tmp_path / "parts.jsonl"
+    args = [str(SHEET), "-o", str(out), "--policy", "today", "--requests", str(N), "--days", str(DAYS)]
+    assert gen.main([*args, "--shape", "generic", "--part", str(N // 7 + 1), "--seed", "3"]) == 0
+    p = calibrate_logs(read_logs(out)).profile
+    truth = known.volume.profile
+    t = np.arange(DAYS) / (365 / 12)
+    se = 1 / math.sqrt(N / DAYS * ((t - t.mean()) ** 2).sum())  # as in test_profile
+    assert abs(math.log1p(p.growth_per_month) - math.log1p(truth.growth_per_month)) <= 4 * se
+    assert [d for d, _ in p.spikes] == [s.day for s in truth.spikes]

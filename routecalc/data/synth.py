@@ -101,12 +101,14 @@ def _draw_band(rng: np.random.Generator, band: Band, n: int) -> np.ndarray:
     return np.exp(band.mu + band.sigma * rng.standard_normal(n))
 
 
-def arrival_times(
-    rng: np.random.Generator, profile: TrafficProfile, requests: int, start: dt.datetime, days: float
-) -> np.ndarray:
-    """``requests`` epoch seconds in ``[start, start + days)``, sorted: counts per hour multinomial with the
-    profile's intensity (hourly x weekday weight x growth x spike factor), uniform within the hour."""
+def hourly_intensity(
+    profile: TrafficProfile, start: dt.datetime, days: float, origin: dt.datetime | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The hours of ``[start, start + days)``: their start (epoch seconds, shape (H,)) and expected relative traffic
+    (hourly x weekday weight x growth since ``origin``, default ``start``, x spike factor x the share of the hour
+    inside the period; shape (H,)). Relative: comparable between periods that share ``origin``."""
     t0 = start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start
+    o = t0 if origin is None else (origin.replace(tzinfo=dt.UTC) if origin.tzinfo is None else origin)
     t0s = t0.timestamp()
     hours = math.ceil(days * 24)
     h = np.arange(hours)
@@ -115,7 +117,7 @@ def arrival_times(
     weekly = np.asarray(profile.weekly if profile.weekly is not None else [1.0] * 7, dtype=float)
     hod = ((at // 3600) % 24).astype(int)
     dow = (((at // 86400) + 3) % 7).astype(int)  # 1970-01-01 was a Thursday: Monday = 0
-    months = (at - t0s) / (86400 * DAYS_PER_MONTH)
+    months = (at - o.timestamp()) / (86400 * DAYS_PER_MONTH)
     rate = hourly[hod] * weekly[dow] * (1 + profile.growth_per_month) ** months
     spikes = {s.day: s.factor for s in profile.spikes}
     if spikes:
@@ -123,7 +125,16 @@ def arrival_times(
         day_factor = np.array([spikes.get(int(d), 1.0) for d in dom])
         rate = rate * np.repeat(day_factor, 24)[:hours]
     cover = np.clip(days * 24 - h, 0, 1)  # the last hour may be partial
-    p = rate * cover
+    return at, rate * cover
+
+
+def arrival_times(
+    rng: np.random.Generator, profile: TrafficProfile, requests: int, start: dt.datetime, days: float
+) -> np.ndarray:
+    """``requests`` epoch seconds in ``[start, start + days)``, sorted: counts per hour multinomial with the
+    profile's intensity (hourly x weekday weight x growth x spike factor), uniform within the hour."""
+    at, p = hourly_intensity(profile, start, days)
+    cover = np.clip(days * 24 - np.arange(at.size), 0, 1)
     counts = rng.multinomial(requests, p / p.sum())
     base = np.repeat(at, counts)
     width = np.repeat(cover, counts) * 3600.0
