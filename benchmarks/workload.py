@@ -64,3 +64,48 @@ def benchmark_worksheet(seed: int = 0) -> dict:
         "tasks": tasks,
         "policies": policies,
     }
+
+
+def optimize_worksheet(categories: int = 20, models: int = 12, seed: int = 0, budgets: bool = False) -> dict:
+    """The ``optimize`` benchmark: ``categories`` x ``models`` over 4 providers, prices doubling every 2 models
+    ($0.10-$6.40 per 1M input tokens), dearer models slower and better (pass rates drawn in [0.5, 0.99] and
+    sorted), 1 % failures with one retry, a validator everywhere; with ``budgets``, a P95 budget of 20 s."""
+    rng = np.random.default_rng(seed)
+    catalog = [
+        {
+            "name": f"m{i}",
+            "provider": f"p{i % 4}",
+            "price_in": round(0.1 * 2 ** (i / 2), 4),
+            "price_out": round(0.4 * 2 ** (i / 2), 4),
+            "latency": {"ttft_s": band(0.3 + 0.1 * i, 0.5), "tpot_s": 0.005 + 0.002 * i},
+            "failure_rate": 0.01,
+            "timeout_share": 0.3,
+            "timeout_s": 20.0,
+        }
+        for i in range(models)
+    ]
+    shares = rng.dirichlet(np.ones(categories))
+    shares = np.round(shares, 6)
+    shares[-1] = round(1 - shares[:-1].sum(), 6)
+    tasks = []
+    for c in range(categories):
+        task = {
+            "name": f"c{c}",
+            "traffic_share": float(shares[c]),
+            "tokens_in": band(float(rng.choice(IN_MEDIANS)), 0.8),
+            "tokens_out": band(float(rng.choice(OUT_MEDIANS)), 0.6),
+            "quality_threshold": 0.9,
+            "pass_rates": {f"m{i}": float(q) for i, q in enumerate(np.sort(rng.uniform(0.5, 0.99, models)))},
+            "validator": {"catch": 0.8, "false_reject": 0.05},
+        }
+        if budgets:
+            task["latency_budget_s"] = 20
+        tasks.append(task)
+    return {
+        "name": f"optimize benchmark ({categories} x {models})",
+        "volume": {"requests_per_month": 1e7},
+        "defaults": {"retries": 1},
+        "models": catalog,
+        "tasks": tasks,
+        "policies": [],
+    }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
+from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
 from routecalc.worksheet import ERROR_TYPES, Band, PolicySpec, Router, StepSpec, Worksheet, step_gated
 
@@ -167,6 +168,25 @@ class RoutingProblem:
     def with_chains(self, chains: ChainTable) -> RoutingProblem:
         return replace(self, chains=chains)
 
+    def take_categories(self, ix: np.ndarray | Sequence[int], chains: ChainTable) -> RoutingProblem:
+        """The problem restricted to categories ``ix`` (shares kept as they are), with ``chains`` shaped for
+        them. Parameters must not carry leading (draw) axes."""
+        ix = np.asarray(ix, dtype=np.int64)
+        tt = self.tasks
+        tasks = TaskTable(
+            **{
+                f.name: (tuple(tt.names[i] for i in ix) if f.name == "names" else getattr(tt, f.name)[ix])
+                for f in fields(TaskTable)
+            }
+        )
+        return replace(
+            self,
+            tasks=tasks,
+            outcomes=take_outcome_categories(self.outcomes, ix),
+            segments=self.segments.take(ix),
+            chains=chains,
+        )
+
 
 def _band(band: Band) -> tuple[float, float, float]:
     return band.mu, band.sigma, band.expected
@@ -288,19 +308,24 @@ def static_policy(name: str, routes: dict[str, str], description: str | None = N
 
 
 def map_leaves(
-    route: list[StepSpec] | Router, fn: Callable[[list[StepSpec]], list[StepSpec]]
+    route: list[StepSpec] | Router,
+    fn: Callable[[list[StepSpec]], list[StepSpec]] = list,
+    router_fn: Callable[[Router], Router] | None = None,
 ) -> list[StepSpec] | Router:
-    """The same route with every leaf chain replaced by ``fn(chain)``."""
+    """The same route with every leaf chain replaced by ``fn(chain)`` (and every router by ``router_fn``)."""
     if isinstance(route, list):
         return fn(route)
     update: dict = {}
     if route.split is not None:
-        update["split"] = [arm.model_copy(update={"route": map_leaves(arm.route, fn)}) for arm in route.split]
+        update["split"] = [
+            arm.model_copy(update={"route": map_leaves(arm.route, fn, router_fn)}) for arm in route.split
+        ]
     if route.rules is not None:
-        update["rules"] = [r.model_copy(update={"route": map_leaves(r.route, fn)}) for r in route.rules]
+        update["rules"] = [r.model_copy(update={"route": map_leaves(r.route, fn, router_fn)}) for r in route.rules]
     if route.routes is not None:
-        update["routes"] = {k: map_leaves(r, fn) for k, r in route.routes.items()}
-    return route.model_copy(update=update)
+        update["routes"] = {k: map_leaves(r, fn, router_fn) for k, r in route.routes.items()}
+    out = route.model_copy(update=update)
+    return router_fn(out) if router_fn is not None else out
 
 
 class _Builder:
@@ -326,6 +351,40 @@ class _Builder:
         self.lane_cost_token = np.zeros((P, C, L))
         self.lane_latency_mu = np.full((P, C, L), -np.inf)
         self.lane_latency_sigma = np.zeros((P, C, L))
+
+
+def plain_chains(
+    model: np.ndarray,
+    gated: np.ndarray,
+    retries: np.ndarray,
+    on_reject: np.ndarray,
+    on_failure: np.ndarray,
+    tiers: int = 1,
+    segments: int = 1,
+    backoff_s: float = 0.0,
+    kind: str = "chain",
+) -> ChainTable:
+    """One-lane chains from ``(P, C, S)`` arrays (``model`` -1 pads): no hedges, tools or deadlines; every error
+    type and a context overflow go where ``on_failure`` says. For callers that build many candidate routes as
+    arrays (``routecalc optimize``) rather than from a worksheet."""
+    P, C, S = model.shape
+    b = _Builder(P, C, tiers, segments, 1, S)
+    lane = (slice(None), slice(None), 0)
+    b.model[lane] = model
+    b.gated[lane] = gated
+    b.retries[lane] = retries
+    b.on_reject[lane] = on_reject
+    b.on_failure[lane] = on_failure[..., None]
+    b.on_overflow[lane] = on_failure
+    b.lane_weight[...] = 1.0
+    return ChainTable(
+        names=("",) * P,
+        kinds=(kind,) * P,
+        **{f.name: getattr(b, f.name) for f in fields(ChainTable) if hasattr(b, f.name)},
+        backoff_s=np.full(P, backoff_s),
+        human_cost=np.zeros(P),
+        human_latency_s=np.zeros(P),
+    )
 
 
 def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:
@@ -378,7 +437,8 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                 if len(lane.classifiers) > 1:
                     total = sum(classifiers[n].latency_s.expected for n in lane.classifiers)
                     b.lane_latency_mu[p, c, lane_ix] = np.log(total) if total > 0 else -np.inf
-                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next)
+                budget = ws.tasks[c].latency_budget_s
+                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next, budget)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
@@ -398,6 +458,7 @@ def _fill_lane(
     ix: dict[str, int],
     policy_retries: int,
     overflow_next: bool,
+    budget_s: float | None,
 ) -> None:
     n = len(steps)
     for s, step in enumerate(steps):
@@ -420,7 +481,7 @@ def _fill_lane(
         final = _TARGET[pol.final_reject] if last else s + 1
         b.on_reject[here] = _target(step.on_reject, nxt if step.tool is not None else final)
         if step.deadline_s is not None:
-            b.deadline_s[here] = step.deadline_s
+            b.deadline_s[here] = budget_s if step.deadline_s == "budget" else step.deadline_s
             b.on_deadline[here] = _target(step.on_deadline, default)
         if step.latency_target_s is not None:
             b.latency_target_s[here] = step.latency_target_s
@@ -461,10 +522,17 @@ def strongest_model(ws: Worksheet) -> str | None:
     return best[2] if best else None
 
 
-def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingProblem:
-    """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline."""
+def compile_worksheet(ws: Worksheet, include_strongest: bool = True, strongest: str | None = None) -> RoutingProblem:
+    """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline.
+
+    ``strongest`` names the baseline's model instead of choosing it (what-if variants of a worksheet keep the
+    model the original chose, so the same policies are compared).
+    """
     extra = []
-    strongest = strongest_model(ws) if include_strongest else None
+    if include_strongest and strongest is None:
+        strongest = strongest_model(ws)
+    elif not include_strongest:
+        strongest = None
     if strongest is not None:
         extra.append(static_policy(STRONGEST, {t.name: strongest for t in ws.tasks}))
     seg = segment_table(ws, _x_means(ws), extra, catalog_names(ws))

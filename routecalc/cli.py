@@ -17,12 +17,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperGroup
 
 from routecalc.errors import RoutecalcError, WorksheetError
+from routecalc.format import printable
+from routecalc.limits import MAX_SEED
 
-console = Console()
-err_console = Console(stderr=True)
+# Plain strings are printed literally: no rich markup and no :emoji: codes (a policy named "[bold]x" or ":smile:"
+# is shown as written). Our own markup is passed as markup=True, with user text through _lit().
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
+
+
+def _lit(text: object, keep_newlines: bool = False) -> str:
+    """User text inside our markup: control characters escaped, markup brackets escaped."""
+    return escape(printable(str(text), keep_newlines))
 
 
 class _Group(TyperGroup):
@@ -36,15 +46,15 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except WorksheetError as exc:
             err_console.print(
-                f"[bold red]error:[/] {escape(exc.source)}: {len(exc.problems)} problem(s)", highlight=False
+                f"[bold red]error:[/] {_lit(exc.source)}: {len(exc.problems)} problem(s)", markup=True, highlight=False
             )
             for p in exc.problems:
                 err_console.print(
-                    f"  [red]✗[/] [bold]{escape(p.path or '(top)')}[/]: {escape(p.message)}", highlight=False
+                    f"  [red]✗[/] [bold]{_lit(p.path or '(top)')}[/]: {_lit(p.message)}", markup=True, highlight=False
                 )
             raise typer.Exit(exc.exit_code) from None
         except RoutecalcError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {_lit(exc, keep_newlines=True)}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -137,10 +147,27 @@ class LogShape(StrEnum):
     generic = "generic"
 
 
+class RankBy(StrEnum):
+    cost = "cost"
+    savings = "savings"
+    quality = "quality"
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
     md = "md"
+
+
+class Objective(StrEnum):
+    cost = "cost"
+    cost_risk = "cost+risk"
+    latency = "latency"
+
+
+class TableJson(StrEnum):
+    table = "table"
+    json = "json"
 
 
 WorksheetArg = Annotated[
@@ -149,7 +176,10 @@ WorksheetArg = Annotated[
 SamplesOpt = Annotated[
     int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Monte Carlo seed: same seed, same numbers.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option("--seed", "-s", min=0, max=MAX_SEED, help="Monte Carlo seed (0 to 2^63-1): same seed, same numbers."),
+]
 ScenarioOpt = Annotated[
     list[Path] | None,
     typer.Option("--scenario", help="What-if overlay YAML merged onto the worksheet (repeatable, in order)."),
@@ -173,6 +203,14 @@ UncertaintyOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+ObjectiveOpt = Annotated[
+    Objective,
+    typer.Option(
+        "--objective",
+        help="Winner rule among policies meeting every target: least spend (cost), spend + operational risk "
+        "of bad and failed answers (cost+risk), or mean latency (latency).",
+    ),
+]
 OutFileOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.", show_default=False)
 ]
@@ -221,9 +259,24 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
     return analyse(ws, result, draws, seed)
 
 
+def _swing(text: str) -> float:
+    from routecalc.decide.sensitivity import parse_swing
+
+    return parse_swing(text)
+
+
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
-        (err_console if stderr else console).print(f"[yellow]warning:[/] {escape(m)}", highlight=False)
+        (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
+
+
+def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
+    """Load and validate a worksheet (with its overlays); plausibility warnings go to stderr."""
+    from routecalc.worksheet import load_worksheet, worksheet_warnings
+
+    ws = load_worksheet(worksheet, scenarios)
+    _warn(worksheet_warnings(ws), stderr=True)
+    return ws
 
 
 @app.command()
@@ -235,6 +288,7 @@ def compare(
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
     uncertainty: UncertaintyOpt = None,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
@@ -242,20 +296,24 @@ def compare(
     escalation and fallback rates, which policies meet every category's targets, and the winner.
     With --uncertainty: how sure that is, given the eval counts behind the pass rates.
     """
+    from routecalc.decide.whatif import pattern_effects
     from routecalc.report import tables
+    from routecalc.report.patterns import render_patterns
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     _check_draws(uncertainty)
-    ws = load_worksheet(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed, today=_today(today))
+    ws = _load(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed, today=_today(today), objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
+    effects = pattern_effects(ws, result)
     if fmt is Format.json:
-        sys.stdout.write(tables.comparison_json(result, risk) + "\n")
+        sys.stdout.write(tables.comparison_json(result, risk, effects) + "\n")
     elif fmt is Format.csv:
         sys.stdout.write(tables.comparison_csv(result, risk))
     else:
         console.print(tables.render_comparison(result))
+        for table in render_patterns(effects, result.currency):
+            console.print(table)
         if risk is not None:
             from routecalc.report.risk import render_uncertainty
 
@@ -266,12 +324,12 @@ def compare(
 def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
     from routecalc.routes import window_warnings
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet, scenario or ())
+    ws = _load(worksheet, scenario or ())
     console.print(
-        f"[green]✓[/] {escape(str(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {_lit(worksheet)}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
+        markup=True,
         highlight=False,
     )
     _warn(window_warnings(ws))
@@ -300,6 +358,23 @@ def report(
         bool, typer.Option("--force", help="Replace files in the directory that routecalc did not write.")
     ] = False,
     uncertainty: UncertaintyOpt = None,
+    objective: ObjectiveOpt = Objective.cost,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Add a Sensitivity section: a tornado chart of every input moved by ±--swing, and break-evens.",
+        ),
+    ] = False,
+    swing: Annotated[str, typer.Option("--swing", help="With --sensitivity: relative move of each input.")] = "20%",
+    month: Annotated[
+        bool,
+        typer.Option(
+            "--month/--no-month",
+            help="With an operations section: add 'A month, not a mean' (the winner, else the baseline, simulated "
+            "over 30 days with its time effects, as routecalc simulate).",
+        ),
+    ] = True,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -309,36 +384,63 @@ def report(
     report date (review-age warnings count to it). --uncertainty adds error bars to the cost vs quality chart
     and a Risk section: how sure the decision is, given the eval counts.
     """
+    from routecalc.decide.whatif import pattern_effects
     from routecalc.outputs import write_files
     from routecalc.report.build import HTML_NAME, MD_NAME, build_report, default_out_dir
     from routecalc.report.tables import verdict
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     _check_draws(uncertainty)
-    ws = load_worksheet(worksheet, scenario or ())
+    fraction = _swing(swing) if sensitivity else None
+    ws = _load(worksheet, scenario or ())
     day = _today(today)
-    result = run_compare(ws, samples=samples, seed=seed, today=day)
+    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
-    files = build_report(ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk)
+    effects = pattern_effects(ws, result)
+    simulated = None
+    focus = result.winner or result.baseline
+    if month and ws.operations is not None and focus in {p.name for p in ws.policies}:
+        from routecalc.month import simulate_month
+
+        simulated = simulate_month(ws, focus, seed=seed, problem=result.problem)
+    swings = None
+    if fraction is not None:
+        from routecalc.decide.sensitivity import analyse
+
+        swings = analyse(ws, result, swing=fraction)
+    files = build_report(
+        ws,
+        result,
+        worksheet,
+        fmt.value,
+        generated=day,
+        scenarios=scenario or (),
+        uncertainty=risk,
+        patterns=effects,
+        sensitivity=swings,
+        month=simulated,
+    )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)
     main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
     console.print(
-        f"wrote {len(files)} files to {escape(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts (PNG + SVG)",
+        f"wrote {len(files)} files to {printable(str(out_dir))}: {', '.join(main_files)} and {n_charts} charts "
+        "(PNG + SVG)",
         highlight=False,
     )
     for name in main_files:
-        console.print(f"  {escape(str(out_dir / name))}", highlight=False)
-    console.print(verdict(result), highlight=False)
+        console.print(f"  {printable(str(out_dir / name))}", highlight=False)
+    console.print(Text.from_markup(verdict(result), emoji=False), highlight=False)
     if risk is not None:
         from routecalc.report.risk import risk_sentences
 
-        console.print(escape(risk_sentences(result, risk)[0][0]), highlight=False)
+        console.print(Text(risk_sentences(result, risk)[0][0]), highlight=False)
     if result.winner is None:
         for p in result.policies:
-            console.print(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}", highlight=False)
+            console.print(
+                f"  [red]✗[/] {_lit(p.name)}: nearest miss {_lit(p.nearest_miss or '')}", markup=True, highlight=False
+            )
 
 
 @app.command()
@@ -366,12 +468,12 @@ def export(
     from routecalc.export.plan import Source
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import file_sha256, load_worksheet
+    from routecalc.worksheet import file_sha256
 
     if out is not None:
         check_new_file(out, force)  # refuse before spending time on the estimate
     scenarios = scenario or ()
-    ws = load_worksheet(worksheet, scenarios)
+    ws = _load(worksheet, scenarios)
     source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
     result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
     _warn(result.warnings, stderr=True)
@@ -379,7 +481,98 @@ def export(
         sys.stdout.write(result.text)
         return
     write_atomic(out, result.text)
-    console.print(f"wrote {escape(str(out))} ({result.target}, policy {escape(result.policy)})", highlight=False)
+    console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
+
+
+@app.command()
+def optimize(
+    worksheet: WorksheetArg,
+    max_chain: Annotated[
+        int, typer.Option("--max-chain", "-k", min=1, max=8, help="Longest cascade / fallback chain to consider.")
+    ] = 3,
+    objective: Annotated[
+        Objective,
+        typer.Option("--objective", help="What to minimise: spend (cost), spend + operational risk, mean latency."),
+    ] = Objective.cost,
+    min_quality: Annotated[
+        float | None,
+        typer.Option(
+            "--min-quality",
+            help="Global mode: least objective with traffic-weighted quality >= this fraction (e.g. 0.96).",
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            help="Global mode: best traffic-weighted quality within this monthly spend (worksheet currency); "
+            "also prints the budget-exact randomised mix.",
+            show_default=False,
+        ),
+    ] = None,
+    no_floors: Annotated[
+        bool,
+        typer.Option("--no-floors", help="Global modes: drop the per-category quality thresholds (trade freely)."),
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="Name of the new policy.")] = "optimized",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the worksheet plus the new policy here (comments kept).", show_default=False
+        ),
+    ] = None,
+    force: ForceOpt = False,
+    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    verify_max: Annotated[
+        int,
+        typer.Option("--verify-max", min=1, help="Routes per category checked against the P95 budget by Monte Carlo."),
+    ] = 64,
+) -> None:
+    """Find the best route per category over every model in WORKSHEET's catalog, and write it as a policy.
+
+    Enumerates every single model, cascade and fallback chain of up to --max-chain models (and cascades with
+    same-tier fallbacks), scores them with the expected-value engine, keeps those meeting every target and
+    constraint (P95 budgets checked by Monte Carlo, like compare) and picks the best by --objective. Prints the
+    route per category with its margins, the policy as YAML, and the cost-vs-quality frontier.
+    """
+    from routecalc.decide.optimize import optimize as run_optimize
+    from routecalc.decide.policy import worksheet_with_policy
+    from routecalc.errors import RoutecalcError
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.report.optimize import optimization_json, render_optimization
+
+    if out is not None:
+        check_new_file(out, force)  # refuse before spending time on the search
+    ws = _load(worksheet)
+    result = run_optimize(
+        ws,
+        objective=objective.value,
+        max_chain=max_chain,
+        min_quality=min_quality,
+        budget=budget,
+        floors=not no_floors,
+        samples=samples,
+        seed=seed,
+        verify_max=verify_max,
+        name=name,
+        source=str(worksheet),
+    )
+    text = worksheet_with_policy(worksheet, result.policy, out) if out is not None and result.policy else None
+    if fmt is TableJson.json:
+        sys.stdout.write(optimization_json(result) + "\n")
+    else:
+        console.print(render_optimization(result))
+    if out is None:
+        return
+    if text is None:
+        raise RoutecalcError(f"no policy meets every target, so nothing was written to {out}")
+    write_atomic(out, text)
+    (err_console if fmt is TableJson.json else console).print(
+        f"wrote {printable(str(out))}: {printable(str(worksheet))} plus policy {printable(name)}", highlight=False
+    )
 
 
 @prices_app.command("show")
@@ -405,12 +598,14 @@ def prices_show(
     pm = load_price_map(path)
     if not models:
         console.print(
-            f"{escape(label)}: {escape(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show MODEL..."
+            f"{printable(label)}: {printable(str(path))}\n{len(pm):,} models. Show some with: routecalc prices show "
+            "MODEL...",
+            highlight=False,
         )
         return
     rows, missing, notes = search(pm, models)
     for note in notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {_lit(note)}", markup=True, highlight=False)
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
@@ -441,11 +636,10 @@ def prices_update(
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.prices import load_price_map, plan_update, price_source
     from routecalc.report.prices import changes_table
-    from routecalc.worksheet import load_worksheet
 
     if out is not None and in_place:
         raise InputError("give either --out W2 or --in-place, not both")
-    ws = load_worksheet(worksheet)
+    ws = _load(worksheet)
     path, label = price_source(from_)
     target = out if out is not None else (worksheet if in_place else None)
     update = plan_update(worksheet, ws, load_price_map(path), rate, target)
@@ -460,7 +654,7 @@ def prices_update(
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {escape(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
 
 
 @calibrate_app.command("evals")
@@ -550,13 +744,13 @@ def calibrate_evals(
     to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
     say = err_console if to_stdout else console
     say.print(
-        f"read {escape(str(file))}: {report.records:,} rows, {data.n_prompts:,} prompts, "
-        f"{len(data.categories)} categories, models {escape(', '.join(data.models))}",
+        f"read {printable(str(file))}: {report.records:,} rows, {data.n_prompts:,} prompts, "
+        f"{len(data.categories)} categories, models {printable(', '.join(data.models))}",
         highlight=False,
     )
     _warn(report.lines(), stderr=to_stdout)
     if cal.small:
-        listed = ", ".join(f"{escape(n)} ({c})" for n, c in cal.small)
+        listed = ", ".join(f"{printable(n)} ({c})" for n, c in cal.small)
         _warn([f"{len(cal.small)} categories have fewer than {MIN_PROMPTS} prompts: {listed}"], stderr=to_stdout)
     left = [(c.name, c.left_out) for c in cal.categories if c.left_out]
     if left:
@@ -568,7 +762,7 @@ def calibrate_evals(
             sys.stdout.write(text)
         else:
             write_atomic(out, text)
-            console.print(f"wrote {escape(str(out))}", highlight=False)
+            console.print(f"wrote {printable(str(out))}", highlight=False)
         say.print(
             "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
             highlight=False,
@@ -586,7 +780,7 @@ def calibrate_evals(
         )
         return
     write_atomic(target, update.text)
-    console.print(f"wrote {escape(str(target))} ({update.n_changes} change(s))", highlight=False)
+    console.print(f"wrote {printable(str(target))} ({update.n_changes} change(s))", highlight=False)
 
 
 LogFileArg = Annotated[
@@ -905,13 +1099,12 @@ def diff(
     from routecalc.prices import reprice
     from routecalc.report.diff import diff_json, diff_markdown, render_diff
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     if new is None and prices is None and not scenario:
         raise InputError("nothing to compare: give NEW, --prices FILE or --scenario FILE")
     day = _today(today)
-    old_ws = load_worksheet(old)
-    new_ws = load_worksheet(new or old, scenario or ())
+    old_ws = _load(old)
+    new_ws = _load(new or old, scenario or ())
     parts = [str(new)] if new is not None else []
     parts += [f"scenario {s}" for s in scenario or ()]
     notes: list[str] = []
@@ -932,6 +1125,140 @@ def diff(
 
 
 @app.command()
+def sensitivity(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", "-p", help="Policy to analyse (default: the winner).", show_default=False),
+    ] = None,
+    swing: Annotated[
+        str, typer.Option("--swing", help="Relative move of each input, down and up: 20% or 0.2 (at most 100%).")
+    ] = "20%",
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    top: Annotated[int, typer.Option("--top", min=1, help="Inputs shown, and searched for break-even values.")] = 10,
+    by: Annotated[RankBy, typer.Option("--by", help="Rank inputs by their effect on this.")] = RankBy.cost,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Which inputs move the decision: swing each input of WORKSHEET alone and find where the decision flips.
+
+    Every price, pass rate (and joint-outcome parameter), traffic share, token band, validator rate, failure rate
+    and latency moves by ±SWING; the chosen policy's monthly cost, savings and quality are re-estimated (expected
+    values) and the inputs ranked by effect. For the top inputs, the break-even value at which the policy stops
+    beating the runner-up or the baseline (or starts to), found by root finding on the expected-value engine.
+    """
+    from routecalc.decide.sensitivity import analyse
+    from routecalc.report.sensitivity import render_sensitivity, sensitivity_json
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import load_worksheet
+
+    fraction = _swing(swing)  # refuse a bad option before spending time on the estimate
+    ws = load_worksheet(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed)
+    s = analyse(ws, result, policy, fraction, top, by.value)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(sensitivity_json(s) + "\n")
+    else:
+        console.print(render_sensitivity(s))
+
+
+@app.command()
+def simulate(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Policy name, or 'winner' (cheapest meeting every target).")
+    ] = "winner",
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=366, help="Days to simulate (day 1 starts at 00:00 UTC).")
+    ] = 30,
+    seed: SeedOpt = 0,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format (csv: a row per day).")] = Format.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the month as a report section into this directory: month.html, month.md, charts.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="Date of day 1, YYYY-MM-DD (sets weekdays; default: a Monday).", show_default=False
+        ),
+    ] = None,
+    bucket_s: Annotated[
+        float,
+        typer.Option("--bucket-s", help="Time bucket in seconds (arrival rates, load measurement); divides an hour."),
+    ] = 60.0,
+    compare_effects: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also simulate the month with each time effect switched off (what each one changes).",
+        ),
+    ] = True,
+    samples: SamplesOpt = 200_000,
+    scenario: ScenarioOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files in --out that routecalc did not write.")
+    ] = False,
+) -> None:
+    """Simulate a month of WORKSHEET's traffic, request by request in arrival order, with its time effects.
+
+    Traffic follows volume.profile (hours, weekdays, growth, spike days); the worksheet's operations section adds
+    outages, circuit breakers, rate limits at peak, budget pacing and load-adaptive routing. Shows a row per day
+    (requests, spend against the budget, quality, failures, P95/P99, breaker-open minutes, spill and downgrade
+    shares), month totals, and what each effect did against the same month without it. --samples only matters
+    for --policy winner (the comparison that picks it).
+    """
+    from routecalc.errors import InputError, PolicyError
+    from routecalc.month import simulate_month
+    from routecalc.report.timeline import month_csv, month_json, render_month
+
+    day1 = None
+    if start is not None:
+        try:
+            day1 = dt.date.fromisoformat(start)
+        except ValueError:
+            raise InputError(f"--start: not a date (YYYY-MM-DD): {start!r}") from None
+    if out is not None:
+        from routecalc.outputs import check_files
+        from routecalc.report.timeline import MONTH_FILES
+
+        check_files(out, MONTH_FILES, force)  # refuse before the simulation, not after it
+    ws = _load(worksheet, scenario or ())
+    name = policy
+    if policy == "winner":
+        from routecalc.results import compare as run_compare
+
+        name = run_compare(ws, samples=samples, seed=seed).winner or ""
+        if not name:
+            raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
+    result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
+    if fmt is Format.json:
+        sys.stdout.write(month_json(result) + "\n")
+    elif fmt is Format.csv:
+        sys.stdout.write(month_csv(result))
+    else:
+        if ws.operations is None:
+            _warn(["the worksheet has no operations section: only traffic over time is simulated"])
+        console.print(render_month(result))
+    if out is not None:
+        from routecalc.outputs import write_files
+        from routecalc.report.timeline import month_files
+
+        files = month_files(result)
+        write_files(out, files, force=force)
+        n_charts = sum(name.endswith(".png") for name in files)
+        (err_console if fmt is not Format.table else console).print(
+            f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)", highlight=False
+        )
+
+
+@app.command()
 def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
     """Print the worksheet JSON Schema (for editor validation, e.g. yaml-language-server)."""
     import json
@@ -945,7 +1272,7 @@ def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {escape(str(out))}", highlight=False)
+    console.print(f"wrote {printable(str(out))}", highlight=False)
 
 
 @app.callback(invoke_without_command=True)

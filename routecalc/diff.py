@@ -474,6 +474,19 @@ def _focus(old: Comparison, new: Comparison) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _consistent(ws: Worksheet) -> bool:
+    """Whether a one-input-changed worksheet is a valid worksheet. ``model_copy`` checks nothing, and one input
+    alone can name what only the other side has (a policy routing to a model renamed since): such a change is
+    listed, not attributed, instead of failing to compile."""
+    from routecalc.worksheet import validate_worksheet
+
+    try:
+        validate_worksheet(ws.as_document(), "one input changed")
+    except InputError:
+        return False
+    return True
+
+
 def _attribute(
     old_ws: Worksheet, new_ws: Worksheet, focus: Sequence[str], evaluate: Evaluate
 ) -> tuple[list[InputEffect], dict[str, float]]:
@@ -485,7 +498,7 @@ def _attribute(
         cost: dict[str, float] = {}
         quality: dict[str, float] = {}
         targets: dict[str, bool] = {}
-        if hybrid is not None:
+        if hybrid is not None and _consistent(hybrid):
             values = evaluate(hybrid)
             for n in focus:
                 if n in values and n in base and math.isfinite(values[n][0]) and math.isfinite(values[n][1]):
@@ -663,6 +676,17 @@ def diff_comparisons(
         )
     if (old.samples, old.seed) != (new.samples, new.seed):
         raise InputError("compare both worksheets with the same --samples and --seed (common random numbers)")
+    broken = [
+        f"{side}: {p.name}"
+        for side, c in (("before", old), ("after", new))
+        for p in c.policies
+        if not (math.isfinite(p.monthly_cost) and math.isfinite(p.quality))
+    ]
+    if broken:  # a winner "flip" between n/a costs would be noise presented as a decision
+        raise InputError(
+            "cannot compare: cost or quality is not a finite number for " + ", ".join(broken) + " (an overflow: "
+            "check prices, token counts and volume)"
+        )
     deltas = _policy_deltas(old, new)
     focus = _focus(old, new)
     flips = old.winner != new.winner

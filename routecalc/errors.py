@@ -5,7 +5,9 @@ The CLI turns any RoutecalcError into a red message and the error's ``exit_code`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,26 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """``('tasks', 3, 'traffic_share')`` -> ``tasks[3].traffic_share`` (the path a Problem is located by)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]" if part.bit_length() <= 64 else "[<huge integer>]"
+            continue
+        if isinstance(part, str):
+            text = part
+        elif isinstance(part, bool | float) or part is None:
+            text = repr(part)  # a YAML key such as ``yes`` or ``~`` (not a string)
+        else:
+            text = f"<{type(part).__name__}>"
+        text = text if len(text) <= 40 else text[:37] + "..."
+        if not text.isprintable():
+            text = repr(text)[1:-1]  # control characters shown escaped, never sent to a terminal
+        out += ("." if out else "") + text
+    return out
 
 
 class RoutecalcError(Exception):
@@ -31,12 +53,19 @@ class InputError(RoutecalcError):
     exit_code = 2
 
 
-class WorksheetError(InputError):
-    """A worksheet failed validation; carries every problem found, not just the first."""
+MAX_PROBLEMS = 200  # problems kept (and shown) per error; past this, one line says how many more there are
 
-    def __init__(self, source: str, problems: list[Problem]):
+
+class WorksheetError(InputError):
+    """A worksheet failed validation; carries every problem found (up to ``MAX_PROBLEMS``), not just the first."""
+
+    def __init__(self, source: str, problems: list[Problem], unlisted: int = 0):
         self.source = source
-        self.problems = list(problems)
+        self.problems = list(problems[:MAX_PROBLEMS])
+        more = unlisted + max(len(problems) - MAX_PROBLEMS, 0)
+        self.unlisted = more  # the last problem says how many were left out
+        if more:
+            self.problems.append(Problem("", f"... and {more:,} more problem(s) not listed: fix these first"))
         n = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}\n{lines}")
@@ -50,8 +79,9 @@ class PriceSourceError(InputError):
     """A price map could not be found or read."""
 
 
-class ExportError(RoutecalcError):
-    """An export would produce a config the target router cannot load (cycle, unknown group, ...)."""
+class ExportError(InputError):
+    """The worksheet cannot be exported as asked: the config would not load or would misroute (a name collision,
+    a provider the target lacks, no winner to export, ...). Bad input for this export: exit code 2."""
 
 
 class OutputExistsError(RoutecalcError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 
@@ -38,6 +39,8 @@ def pct(value: float | None, digits: int = 1) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     v = value * 100
+    if v != 0 and abs(v) < 0.001:
+        return "<0.001%" if v > 0 else ">-0.001%"
     if v != 0 and abs(v) < 0.1:
         return f"{v:.2g}%"
     return f"{v:.{digits}f}%"
@@ -62,3 +65,23 @@ def seconds(value: float | None) -> str:
 
 def count(value: float) -> str:
     return f"{value:,.0f}"
+
+
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u2028``), so text routecalc did not
+    validate (price-map keys, file paths, parts of an error message) cannot drive a terminal or fake a line."""
+    pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
+    return pattern.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell for a CSV file: one starting with ``= + - @``, tab or CR gets a leading ``'`` so a spreadsheet
+    shows it as text instead of running it as a formula (OWASP's advice against CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text

@@ -273,3 +273,35 @@ def independent_version(oc: OutcomeStates) -> OutcomeStates:
         mc_a=np.full(oc.marginal.shape, np.nan),
         tiers=tuple(() for _ in range(C)),
     )
+
+
+def _ranges(start: np.ndarray, count: np.ndarray, ix: np.ndarray) -> np.ndarray:
+    """The flat state indices of categories ``ix`` (contiguous blocks ``start[c] .. start[c] + count[c]``)."""
+    if len(ix) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(start[c], start[c] + count[c]) for c in ix]).astype(np.int64)
+
+
+def take_categories(oc: OutcomeStates, ix: np.ndarray) -> OutcomeStates:
+    """The outcome states of categories ``ix`` only (in that order), renumbered ``0 .. len(ix) - 1``."""
+    ix = np.asarray(ix, dtype=np.int64)
+    ev, mc = _ranges(oc.start, oc.count, ix), _ranges(oc.mc_start, oc.mc_count, ix)
+    count, mc_count = oc.count[ix], oc.mc_count[ix]
+    return OutcomeStates(
+        kind=oc.kind[ix],
+        rho=oc.rho[ix],
+        marginal=oc.marginal[ix],
+        cat=np.repeat(np.arange(len(ix)), count),
+        tier=oc.tier[ev],
+        start=np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64),
+        count=count,
+        weight=oc.weight[..., ev],
+        q=oc.q[..., ev, :],
+        mc_start=np.concatenate([[0], np.cumsum(mc_count)[:-1]]).astype(np.int64),
+        mc_count=mc_count,
+        mc_weight=oc.mc_weight[mc],
+        mc_tier=oc.mc_tier[mc],
+        mc_q=oc.mc_q[mc],
+        mc_a=oc.mc_a[mc],
+        tiers=tuple(oc.tiers[c] for c in ix),
+    )

@@ -22,8 +22,11 @@ from typing import Any
 
 import yaml
 
+from routecalc import limits
 from routecalc.errors import InputError, PriceSourceError
-from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml, read_text
+from routecalc.format import printable
+from routecalc.limits import MAX_DEPTH, MAX_INT_DIGITS, PRICE_MAX_PER_1M, short_repr
+from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml, read_text, validate_worksheet
 
 BUNDLED_FILE = "model_prices_and_context_window_backup.json"
 SAMPLE_SPEC = "sample_spec"
@@ -37,6 +40,14 @@ MAP_FIELD = {
     "price_cache": "cache_read_input_token_cost",
     "context_window": "max_input_tokens",
 }
+# price-map fields the estimate has no place for (one input, output and cache-read price per token): prices of
+# long prompts above a context size, of prompt-cache writes, of reasoning tokens. Listed when they differ from
+# the price the estimate charges for the same tokens (alternative service tiers such as batches or priority are not)
+IGNORED_FIELDS = (
+    (re.compile(r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost)_above_\d+k_tokens$"), None),
+    (re.compile(r"^cache_creation_input_token_cost(_above_1hr)?$"), "input_cost_per_token"),
+    (re.compile(r"^output_cost_per_reasoning_token$"), "output_cost_per_token"),
+)
 SIGNIFICANT = 12  # per-unit prices are rounded to this many significant digits (0.15000000000000002 -> 0.15)
 BUNDLED = "bundled"  # as a source: the installed litellm package's own copy of the map
 SHOW_FIELDS = (
@@ -92,7 +103,47 @@ def bundled_litellm_version() -> str | None:
 
 
 def _number_ok(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= limits.MAX_NUMBER  # math.isfinite(10**400) raises OverflowError
+    return math.isfinite(value) and 0 <= value <= limits.MAX_NUMBER
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text):,} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _depth_ok(data: Any) -> bool:
+    """Nesting at most ``MAX_DEPTH`` levels (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def parse_json(text: str, source: str) -> Any:
+    """JSON, bounded: integers of at most 100 digits, nesting of at most 64 levels; anything the decoder refuses
+    (bad syntax, a 5,000-digit integer, 1,000 levels of nesting) is a PriceSourceError, never a traceback."""
+    try:
+        data = json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        raise PriceSourceError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except ValueError as exc:
+        raise PriceSourceError(f"{source}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise PriceSourceError(f"{source}: not valid JSON (nested more than {MAX_DEPTH} levels deep)") from None
+    if not _depth_ok(data):
+        raise PriceSourceError(f"{source}: not valid JSON (nested more than {MAX_DEPTH} levels deep)")
+    return data
 
 
 def load_price_map(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -102,11 +153,8 @@ def load_price_map(path: str | Path) -> dict[str, dict[str, Any]]:
     PriceSourceError listing every bad entry (a price map is an input like the worksheet: strict, all at once).
     """
     path = Path(path)
-    text = read_text(path, PriceSourceError, "price map")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PriceSourceError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    text = limits.read_text(path, limits.MAX_PRICE_MAP_BYTES, PriceSourceError, "price map")
+    data = parse_json(text, str(path))
     if not isinstance(data, dict):
         raise PriceSourceError(f"{path}: a price map is a JSON object of model name -> prices")
     out: dict[str, dict[str, Any]] = {}
@@ -114,12 +162,13 @@ def load_price_map(path: str | Path) -> dict[str, dict[str, Any]]:
     for key, entry in data.items():
         if key == SAMPLE_SPEC:
             continue
+        shown = printable(key if len(key) <= 60 else key[:57] + "...")
         if not isinstance(entry, dict):
-            problems.append(f"{key}: entry is not an object")
+            problems.append(f"{shown}: entry is not an object")
             continue
         for fld in MAP_FIELD.values():
             if fld in entry and not _number_ok(entry[fld]):
-                problems.append(f"{key}.{fld}: not a non-negative number ({entry[fld]!r})")
+                problems.append(f"{shown}.{fld}: not a non-negative number up to 1e15 ({short_repr(entry[fld])})")
         out[key] = entry
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:10])
@@ -264,6 +313,7 @@ class PriceChange:
     status: str
     fields: tuple[FieldChange, ...] = ()
     note: str | None = None
+    ignored: tuple[str, ...] = ()  # map fields the estimate cannot use (see IGNORED_FIELDS)
 
     def get(self, name: str) -> FieldChange | None:
         for f in self.fields:
@@ -313,6 +363,7 @@ def price_updates(ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: flo
     rate = check_currency(ws, rate)
     k = ws.tokens_per_price_unit
     out: list[PriceChange] = []
+    absurd: list[str] = []
     for spec in ws.models:
         key = lookup_key(price_map, spec)
         if key is None:
@@ -322,7 +373,9 @@ def price_updates(ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: flo
         p_in, p_out = entry.get(MAP_FIELD["price_in"]), entry.get(MAP_FIELD["price_out"])
         if p_in is None or p_out is None or (p_in == 0 and p_out == 0):
             what = "no input/output price" if p_in is None or p_out is None else "input and output prices of 0"
-            out.append(PriceChange(spec.name, key, "unpriced", note=f"map entry {key!r} has {what}; prices kept"))
+            out.append(
+                PriceChange(spec.name, key, "unpriced", note=f"map entry {short_repr(key)} has {what}; prices kept")
+            )
             continue
         fields = []
         for fld in FIELDS:
@@ -336,16 +389,54 @@ def price_updates(ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: flo
                     continue
             else:
                 new = per_unit(raw, k, rate)
+                per_1m = new * 1e6 / k
+                if not math.isfinite(per_1m) or per_1m > PRICE_MAX_PER_1M:
+                    absurd.append(
+                        f"{printable(key)}.{MAP_FIELD[fld]}: {raw:g} per token is {per_1m:,.0f} {ws.currency} per 1M "
+                        f"tokens (for {spec.name})"
+                    )
+                    continue
                 if _same(old, new):
                     continue
             fields.append(FieldChange(fld, old, new))
-        out.append(PriceChange(spec.name, key, "changed" if fields else "unchanged", tuple(fields)))
+        status = "changed" if fields else "unchanged"
+        out.append(PriceChange(spec.name, key, status, tuple(fields), ignored=ignored_fields(entry)))
+    if absurd:
+        raise PriceSourceError(
+            f"implausible prices in the price map (at most {PRICE_MAX_PER_1M:,.0f} per 1M tokens, one currency unit "
+            "per token; is --rate right?):\n" + "\n".join(f"  - {a}" for a in absurd)
+        )
     return out
 
 
+def ignored_fields(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The fields of a price-map entry the estimate ignores although they would change a bill: a price above a
+    context size (``..._above_200k_tokens``) that differs from the base price, a cache-write price that differs
+    from the input price, a reasoning-token price that differs from the output price."""
+    out = []
+    for name, value in entry.items():
+        if not _number_ok(value) or value == 0:
+            continue
+        for pattern, same_as in IGNORED_FIELDS:
+            if not pattern.match(name):
+                continue
+            base = entry.get(same_as or name.split("_above_")[0])
+            if not _same(base if _number_ok(base) else None, value):
+                out.append(name)
+    return tuple(sorted(out))
+
+
 def warnings(changes: list[PriceChange]) -> list[str]:
-    """One sentence per model the map could not price."""
-    return [f"{c.model}: {c.note}" for c in changes if c.status in ("missing", "unpriced")]
+    """One sentence per model the map could not price, and per model with prices the estimate ignores."""
+    out = [f"{c.model}: {c.note}" for c in changes if c.status in ("missing", "unpriced")]
+    out += [
+        f"{c.model}: the price map also has {', '.join(c.ignored)} (entry {c.key}); the estimate uses one input, "
+        "output and cached-input price per token and ignores them, so long prompts, prompt-cache writes or "
+        "reasoning tokens may cost more than estimated."
+        for c in changes
+        if c.ignored
+    ]
+    return out
 
 
 def apply_changes(ws: Worksheet, changes: list[PriceChange]) -> Worksheet:
@@ -359,10 +450,18 @@ def apply_changes(ws: Worksheet, changes: list[PriceChange]) -> Worksheet:
 
 
 def reprice(ws: Worksheet, source: str | Path | None, rate: float | None = None) -> tuple[Worksheet, list[str], str]:
-    """``ws`` with prices from a price map, in memory (for ``diff --prices``): (worksheet, warnings, source label)."""
+    """``ws`` with prices from a price map, in memory (for ``diff --prices``): (worksheet, warnings, source label).
+
+    The re-priced worksheet is validated again like a file would be (``model_copy`` checks nothing), so a price
+    the map makes implausible is refused before anything is evaluated; new plausibility warnings are returned.
+    """
+    from routecalc.worksheet import worksheet_warnings
+
     path, label = price_source(source)
     changes = price_updates(ws, load_price_map(path), rate)
-    return apply_changes(ws, changes), warnings(changes), label
+    repriced = validate_worksheet(apply_changes(ws, changes).as_document(), f"{ws.name} re-priced from {label}")
+    before = set(worksheet_warnings(ws))
+    return repriced, warnings(changes) + [w for w in worksheet_warnings(repriced) if w not in before], label
 
 
 @dataclass(frozen=True)
@@ -386,14 +485,16 @@ def plan_update(
     The file is read as bytes so its own line endings survive; the result is validated as if it were at
     ``target`` (or in place), so a relative task-table path that would break there is caught before writing.
     """
-    from routecalc.worksheet import validate_worksheet
+    from routecalc.worksheet import worksheet_warnings
 
-    text = worksheet_path.read_bytes().decode("utf-8")
+    text = read_text(worksheet_path)
     changes = price_updates(ws, price_map, rate)
     new_text = update_worksheet_text(text, changes, str(worksheet_path))
     check = target or worksheet_path
-    validate_worksheet(parse_yaml(new_text, str(check)), str(check), base_dir=check.parent)
-    return WorksheetUpdate(changes, new_text, warnings(changes))
+    updated = validate_worksheet(parse_yaml(new_text, str(check)), str(check), base_dir=check.parent)
+    before = set(worksheet_warnings(ws))
+    new_warnings = [w for w in worksheet_warnings(updated) if w not in before]
+    return WorksheetUpdate(changes, new_text, warnings(changes) + new_warnings)
 
 
 # ---------------------------------------------------------------------------------------------------------

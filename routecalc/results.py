@@ -7,25 +7,33 @@ gives latency percentiles (budgets are P95 targets) and a cross-check of the mea
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from routecalc._version import __version__
-from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
+from routecalc.advice import Advisory, advisories
+from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, strongest_model
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import MonteCarlo, simulate
-from routecalc.errors import PolicyError
-from routecalc.format import money, pct
+from routecalc.errors import InputError, PolicyError
+from routecalc.format import pct
+from routecalc.limits import MAX_SEED, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SEED = 0
 STALE_AFTER_DAYS = 90
-ESCALATION_WARN = 0.40
 SLOW_SUCCESS_WARN = 0.01
 Z = 1.96  # 95 % confidence intervals
+OBJECTIVES = ("cost", "cost+risk", "latency")
+WINNER_RULES = {
+    "cost": "cheapest policy meeting every target",
+    "cost+risk": "policy with the lowest spend + operational risk meeting every target",
+    "latency": "fastest policy (lowest mean latency) meeting every target",
+}
 INDEPENDENCE_NOTE = (
     "Pass rates are assumed independent along a chain: a later model passes as often on the requests an "
     "earlier model failed as on any request. Real eval data usually shows the opposite, so cascade quality "
@@ -204,6 +212,14 @@ class Comparison:
     problem: RoutingProblem = field(repr=False)
     ev: Metrics = field(repr=False)
     mc: MonteCarlo = field(repr=False)
+    objective: str = "cost"  # the winner rule (see objective_value)
+
+    @property
+    def winner_rule(self) -> str:
+        """The winner rule in words, e.g. "cheapest policy meeting every target"."""
+        return WINNER_RULES[self.objective]
+
+    advice: list[Advisory] = field(default_factory=list)  # the advisories with their kind and backing numbers
 
     def policy(self, name: str) -> PolicyResult:
         for p in self.policies:
@@ -231,6 +247,7 @@ class Comparison:
             "days_per_month": DAYS_PER_MONTH,
             "baseline": self.baseline,
             "winner": self.winner,
+            **({"objective": self.objective} if self.objective != "cost" else {}),
             "strongest_model": self.strongest_model,
             "monte_carlo": {
                 "samples": self.samples,
@@ -239,6 +256,7 @@ class Comparison:
             },
             "warnings": self.warnings,
             "advisories": self.advisories,
+            "advice": [asdict(a) for a in self.advice],
         }
         out["policies"] = [
             asdict(p) | {"meets_targets": p.meets_targets, "nearest_miss": p.nearest_miss} for p in self.policies
@@ -275,7 +293,7 @@ def overall_quantiles(mc: MonteCarlo, share: np.ndarray, qs: list[float]) -> np.
     return mc.quantiles(mixed, qs)
 
 
-def _p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def p95_ci(mc: MonteCarlo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P95 per (policy, category) and a 95 % CI from the binomial spread of the order statistic's rank."""
     half = Z * np.sqrt(0.95 * 0.05 / np.maximum(mc.n, 1))
     ranks = np.stack([0.95 - half, np.full_like(half, 0.95), 0.95 + half], -1).clip(0, 1)  # (C, 3): per category
@@ -305,7 +323,7 @@ def summarize(
         quality_mc = weighted(qm, w)
         quality_ci = Z * np.sqrt(((w**2) * qm * (1 - qm) / n).sum(1))
     pct = overall_quantiles(mc, w, [0.5, 0.95, 0.99])
-    p95, p95_lo, p95_hi = _p95_ci(mc)
+    p95, p95_lo, p95_hi = p95_ci(mc)
     risk = ev.delivered_bad * tt.cost_bad + ev.failed * tt.cost_failed
     answered = weighted(ev.answered, w)
     calls = weighted(ev.calls, w)
@@ -436,12 +454,33 @@ def _step_targets(
     return out
 
 
-def pick_winner(policies: list[PolicyResult]) -> str | None:
-    """The cheapest policy meeting every category's quality threshold and latency budget (ties: quality)."""
-    ok = [p for p in policies if p.meets_targets]
+def objective_value(p: PolicyResult, objective: str = "cost") -> float:
+    """What the winner rule minimises: spend per request (``cost``), spend plus operational risk per request
+    (``cost+risk``: ``cost_bad_answer x delivered bad + cost_failed x failed``), or mean latency (``latency``)."""
+    if objective == "cost":
+        return p.cost_per_request
+    if objective == "cost+risk":
+        return p.cost_per_request + p.risk_per_request
+    if objective == "latency":
+        return p.latency_mean_s
+    raise InputError(f"unknown objective {objective!r} (one of {', '.join(OBJECTIVES)})")
+
+
+def pick_winner(policies: list[PolicyResult], objective: str = "cost") -> str | None:
+    """The policy meeting every category's quality threshold and latency budget with the least
+    ``objective_value`` (default: the cheapest; ties: quality, then spend). A policy whose objective is not a
+    finite number (NaN compares false with everything, so ``min`` would pick whatever comes first) never wins."""
+    ok = [
+        p
+        for p in policies
+        if p.meets_targets
+        and math.isfinite(objective_value(p, objective))
+        and math.isfinite(p.quality)
+        and math.isfinite(p.cost_per_request)
+    ]
     if not ok:
         return None
-    return min(ok, key=lambda p: (p.cost_per_request, -p.quality)).name
+    return min(ok, key=lambda p: (objective_value(p, objective), -p.quality, p.cost_per_request)).name
 
 
 def compare(
@@ -449,8 +488,14 @@ def compare(
     samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
+    objective: str = "cost",
 ) -> Comparison:
-    """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner."""
+    """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner: the policy meeting
+    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown objective {short_repr(objective)} (one of {', '.join(OBJECTIVES)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
     mc = simulate(problem, samples, np.random.default_rng(seed))
@@ -461,9 +506,9 @@ def compare(
         descriptions[STRONGEST] = f"every category to {strongest} (highest traffic-weighted pass rate)"
     policies = summarize(problem, ev, mc, descriptions, baseline)
     policies = with_independent_quality(problem, ev, policies)
-    winner = pick_winner(policies)
-    warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
-    warnings += borderline_warnings(policies, winner)
+    winner = pick_winner(policies, objective)
+    warnings, advice = _warnings(ws, problem, ev, mc, policies, today)
+    warnings += borderline_warnings(policies, winner, objective)
     if strongest is None:
         warnings.append("No model has a pass rate for every category, so there is no all-to-strongest baseline.")
     return Comparison(
@@ -475,12 +520,14 @@ def compare(
         winner=winner,
         strongest_model=strongest,
         warnings=warnings,
-        advisories=advisories,
+        advisories=[a.text for a in advice],
         samples=samples,
         seed=seed,
         problem=problem,
         ev=ev,
         mc=mc,
+        objective=objective,
+        advice=advice,
     )
 
 
@@ -492,15 +539,15 @@ def stale_warnings(ws: Worksheet, today: dt.date) -> list[str]:
     ]
 
 
-def borderline_warnings(policies: list[PolicyResult], winner: str | None) -> list[str]:
+def borderline_warnings(policies: list[PolicyResult], winner: str | None, objective: str = "cost") -> list[str]:
     """Latency verdicts within Monte Carlo error that could change the decision.
 
-    Those of the winner, and of cheaper policies whose only misses are such borderline budgets.
+    Those of the winner, and of better policies (by ``objective``) whose only misses are such borderline budgets.
     """
     out = []
     win = next((p for p in policies if p.name == winner), None)
     for p in policies:
-        cheaper = win is None or p.cost_per_request < win.cost_per_request
+        cheaper = win is None or objective_value(p, objective) < objective_value(win, objective)
         misses = [c for c in p.categories if not c.ok]
         decisive = p is win or (cheaper and misses and all(c.quality_ok and c.latency_uncertain for c in misses))
         if not decisive:
@@ -532,7 +579,7 @@ def _warnings(
     mc: MonteCarlo,
     policies: list[PolicyResult],
     today: dt.date | None,
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[Advisory]]:
     warnings: list[str] = []
     tt = problem.tasks
     note = independence_warning(problem)
@@ -566,45 +613,4 @@ def _warnings(
             warnings.append(
                 f"... and {len(spill) - MAX_NAMED} more (policy, category) pairs with overflow (--format json)."
             )
-    return warnings, cascade_advisories(ws, problem, ev)
-
-
-def escalation_advisories(problem: RoutingProblem, ev: Metrics) -> list[str]:
-    """Cascade categories where more than 40 % of requests escalate: a direct route is likely better."""
-    ch, tt, names = problem.chains, problem.tasks, problem.models.names
-    steps = (ch.model[:, :, 0] >= 0).sum(-1)  # (P, C) steps of each cascade's (only) lane
-    cascade = np.array([k == "cascade" for k in ch.kinds])[:, None]
-    out = []
-    for p, c in zip(*np.nonzero(cascade & (steps >= 2) & (ev.escalation > ESCALATION_WARN)), strict=True):
-        last = names[int(ch.model[p, c, 0, steps[p, c] - 1])]
-        cname = tt.names[c]
-        out.append(
-            f"{ch.names[p]} / {cname}: {pct(float(ev.escalation[p, c]))} of requests escalate "
-            f"(> {ESCALATION_WARN:.0%}); routing {cname} straight to {last} is likely better."
-        )
-    return out
-
-
-def cascade_advisories(ws: Worksheet, problem: RoutingProblem, ev: Metrics) -> list[str]:
-    """Per cascade and category: escalation above 40 %, and a direct route to the last model that is cheaper or
-    faster at equal or better quality (both evaluated with the expected-value engine)."""
-    ch = problem.chains
-    cascades = [i for i, kind in enumerate(ch.kinds) if kind == "cascade"]
-    if not cascades:
-        return []
-    direct = expected_values(direct_variants(ws, problem))
-    out = escalation_advisories(problem, ev)
-    rows = np.array(cascades)
-    cost, d_cost = ev.cost[rows], direct.cost  # Metrics.cost sums a (P, C, M) array: compute it once
-    lat, d_lat = ev.latency[rows], direct.latency
-    multi = (ch.model[rows, :, 0] >= 0).sum(-1) >= 2
-    cheaper, faster = d_cost < cost, d_lat < lat
-    hit = multi & (direct.quality >= ev.quality[rows] - 1e-9) & (cheaper | faster)
-    for j, c in zip(*np.nonzero(hit), strict=True):  # j: row of the direct variant of cascade rows[j]
-        what = " and ".join(w for w, b in (("cheaper", cheaper[j, c]), ("faster", faster[j, c])) if b)
-        out.append(
-            f"{ch.names[rows[j]]} / {problem.tasks.names[c]}: sending it straight to the last model is {what} at "
-            f"equal or better quality ({money(d_cost[j, c], problem.currency)} vs "
-            f"{money(cost[j, c], problem.currency)} per request, {d_lat[j, c]:.2f} vs {lat[j, c]:.2f} s mean)."
-        )
-    return out
+    return warnings, advisories(ws, problem, ev, policies)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from routecalc.worksheet import ClassifierSpec, PolicySpec, Router, StepSpec, TaskSpec, Worksheet
+from routecalc.format import pct
+from routecalc.worksheet import ClassifierSpec, Condition, PolicySpec, Router, StepSpec, TaskSpec, Worksheet, step_gated
 
 MAX_SEGMENTS = 256  # token intervals x attribute combinations per category
 MIN_OVERFLOW = 1e-6  # a window the category's token band exceeds less often than this is not modelled
@@ -52,6 +53,10 @@ class SegmentTable:
     n_combos: np.ndarray
     combo_prob: np.ndarray
     window: np.ndarray  # (C, M) context window enforced per category and catalog entry (inf: none)
+
+    def take(self, ix: np.ndarray) -> SegmentTable:
+        """The segments of categories ``ix`` only, in that order."""
+        return SegmentTable(**{f.name: getattr(self, f.name)[ix] for f in fields(self)})
 
     @property
     def trivial(self) -> bool:
@@ -226,8 +231,11 @@ def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTab
     """The lanes of one category's route, with their weights over (true tier, segment)."""
     task = ws.tasks[c]
     T, G = max(1, len(tiers)), seg.prob.shape[1]
+    if isinstance(route, list):  # a plain chain: one lane, every request (the common case: keep it cheap)
+        return [Lane(tuple(route), np.ones((T, G)), ())]
     classifiers = {k.name: k for k in ws.classifiers}
-    attrs = _tested_attributes(ws, task)
+    tests_attributes = any(cond.attribute is not None for cond in _conditions(route))
+    attrs = _tested_attributes(ws, task) if tests_attributes else []
     combos = list(itertools.product(*[list((task.attributes or {})[a]) for a in attrs])) if attrs else [()]
     n_cuts = int(np.isfinite(seg.edges[c]).sum())
     cuts = seg.edges[c, :n_cuts]
@@ -289,8 +297,60 @@ def window_warnings(ws: Worksheet) -> list[str]:
         for name, policies in users.items():
             share = _exceeds(task, windows[name])
             out.append(
-                f"{task.name}: {share:.3g} of its prompts are longer than {name}'s context window "
+                f"{task.name}: {pct(share)} of its prompts are longer than {name}'s context window "
                 f"({windows[name]:,.0f} tokens); {', '.join(policies)} send them there: they skip that step "
                 f"(or fail, with context_overflow: fail). compare shows the overflow share."
             )
     return out
+
+
+def _condition_text(cond: Condition) -> str:
+    parts = []
+    if cond.input_tokens_gt is not None:
+        parts.append(f"input > {cond.input_tokens_gt:,.0f} tokens")
+    if cond.input_tokens_le is not None:
+        parts.append(f"input ≤ {cond.input_tokens_le:,.0f} tokens")
+    if cond.attribute is not None:
+        parts.append(f"{cond.attribute} in {', '.join(cond.in_ or [])}")
+    return " and ".join(parts)
+
+
+def _step_text(pol: PolicySpec, step: StepSpec, s: int, n: int) -> str:
+    bits = []
+    if step_gated(pol, step, s, n) and step.tool is None:
+        bits.append("gated")
+    if step.retries is not None:
+        bits.append(f"{step.retries} retr{'y' if step.retries == 1 else 'ies'}")
+    if step.on_reject is not None:
+        bits.append(f"reject → {step.on_reject}")
+    if isinstance(step.on_failure, dict):
+        bits += [f"{t} → {v}" for t, v in step.on_failure.items()]
+    elif step.on_failure is not None:
+        bits.append(f"failure → {step.on_failure}")
+    if step.deadline_s is not None:
+        limit = "the budget" if step.deadline_s == "budget" else f"{step.deadline_s:g} s"
+        bits.append(f"deadline {limit}" + (f" → {step.on_deadline}" if step.on_deadline is not None else ""))
+    if step.latency_target_s is not None:
+        bits.append(f"target {step.latency_target_s:g} s")
+    if step.hedge:
+        mode = "best of" if step.hedge_mode == "best" else "first of"
+        what = f"{mode} {' | '.join(step.hedge)}"
+    else:
+        what = step.model or f"tool {step.tool}"
+    return what + (f" [{', '.join(bits)}]" if bits else "")
+
+
+def route_text(pol: PolicySpec, route: list[StepSpec] | Router) -> str:
+    """A route in one line, as a reviewer reads it: ``a [gated] → b``, ``split 90% (…) / 10% (…)``,
+    ``if input > 150,000 tokens: (…); else: (…)``, ``ticket-complexity says simple: (…); complex: (…)``."""
+    if isinstance(route, list):
+        return " → ".join(_step_text(pol, step, s, len(route)) for s, step in enumerate(route))
+    if route.split is not None:
+        return "split " + " / ".join(f"{arm.weight:.0%} ({route_text(pol, arm.route)})" for arm in route.split)
+    if route.rules is not None:
+        return "; ".join(
+            f"{'if ' + _condition_text(r.when) if r.when is not None else 'else'}: ({route_text(pol, r.route)})"
+            for r in route.rules
+        )
+    routes = route.routes or {}
+    return f"{route.classifier} says " + "; ".join(f"{k}: ({route_text(pol, r)})" for k, r in routes.items())

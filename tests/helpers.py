@@ -63,6 +63,7 @@ def ev_of(sheet: dict, policy: str) -> dict[str, float]:
     names = ("quality", "delivered_bad", "failed", "human", "latency", "escalation", "fallback", "gate_cost")
     out = {k: float(getattr(ev, k)[p] @ w) for k in names}
     out["cost"] = float(ev.cost[p] @ w)
+    out["late"] = float(ev.late[p] @ w) if ev.late is not None else 0.0
     out["calls"] = ev.calls[p].T @ w
     out["answered"] = ev.answered[p].T @ w
     return out

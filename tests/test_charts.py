@@ -8,6 +8,9 @@ import pytest
 import routecalc
 from routecalc.engine.mc import HIST_REL_ERROR
 from routecalc.report import charts
+from tests.conftest import WORKSHEETS
+
+WORKSHEET = WORKSHEETS / "support-triage.yaml"
 
 
 def brute_force_frontier(points: list[tuple[float, float]]) -> set[int]:
@@ -116,3 +119,80 @@ def test_figures_have_titles_labels_and_worksheet_name(support_cmp: routecalc.Co
         assert png.startswith(b"\x89PNG")
         svg = charts.figure_bytes(fig, "svg")
         assert b"<svg" in svg and b"<dc:date>" not in svg
+
+
+def test_each_chart_is_laid_out_once_and_drawn_once_per_format(
+    support_cmp: routecalc.Comparison, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    from routecalc.report.build import build_report
+
+    counts = {"layout": 0, "draw": 0}
+    real_execute, real_draw = ConstrainedLayoutEngine.execute, Figure.draw
+
+    def execute(self, fig):  # type: ignore[no-untyped-def]
+        counts["layout"] += 1
+        return real_execute(self, fig)
+
+    def draw(self, renderer):  # type: ignore[no-untyped-def]
+        counts["draw"] += 1
+        return real_draw(self, renderer)
+
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", execute)
+    monkeypatch.setattr(Figure, "draw", draw)
+    files = build_report(routecalc.load_worksheet(WORKSHEET), support_cmp, None, "md")
+    n = len(charts.CHARTS)
+    assert sum(name.endswith((".png", ".svg")) for name in files) == 2 * n
+    # one constrained layout per chart; one draw for the PNG (Agg) and one for the SVG. A savefig per format
+    # used to cost 2 layouts and 4 draws per chart (each savefig draws a layout pre-pass, then renders).
+    assert counts == {"layout": n, "draw": 2 * n}
+
+
+ODD_NAMES = ["Tier $ vs $$", r"a $\frac{1}{0}$ b ${", "$$", r"\$x$", "[bold]x", "_{sub}^sup"]
+
+
+def test_names_with_dollars_and_tex_are_drawn_literally(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from routecalc.report.build import build_report
+
+    data = yaml.safe_load(WORKSHEET.read_text())
+    for p, name in zip(data["policies"], ODD_NAMES, strict=False):
+        p["name"] = name
+    data["baseline"] = ODD_NAMES[0]
+    data["tasks"][0]["name"] = "$x$ cat"
+    for p in data["policies"]:
+        p["routes"]["$x$ cat"] = p["routes"].pop("classify")
+    ws = routecalc.validate_worksheet(data, "odd")
+    cmp = routecalc.compare(ws, samples=2000, seed=1)
+    files = build_report(ws, cmp, None, "md")  # a name with two "$" raised a mathtext ParseFatalException
+    assert files["cost-vs-quality.png"].startswith(b"\x89PNG")
+    fig = charts.cost_quality_figure(cmp)
+    with charts.chart_rc():  # as when it is drawn: tick labels are made lazily, under the same rcParams
+        texts = fig.findobj(lambda o: hasattr(o, "get_parse_math"))
+    shown = [t.get_text() for t in texts]
+    assert any(ODD_NAMES[1] in s for s in shown)
+    assert all(t.get_parse_math() is False and not t.get_usetex() for t in texts)
+
+
+def test_takeaway_names_the_winner_rule(support_ws: routecalc.Worksheet) -> None:
+    c = routecalc.compare(support_ws, samples=20_000, seed=7, objective="cost+risk")
+    assert (
+        "is the policy with the lowest spend + operational risk meeting every target" in charts.takeaway_cost_quality(c)
+    )
+
+
+def test_cost_quality_chart_draws_the_optimizer_frontier(support_ws, support_cmp) -> None:
+    from routecalc.report.build import achievable_frontier_chart
+
+    af = achievable_frontier_chart(support_ws)
+    assert af is not None and af.label.startswith("achievable frontier (routecalc optimize")
+    fig = charts.cost_quality_figure(support_cmp, af)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == af.label]
+    assert len(lines) == 1
+    _, y = lines[0].get_data()
+    assert set(np.asarray(y)) <= set(af.quality)  # the drawn corners are frontier points (within the cost range)
+    plain = charts.cost_quality_figure(support_cmp)
+    assert not [ln for ln in plain.axes[0].get_lines() if ln.get_label() == af.label]

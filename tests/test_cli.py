@@ -157,3 +157,15 @@ def test_public_api_names_resolve() -> None:
         assert getattr(routecalc, name) is not None
     with pytest.raises(AttributeError):
         _ = routecalc.not_a_name
+
+
+def test_compare_objective_option(support_path: Path) -> None:
+    result = runner.invoke(app, ["compare", str(support_path), "-f", "json", *FAST, "--objective", "cost+risk"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["objective"] == "cost+risk"
+    table = runner.invoke(app, ["compare", str(support_path), *FAST, "--objective", "latency"], env={"COLUMNS": "200"})
+    assert "★ = fastest policy (lowest mean latency) meeting every target" in table.output
+    default = runner.invoke(app, ["compare", str(support_path), "-f", "json", *FAST])
+    assert "objective" not in json.loads(default.stdout)  # the default output is unchanged
+    bad = runner.invoke(app, ["compare", str(support_path), "--objective", "cheap"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

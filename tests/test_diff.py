@@ -265,3 +265,22 @@ def test_flip_on_a_p95_within_mc_resolution_is_flagged_as_possible_noise() -> No
     d = _diff(old, validate_worksheet(data))
     assert (d.winner_before, d.winner_after) == ("p-big", "p-small")
     assert any(r.startswith("Caution: the P95 of all is within Monte Carlo resolution") for r in d.reasons)
+
+
+def test_renamed_model_is_listed_not_attributed_and_never_a_traceback() -> None:
+    # found by tests/test_fuzz_cli.py: the one-input "policy changed" worksheet routed to the new model name, which
+    # the old catalog does not have, and compile_worksheet raised KeyError
+    data = _data(SUPPORT)
+    old, new = data["models"][0]["name"], "mini-renamed"
+    data["models"][0]["name"] = new
+    for t in data["tasks"]:
+        t["pass_rates"][new] = t["pass_rates"].pop(old)
+    for p in data["policies"]:
+        p["routes"] = {
+            c: [new if s == old else s for s in (r if isinstance(r, list) else [r])] for c, r in p["routes"].items()
+        }
+    d = _diff(load_worksheet(SUPPORT), validate_worksheet(data), samples=2_000)
+    by_input = {m.input: m for m in d.movers}
+    assert not by_input[f"model added: {new}"].attributed and not by_input[f"model removed: {old}"].attributed
+    assert not by_input["policy: cheap-first-routine"].attributed  # routes to a model the old side lacks
+    assert d.winner_before == d.winner_after  # same catalog under another name: same decision

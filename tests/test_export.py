@@ -158,7 +158,7 @@ def test_litellm_settings_from_worksheet(support_ws: routecalc.Worksheet) -> Non
     assert rs["num_retries"] == 1 and rs["allowed_fails"] == 3 and rs["cooldown_time"] == 30
     # router-wide timeout: the longest catalog timeout (claude-sonnet-4, 60 s)
     assert rs["enable_pre_call_checks"] is True and rs["timeout"] == 60
-    assert {"route-refund": ["route-refund-2"]} in rs["fallbacks"]
+    assert {"route-refund": ["route-refund~2"]} in rs["fallbacks"]
     mini = next(d for d in cfg["model_list"] if d["model_info"]["id"] == "route-classify--gpt-4.1-mini")
     lp = mini["litellm_params"]
     assert lp["model"] == "openai/gpt-4.1-mini" and lp["api_key"] == "os.environ/OPENAI_API_KEY"
@@ -191,9 +191,9 @@ def test_context_window_fallback() -> None:
     result = export_policy(sheet(data), None, "cheap-first", "litellm")
     rs = result.data["router_settings"]
     assert rs["context_window_fallbacks"] == [  # extract needs 3000 + 400 at p95: fits
-        {"route-faq": ["route-faq-2"]},
-        {"route-refund": ["route-refund-2"]},
-        {"route-dispute": ["route-dispute-2"]},
+        {"route-faq": ["route-faq~2"]},
+        {"route-refund": ["route-refund~2"]},
+        {"route-dispute": ["route-dispute~2"]},
     ]
     # classify (1500 + 40 tokens at p95) fits; a static route gets an extra group with the largest window
     result = export_policy(sheet(data), None, "tiered", "litellm")

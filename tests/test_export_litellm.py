@@ -232,4 +232,4 @@ def test_context_window_fallback_routes_long_prompts() -> None:
         short = r.completion(model="route-classify", messages=MSGS)
         assert short._hidden_params["model_id"] in ("route-classify--gpt-4.1-mini", "gpt-4.1-mini")
         long = r.completion(model="route-classify", messages=[{"role": "user", "content": "word " * 400}])
-        assert long._hidden_params["model_id"] in ("route-classify-2--gpt-4.1", "gpt-4.1")
+        assert long._hidden_params["model_id"] in ("route-classify~2--gpt-4.1", "gpt-4.1")

@@ -451,3 +451,26 @@ def test_step_latency_target(target: float, ok: bool) -> None:
     assert t.p95_s == pytest.approx(5.7, rel=0.02)  # histogram bin resolution
     assert t.ok is ok and pol.categories[0].ok is (ok and pol.categories[0].quality_ok)
     assert pol.served_by_step == pytest.approx((0.74, 0.26), abs=1e-12)
+
+
+def test_deadline_budget_means_the_category_budget() -> None:
+    # deadline_s: budget with latency_budget_s 4 compiles to the same arrays as deadline_s: 4
+    def with_deadline(value: object) -> dict:
+        s = latency_sheet(
+            {"e2e_s": {"p50": 2, "p95": 6}},
+            {"e2e_s": 1.0},
+            {"name": "d", "kind": "chain", "routes": {"t": [{"model": "small", "deadline_s": value}, "large"]}},
+        )
+        s["tasks"][0]["latency_budget_s"] = 4
+        return s
+
+    by_budget, by_number = ev_of(with_deadline("budget"), "d"), ev_of(with_deadline(4), "d")
+    assert by_budget["late"] > 0.1  # P(L > 4 s) = 0.1497: the deadline acts
+    assert {k: by_budget[k] for k in ("cost", "quality", "late")} == {
+        k: by_number[k] for k in ("cost", "quality", "late")
+    }
+    s = with_deadline("budget")
+    del s["tasks"][0]["latency_budget_s"]
+    with pytest.raises(WorksheetError) as info:
+        routecalc.validate_worksheet(s)
+    assert [p.path for p in info.value.problems] == ["policies[0].routes.t[0].deadline_s"]

@@ -8,8 +8,8 @@ import pytest
 
 import routecalc
 from routecalc.chains import STRONGEST
-from routecalc.results import INDEPENDENCE_NOTE, pick_winner
-from tests.helpers import two_model_sheet, with_policies
+from routecalc.results import INDEPENDENCE_NOTE, WINNER_RULES, pick_winner
+from tests.helpers import fixed_model, two_model_sheet, with_policies
 
 SMALL = {"name": "small", "kind": "static", "routes": {"t": "small"}}
 LARGE = {"name": "large", "kind": "static", "routes": {"t": "large"}}
@@ -65,19 +65,10 @@ def test_named_baseline() -> None:
     assert c.policy("large").savings_monthly == pytest.approx(-18.0)
 
 
-def test_cascade_advisories_and_independence_note() -> None:
+def test_independence_note_names_the_categories() -> None:
     sheet = with_policies(two_model_sheet(), CASCADE)
-    sheet["tasks"][0]["pass_rates"] = {"small": 0.3, "large": 0.95}  # most requests escalate
     c = run(sheet)
     assert any(w.startswith(INDEPENDENCE_NOTE) and "Assumed in t;" in w for w in c.warnings)
-    esc = [a for a in c.advisories if "escalate" in a]
-    assert esc and "cascade / t" in esc[0]
-    # small: accepted good 0.3 x 0.9 = 0.27, bad 0.7 x 0.1 = 0.07, rejected 0.66
-    # cascade: quality 0.27 + 0.66 x 0.95 = 0.897, cost 0.002 + 0.66 x 0.020 = $0.0152, latency 5.7 + 0.66 x 11 = 12.96 s
-    # direct to large: quality 0.95 (>=), cost $0.020 (not cheaper), latency 11 s (faster)
-    (direct,) = [a for a in c.advisories if "sending it straight" in a]
-    assert "is faster at equal or better quality" in direct
-    assert "cheaper" not in direct
 
 
 def test_stale_review_warning_uses_the_given_date() -> None:
@@ -106,3 +97,33 @@ def test_a_category_without_traffic_cannot_miss_its_budget() -> None:
     idle_result = c.policy("small").categories[1]
     assert c.problem.tasks.share[1] == 0 and c.mc.n[1] == 0
     assert idle_result.latency_ok and c.policy("small").meets_targets
+
+
+def objective_sheet() -> dict:
+    """Three static policies that each win under one objective (threshold 0.8, bad answers cost $1 each):
+
+    small: $0.002, 80 % good, 5.5 s (0.5 + 500 x 0.01)       -> cost + risk = 0.002 + 0.20 x $1 = $0.202
+    large: $0.020, 95 % good, 11 s (1.0 + 500 x 0.02)        -> cost + risk = 0.020 + 0.05 x $1 = $0.070
+    quick: $0.010 (1000 x 5e-6 + 500 x 1e-5), 85 %, 0.6 s    -> cost + risk = 0.010 + 0.15 x $1 = $0.160
+    """
+    sheet = two_model_sheet()
+    sheet["models"].append(fixed_model("quick", 5.0, 10.0, ttft=0.1, tpot=0.001))
+    task = sheet["tasks"][0]
+    task["quality_threshold"] = 0.8
+    task["pass_rates"]["quick"] = 0.85
+    task["cost_bad_answer"] = 1.0
+    static = lambda m: {"name": m, "kind": "static", "routes": {"t": m}}
+    return with_policies(sheet, static("small"), static("large"), static("quick"))
+
+
+@pytest.mark.parametrize(("objective", "winner"), [("cost", "small"), ("cost+risk", "large"), ("latency", "quick")])
+def test_objective_sets_the_winner_rule(objective: str, winner: str) -> None:
+    c = run(objective_sheet(), objective=objective)
+    assert all(p.meets_targets for p in c.policies)
+    assert c.winner == winner
+    assert c.objective == objective and c.winner_rule == WINNER_RULES[objective]
+
+
+def test_unknown_objective_is_an_input_error() -> None:
+    with pytest.raises(routecalc.InputError, match="unknown objective"):
+        run(objective_sheet(), objective="vibes")

@@ -168,3 +168,49 @@ def test_traffic_profile_is_checked(profile: dict, path: str, message: str) -> N
     with pytest.raises(WorksheetError) as info:
         routecalc.validate_worksheet(s)
     assert any(p.path == path and message in p.message for p in info.value.problems), info.value.problems
+
+
+def test_a_worksheet_round_trips_through_its_document() -> None:
+    # diff and prices re-validate edited copies through as_document(): every feature must survive the trip
+    from tests.test_patterns import everything_sheet, latency_everything_sheet
+
+    sheets = [load_worksheet(p) for p in shipped_worksheets()]
+    sheets += [routecalc.validate_worksheet(s) for s in (everything_sheet(), latency_everything_sheet())]
+    for ws in sheets:
+        assert routecalc.validate_worksheet(ws.as_document()) == ws, ws.name
+
+
+def test_constraints_name_known_models_with_field_paths() -> None:
+    """Bad optimize constraints are worksheet errors: every one at once, each at its path."""
+    sheet = two_model_sheet()
+    sheet["constraints"] = {"allowed_models": ["small", "typo-model"], "forbidden_models": ["large"]}
+    sheet["tasks"][0]["constraints"] = {
+        "allowed_models": ["large", "ghost"],  # large is forbidden worksheet-wide; ghost is unknown
+        "forbidden_models": ["small"],
+        "max_escalation": 1.5,
+    }
+    got = problems_of(sheet)
+    assert got["constraints.allowed_models[1]"] == "unknown model 'typo-model'"
+    assert got["tasks[0].constraints.allowed_models[1]"] == "unknown model 'ghost'"
+    assert "forbidden worksheet-wide" in got["tasks[0].constraints.allowed_models[0]"]
+    assert "less than or equal to 1" in got["tasks[0].constraints.max_escalation"]
+
+
+def test_constraints_allowed_model_needs_a_pass_rate_and_lists_must_not_overlap() -> None:
+    sheet = two_model_sheet()
+    del sheet["tasks"][0]["pass_rates"]["large"]
+    sheet["tasks"][0]["constraints"] = {"allowed_models": ["large"]}
+    assert "no pass rate for ('t', 'large')" in problems_of(sheet)["tasks[0].constraints.allowed_models[0]"]
+    sheet = two_model_sheet(constraints={"allowed_models": ["small"], "forbidden_models": ["small"]})
+    assert "small both allowed and forbidden" in problems_of(sheet)["constraints"]
+
+
+def test_constraints_from_a_csv_task_table(tmp_path: Path) -> None:
+    (tmp_path / "tasks.csv").write_text(
+        "name,traffic_share,tokens_in,tokens_out,quality_threshold,pass_rate.small,pass_rate.large,"
+        "constraints.allowed_models,constraints.max_cost_per_request\n"
+        "t,1.0,1000,500,0.9,0.8,0.95,small; large,0.01\n"
+    )
+    ws = routecalc.validate_worksheet(two_model_sheet(tasks="tasks.csv"), base_dir=tmp_path)
+    cons = ws.tasks[0].constraints
+    assert cons is not None and cons.allowed_models == ["small", "large"] and cons.max_cost_per_request == 0.01

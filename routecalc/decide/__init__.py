@@ -1,1 +1,2 @@
-"""Decision support on top of a comparison: how sure the answer is (``uncertainty``) and what would change it."""
+"""Decisions on top of the estimate: which route to run (``optimize``), how sure the answer is (``uncertainty``)
+and what a routing pattern buys (``whatif``)."""

@@ -167,6 +167,8 @@ def row_weights(problem: RoutingProblem, rows: Rows) -> np.ndarray:
 def by_category(values: np.ndarray, weights: np.ndarray, rows: Rows, axis: int = -1) -> np.ndarray:
     """Mix row values into category values: ``sum_r w_r v_r`` over each category's rows along ``axis``."""
     w = weights if axis == -1 else np.expand_dims(weights, -1)
+    if len(rows.start) == len(rows.cat):  # one row per category: nothing to add up
+        return values * w
     return np.add.reduceat(values * w, rows.start, axis=axis)
 
 

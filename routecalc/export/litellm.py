@@ -23,6 +23,7 @@ from routecalc.export.plan import (
     check_fallbacks,
     inexpressible,
     pct,
+    step_group,
 )
 
 LITELLM_DEFAULT_MAX_FALLBACKS = 5  # litellm.Router's default: longer chains are cut off silently
@@ -87,17 +88,54 @@ def choose_grouping(plan: ExportPlan) -> Grouping:
     ctx_group_of = {}
     for c in plan.categories:
         for st in c.steps:
-            group_of[(c.name, st.index)] = c.alias if st.index == 0 else f"{c.alias}-{st.index + 1}"
+            group_of[(c.name, st.index)] = c.alias if st.index == 0 else step_group(c.alias, st.index + 1)
         if c.context_fallback:
             later = [st.index for st in c.steps[1:] if st.model == c.context_fallback]
-            ctx_group_of[c.name] = group_of[(c.name, later[0])] if later else f"{c.alias}-ctx"
+            ctx_group_of[c.name] = group_of[(c.name, later[0])] if later else step_group(c.alias, "ctx")
     reason = (
         f"the chains differ by category ({conflict}), and LiteLLM fallbacks belong to a group, so each category "
-        "step is its own group (route-<category>, route-<category>-2, ...). Categories do not share deployments: "
+        "step is its own group (route-<category>, route-<category>~2, ...). Categories do not share deployments: "
         "rpm/tpm limits and cooldowns count per group, while the provider's real limit is shared by every group "
         "using that model."
     )
     return Grouping(False, reason, group_of, ctx_group_of)
+
+
+def check_names(plan: ExportPlan, g: Grouping) -> None:
+    """Refuse any naming collision that would send one category's traffic to another's model or chain.
+
+    In the per-step layout every (category, step) has its own group; a context-window group is new or one of the
+    same category's later steps. In the per-model layout no category alias is also a model group. Whatever the
+    category names, ``slug``/``step_group`` make this hold; the check is what guarantees it.
+    """
+    aliases = {c.alias: c.name for c in plan.categories}
+    if len(aliases) != len(plan.categories):
+        raise ExportError("two categories share a route alias")
+    if g.per_model:
+        clash = set(aliases) & set(plan.models)
+        if clash:
+            raise ExportError(f"category aliases collide with model groups: {sorted(clash)}")
+        return
+    owner: dict[str, tuple[str, int | str]] = {}
+    for (cat, index), group in g.group_of.items():
+        if group in owner:
+            raise ExportError(
+                f"group name collision: {group!r} is both {owner[group][0]} step {owner[group][1]} and {cat} step "
+                f"{index + 1}; the router would merge them"
+            )
+        owner[group] = (cat, index + 1)
+    for cat, group in g.ctx_group_of.items():
+        if group in owner and owner[group][0] != cat:
+            raise ExportError(
+                f"group name collision: {cat}'s context-window group {group!r} belongs to {owner[group][0]}"
+            )
+
+
+def _add_group(groups: dict[str, tuple[str, int]], group: str, model: str, retries: int) -> None:
+    """Register a group's deployment; a group name reached with a different model is refused, never merged."""
+    seen = groups.setdefault(group, (model, retries))
+    if seen[0] != model:
+        raise ExportError(f"group {group!r} would hold both {seen[0]} and {model}: traffic would go to the wrong model")
 
 
 def _deployment(plan: ExportPlan, group: str, m: ModelPlan, dep_id: str, retries: int) -> dict[str, Any]:
@@ -132,16 +170,20 @@ def _append(mapping: dict[str, list[str]], key: str, value: str) -> None:
 def build_config(plan: ExportPlan) -> tuple[dict[str, Any], Grouping]:
     """The config dict (``model_list``, ``router_settings``, ``litellm_settings``) and the grouping used."""
     g = choose_grouping(plan)
+    check_names(plan, g)
     model_list: list[dict[str, Any]] = []
     groups: dict[str, tuple[str, int]] = {}  # group -> (model, retries)
     for c in plan.categories:
         for st in c.steps:
-            groups.setdefault(g.group_of[(c.name, st.index)], (st.model, st.retries))
+            _add_group(groups, g.group_of[(c.name, st.index)], st.model, st.retries)
         if c.name in g.ctx_group_of:
-            groups.setdefault(g.ctx_group_of[c.name], (str(c.context_fallback), plan.retries))
+            _add_group(groups, g.ctx_group_of[c.name], str(c.context_fallback), plan.retries)
     for group, (model, retries) in groups.items():
         dep_id = model if g.per_model else f"{group}--{model}"
         model_list.append(_deployment(plan, group, plan.model(model), dep_id, retries))
+    ids = [d["model_info"]["id"] for d in model_list]
+    if len(set(ids)) != len(ids):
+        raise ExportError(f"deployment ids collide: {sorted({i for i in ids if ids.count(i) > 1})}")
 
     fallbacks: dict[str, list[str]] = {}
     ctx: dict[str, list[str]] = {}

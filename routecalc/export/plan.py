@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 FAIL, DELIVER, HUMAN = "fail", "deliver", "human_review"
 Target = int | str  # a later step's index, or FAIL / DELIVER / HUMAN
 ROUTE_PREFIX = "route-"
+STEP_SEP = "~"  # route-<slug>~2, route-<slug>~ctx: slug() never produces "~", so these are never a category alias
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,19 @@ class ExportPlan:
 
 
 def slug(name: str) -> str:
-    """A name safe in group names, target names and file names: lower case, ``[a-z0-9._-]``."""
-    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-")
+    """A name safe in group names, target names and file names: lower case, ``[a-z0-9._-]``, never ``--``.
+
+    Two properties the exports rely on: no ``~`` (``STEP_SEP``), so ``route-<slug>~<k>`` is never another
+    category's alias, and no ``--``, so a deployment id ``<group>--<model>`` splits back into its group.
+    """
+    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
+    s = re.sub(r"-{2,}", "-", s).strip("-")
     return s or "x"
+
+
+def step_group(alias: str, step: int | str) -> str:
+    """The group of a category's later step (``route-x~2``) or context-window fallback (``route-x~ctx``)."""
+    return f"{alias}{STEP_SEP}{step}"
 
 
 def api_key_env(provider: str) -> str:

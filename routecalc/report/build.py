@@ -15,10 +15,15 @@ from typing import Literal
 import numpy as np
 
 from routecalc._version import __version__
+from routecalc.advice import ESCALATION, ESCALATION_WARN
 from routecalc.chains import STRONGEST
+from routecalc.decide.sensitivity import Sensitivity
 from routecalc.decide.uncertainty import Uncertainty
+from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
+from routecalc.month import MonthResult
 from routecalc.report import charts, risk
+from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
     Block,
     Bullets,
@@ -33,19 +38,19 @@ from routecalc.report.document import (
     to_html,
     to_markdown,
 )
+from routecalc.report.patterns import CLASSIFIER_HEADER, DEADLINE_HEADER, classifier_rows, deadline_rows
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
-    ESCALATION_WARN,
     STALE_AFTER_DAYS,
     Comparison,
     PolicyResult,
-    escalation_advisories,
     independence_warning,
     outcome_dependent,
     stale_categories,
     stale_warnings,
 )
-from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, step_gated
+from routecalc.routes import route_text
+from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, worksheet_warnings
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -67,28 +72,67 @@ def build_report(
     generated: dt.date | None = None,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    patterns: PatternEffects | None = None,
+    sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
-    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section.
+    ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section;
+    ``patterns`` (:func:`routecalc.decide.whatif.pattern_effects`) a section on what classifiers and deadlines buy.
+    ``sensitivity`` (``--sensitivity``) the tornado chart and the Sensitivity section.
+    ``month`` (a worksheet with an operations section) adds "A month, not a mean" and its charts.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
     generated = generated or dt.date.today()
     files: dict[str, bytes] = {}
+    achievable = achievable_frontier_chart(ws)
     for spec in charts.CHARTS:
-        fig = spec.draw(comparison)  # type: ignore[operator]
+        if spec.draw is charts.cost_quality_figure:
+            fig = charts.cost_quality_figure(comparison, achievable)
+        else:
+            fig = spec.draw(comparison)  # type: ignore[operator]
         if spec.slug == "cost-vs-quality" and uncertainty is not None and uncertainty.has_counts:
             charts.add_interval_bars(fig, comparison, *risk.chart_intervals(comparison, uncertainty))
-        files[f"{spec.slug}.png"] = charts.figure_bytes(fig, "png")
-        files[f"{spec.slug}.svg"] = charts.figure_bytes(fig, "svg")
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty)
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():  # one layout, both formats
+            files[f"{spec.slug}.{ext}"] = data
+    if patterns is not None and patterns.classifiers:
+        fig = classifier_curve_figure(comparison, patterns.classifiers)
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():
+            files[f"{CLASSIFIER_CHART}.{ext}"] = data
+    if sensitivity is not None:
+        from routecalc.report.charts.sensitivity import SLUG, tornado_figure
+
+        fig = tornado_figure(sensitivity)
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():
+            files[f"{SLUG}.{ext}"] = data
+    month_charts: list[tuple[str, str, str]] = []
+    if month is not None:
+        from routecalc.report.charts.month import chart_files
+
+        extra, month_charts = chart_files(month)
+        files.update(extra)
+    doc = report_document(
+        ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns, sensitivity, month, month_charts
+    )
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
         files[MD_NAME] = to_markdown(doc).encode("utf-8")
     return files
+
+
+def achievable_frontier_chart(ws: Worksheet) -> charts.AchievableFrontier | None:
+    """The cost-vs-quality frontier over every candidate route (``routecalc optimize``, expected values only)."""
+    from routecalc.decide.optimize import achievable_frontier
+
+    f = achievable_frontier(ws)
+    if f is None:
+        return None
+    what = "best policy at each cost" if f.exact else "upper envelope of route mixes"
+    return charts.AchievableFrontier(f.monthly_cost, f.quality, f"achievable frontier (routecalc optimize: {what})")
 
 
 def report_document(
@@ -98,14 +142,22 @@ def report_document(
     generated: dt.date,
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
+    patterns: PatternEffects | None = None,
+    sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
+    month_charts: Sequence[tuple[str, str, str]] = (),
 ) -> Document:
-    """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
-    provenance."""
+    """The report's content, once: the question, recommendation, (risk, sensitivity,) charts, (a month,) table, warnings,
+    assumptions, provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
     blocks += _recommendation(ws, c, generated)
     if uncertainty is not None:
         blocks += risk.risk_blocks(c, uncertainty)
+    if sensitivity is not None:
+        from routecalc.report.sensitivity import sensitivity_blocks
+
+        blocks += sensitivity_blocks(sensitivity)
     blocks.append(Heading(1, "Charts"))
     for spec in charts.CHARTS:
         blocks.append(
@@ -116,7 +168,13 @@ def report_document(
                 takeaway=spec.takeaway(c),  # type: ignore[operator]
             )
         )
+    if month is not None:
+        from routecalc.report.timeline import month_blocks
+
+        blocks += month_blocks(month, list(month_charts))
     blocks += _comparison_table(c)
+    if patterns:
+        blocks += _patterns(c, patterns)
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
     blocks += _provenance(c, worksheet_path, generated, scenarios)
@@ -136,7 +194,7 @@ def _question(ws: Worksheet, c: Comparison) -> list[Block]:
         f"(about {count(per_day)}/day; 1 month = {DAYS_PER_MONTH:.4f} days) over {len(ws.tasks)} task categories; "
         f"money in {c.currency}. Candidates: {n_ws} polic{'y' if n_ws == 1 else 'ies'} from the worksheet{extra}. "
         "A policy qualifies when every category meets its quality threshold and its P95 latency budget; "
-        "the winner is the cheapest policy that qualifies."
+        f"the winner is the {c.winner_rule.replace(' meeting every target', '')} that qualifies."
     )
     blocks: list[Block] = [Heading(1, "The question"), Paragraph(runs(text))]
     if ws.description:
@@ -273,6 +331,50 @@ def _comparison_table(c: Comparison) -> list[Block]:
     ]
 
 
+CLASSIFIER_CHART = "classifier-value"
+
+
+def _patterns(c: Comparison, effects: PatternEffects) -> list[Block]:
+    cur = c.currency
+    blocks: list[Block] = [Heading(1, "What the routing patterns buy")]
+    if effects.classifiers:
+        best = max(effects.classifiers, key=lambda v: v.perfect_saves_monthly)
+        blocks += [
+            Heading(2, "Classifiers: what a better one is worth"),
+            Paragraph(
+                runs(
+                    "Each classifier's balanced accuracy (mean recall), the policy's monthly cost with it, and with a "
+                    "perfect classifier of the same cost and latency. The chart moves the confusion matrix towards "
+                    "the identity (better) or towards guessing (worse)."
+                )
+            ),
+            Table(tuple(CLASSIFIER_HEADER), tuple(tuple(r) for r in classifier_rows(effects, cur))),
+            Chart(
+                png=f"{CLASSIFIER_CHART}.png",
+                title="Cost and quality vs classifier accuracy",
+                alt=f"classifier value curve for {c.worksheet}",
+                takeaway=(
+                    f"A perfect {best.classifier} would change {best.policy}'s cost by "
+                    f"{signed_money(-best.perfect_saves_monthly, cur, '/month')} and its quality from "
+                    f"{pct(best.quality, 2)} to {pct(best.oracle_quality, 2)}."
+                ),
+            ),
+        ]
+    if effects.deadlines:
+        blocks += [
+            Heading(2, "Deadlines: the tail they cut and what they waste"),
+            Paragraph(
+                runs(
+                    "Per category with a client-side deadline: latency percentiles with and without the deadlines "
+                    "(same requests), the share of requests that abandoned a try, the spend on abandoned tries, and "
+                    f"the cost and quality change ({cur}/month)."
+                )
+            ),
+            Table(tuple(DEADLINE_HEADER), tuple(tuple(r) for r in deadline_rows(effects, cur))),
+        ]
+    return blocks
+
+
 def target_misses(c: Comparison) -> list[str]:
     """Every (policy, category) that misses its quality threshold or P95 budget, as a sentence."""
     out = []
@@ -298,10 +400,10 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
         f"(> {STALE_AFTER_DAYS}); re-run the evals."
         for name, age in stale_categories(ws, today)
     ]
-    escalation = escalation_advisories(c.problem, c.ev)
+    escalation = [a.text for a in c.advice if a.kind == ESCALATION]
     misses = target_misses(c)
     shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
-    other = [w for w in (*c.warnings, *c.advisories) if w not in shown]
+    other = [w for w in (*worksheet_warnings(ws), *c.warnings, *c.advisories) if w not in shown]
     blocks: list[Block] = [Heading(1, "Warnings")]
     for title, items, none in (
         (f"Evals older than {STALE_AFTER_DAYS} days", stale, "None: every category was reviewed recently."),
@@ -349,20 +451,7 @@ def latency_text(lat: Latency) -> str:
 
 def _route_text(ws: Worksheet, policy_name: str, category: str) -> str:
     pol = ws.policy(policy_name)
-    steps = pol.routes[category]
-    parts = []
-    for s, step in enumerate(steps):
-        bits = []
-        if step_gated(pol, step, s, len(steps)):
-            bits.append("gated")
-        if step.retries is not None:
-            bits.append(_retries(step.retries))
-        if step.on_reject is not None:
-            bits.append(f"reject → {step.on_reject}")
-        if step.on_failure is not None:
-            bits.append(f"failure → {step.on_failure}")
-        parts.append(step.model + (f" [{', '.join(bits)}]" if bits else ""))
-    return " → ".join(parts)
+    return route_text(pol, pol.routes[category])
 
 
 def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:

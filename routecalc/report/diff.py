@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from routecalc.diff import MAX_MOVERS, UNIT_LABEL, InputEffect, PolicyDelta, WorksheetDiff
-from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
+from routecalc.format import count, money, pct, printable, seconds, signed_money, signed_pct
 from routecalc.results import STALE_AFTER_DAYS
 
 
@@ -147,7 +147,9 @@ def _stale_lines(d: WorksheetDiff) -> list[str]:
 
 
 def _table(title: str | None = None) -> Table:
-    return Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    return Table(
+        title=Text(title) if title is not None else None, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD
+    )
 
 
 NARROW = 100  # below this many columns the savings column is left out of the table (it stays in JSON/Markdown)
@@ -156,28 +158,28 @@ NARROW = 100  # below this many columns the savings column is left out of the ta
 def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
     """Everything ``routecalc diff`` prints, as one rich renderable: verdict first, sized for one screen
     of ``width`` columns (narrower than 100: without the savings column)."""
-    parts: list[Any] = [Text(_title(d), style="bold")]
+    parts: list[Any] = [Text(printable(_title(d)), style="bold")]
     for i, r in enumerate(d.reasons):
         parts.append(Text(r, style=("bold yellow" if d.flips else "bold green") if i == 0 else ""))
     table = _table()
     keep = [i for i in range(len(_headers(d))) if not (width is not None and width < NARROW and i == 3)]
     for i in keep:
-        table.add_column(_headers(d)[i], justify="left" if i == 0 else "right", no_wrap=i == 0)
+        table.add_column(Text(_headers(d)[i]), justify="left" if i == 0 else "right", no_wrap=i == 0)
     for p in d.policies:
         style = "bold" if p.name == d.winner_after else None
         cells = [_policy_label(d, p.name), *_cells(d, p)]
-        table.add_row(*(cells[i] for i in keep), style=style)
+        table.add_row(*(Text(cells[i]) for i in keep), style=style)
     parts.append(table)
     if d.movers:
         movers = _table(f"What moved, one input at a time ({d.currency}/month, expected values)")
         movers.add_column("Input", no_wrap=True)
         for n in d.focus:
-            movers.add_column(f"on {n}", justify="right")
+            movers.add_column(Text(f"on {n}"), justify="right")
         movers.add_column("Change", ratio=1)
         for row in _mover_rows(d):
-            movers.add_row(*row)
+            movers.add_row(*map(Text, row))
         if (row := _interaction_row(d)) is not None:
-            movers.add_row(*row, style="dim")
+            movers.add_row(*map(Text, row), style="dim")
         if len(d.movers) > MAX_MOVERS:
             movers.caption = f"{len(d.movers) - MAX_MOVERS} more input(s) in --format json or md"
         parts.append(movers)
@@ -187,12 +189,12 @@ def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
         for _, h in _price_columns(d):
             prices.add_column(h, justify="right")
         for row in _price_rows(d):
-            prices.add_row(*row)
+            prices.add_row(*map(Text, row))
         parts.append(prices)
     for line in _stale_lines(d):
-        parts.append(Text.from_markup(f"[yellow]stale:[/] {line}", emoji=False))
+        parts.append(Text.assemble(("stale:", "yellow"), f" {line}"))
     for w in d.warnings:
-        parts.append(Text.from_markup(f"[yellow]warning:[/] {w}", emoji=False))
+        parts.append(Text.assemble(("warning:", "yellow"), f" {printable(w)}"))
     parts.append(Text(_footnote(d), style="dim"))
     return Group(*parts)
 

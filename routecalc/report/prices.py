@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from routecalc.diff import UNIT_LABEL
-from routecalc.format import money, signed_pct
+from routecalc.format import money, printable, signed_pct
+from routecalc.limits import short_repr
 from routecalc.prices import PriceChange
 
 
@@ -17,22 +19,34 @@ def _per_1m(value: Any) -> str:
 
 def price_table(rows: dict[str, dict[str, Any]], label: str) -> Table:
     """One row per price-map entry: provider, input/output/cache-read price per 1M tokens, context, mode."""
-    table = Table(title=f"{label} — USD per 1M tokens", title_justify="left", header_style="bold")
+    table = Table(title=Text(f"{printable(label)} — USD per 1M tokens"), title_justify="left", header_style="bold")
     for h in ("Model", "Provider", "Input", "Output", "Cache read", "Context (tokens)", "Mode"):
         left = h in ("Model", "Provider", "Mode")
         table.add_column(h, justify="left" if left else "right", no_wrap=h == "Model", overflow="fold")
     for k, e in rows.items():
         ctx = e.get("max_input_tokens")
         table.add_row(
-            k,
-            str(e.get("litellm_provider", "—")),
-            _per_1m(e.get("input_cost_per_token")),
-            _per_1m(e.get("output_cost_per_token")),
-            _per_1m(e.get("cache_read_input_token_cost")),
-            f"{ctx:,.0f}" if isinstance(ctx, int | float) else "—",
-            str(e.get("mode", "—")),
+            *literal(
+                k,
+                _text(e.get("litellm_provider", "—")),
+                _per_1m(e.get("input_cost_per_token")),
+                _per_1m(e.get("output_cost_per_token")),
+                _per_1m(e.get("cache_read_input_token_cost")),
+                f"{ctx:,.0f}" if isinstance(ctx, int | float) else "—",
+                _text(e.get("mode", "—")),
+            )
         )
     return table
+
+
+def _text(value: Any) -> str:
+    """A price-map string as a cell: any JSON value, cut short."""
+    return short_repr(value, 40) if not isinstance(value, str) else value[:40]
+
+
+def literal(*cells: str | Text) -> list[Text]:
+    """Cells from a price map or worksheet: control characters escaped, no markup or emoji codes."""
+    return [Text(printable(c if len(c) <= 200 else c[:199] + "…")) if isinstance(c, str) else c for c in cells]
 
 
 def _value(field: str, v: float | None, currency: str) -> str:
@@ -46,7 +60,7 @@ def _value(field: str, v: float | None, currency: str) -> str:
 def changes_table(changes: list[PriceChange], currency: str, price_unit: str, label: str) -> Table:
     """Per model and field: the worksheet's value, the map's, and the change (only what differs)."""
     table = Table(
-        title=f"Price map: {label} — prices in {currency} {UNIT_LABEL[price_unit]}",
+        title=Text(f"Price map: {printable(label)} — prices in {currency} {UNIT_LABEL[price_unit]}"),
         title_justify="left",
         header_style="bold",
     )
@@ -58,16 +72,18 @@ def changes_table(changes: list[PriceChange], currency: str, price_unit: str, la
             for i, f in enumerate(c.fields):
                 change = signed_pct(f.pct) if f.pct is not None else ("new field" if f.old is None else "—")
                 table.add_row(
-                    c.model if i == 0 else "",
-                    (c.key or "") if i == 0 else "",
-                    f.field,
-                    _value(f.field, f.old, currency),
-                    _value(f.field, f.new, currency),
-                    change,
+                    *literal(
+                        c.model if i == 0 else "",
+                        (c.key or "") if i == 0 else "",
+                        f.field,
+                        _value(f.field, f.old, currency),
+                        _value(f.field, f.new, currency),
+                        change,
+                    )
                 )
         elif c.status == "unchanged":
-            table.add_row(c.model, c.key or "", "", "", "", "[green]unchanged[/]")
+            table.add_row(*literal(c.model, c.key or "", "", "", "", Text("unchanged", style="green")))
         else:
             what = "not in map" if c.status == "missing" else "no price"
-            table.add_row(c.model, c.key or "—", "", "", "", f"[yellow]kept: {what}[/]")
+            table.add_row(*literal(c.model, c.key or "—", "", "", "", Text(f"kept: {what}", style="yellow")))
     return table

@@ -13,12 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from routecalc.format import count, money, pct, seconds, signed_money, signed_pct
+from routecalc.format import count, csv_cell, money, pct, seconds, signed_money, signed_pct
 from routecalc.results import Comparison, PolicyResult
 from routecalc.worksheet import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
     from routecalc.decide.uncertainty import Uncertainty
+    from routecalc.decide.whatif import PatternEffects
 
 
 def _header(c: Comparison, p: PolicyResult) -> str:
@@ -97,21 +98,26 @@ def _rel(half: float, mean: float) -> str:
     return f"{half / mean:.1%}" if mean else "n/a"
 
 
+def literal(*cells: str | Text) -> list[Text]:
+    """Table cells as rich Text: shown as written whatever console renders them (no markup, no :emoji: codes)."""
+    return [Text(c) if isinstance(c, str) else c for c in cells]
+
+
 def comparison_table(c: Comparison) -> Table:
     """One column per policy (baseline and all-to-strongest included), one row per metric."""
     table = Table(
-        title=f"{c.worksheet} — {count(c.requests_per_month)} requests/month, {c.currency}",
+        title=Text(f"{c.worksheet} — {count(c.requests_per_month)} requests/month, {c.currency}"),
         title_justify="left",
         show_lines=False,
         header_style="bold",
-        caption="★ = cheapest policy meeting every target",
+        caption=f"★ = {c.winner_rule}",
     )
     table.add_column("Metric", style="bold", no_wrap=True)
     for p in c.policies:
         style = "green" if p.name == c.winner else None
-        table.add_column(_header(c, p), justify="right", style=style, overflow="fold", min_width=10)
+        table.add_column(Text(_header(c, p)), justify="right", style=style, overflow="fold", min_width=10)
     for label, fmt in metric_rows(c):
-        table.add_row(label, *(fmt(p) for p in c.policies))
+        table.add_row(*literal(label, *(fmt(p) for p in c.policies)))
     return table
 
 
@@ -126,7 +132,7 @@ def category_table(c: Comparison) -> Table:
     table.add_column("Share", justify="right")
     table.add_column("Target", justify="right")
     for p in c.policies:
-        table.add_column(p.name, justify="right", overflow="fold")
+        table.add_column(Text(p.name), justify="right", overflow="fold")
     first = c.policies[0]
     for i, cat in enumerate(first.categories):
         budget = f"{cat.budget_s:g} s" if cat.budget_s is not None else "none"
@@ -141,7 +147,7 @@ def category_table(c: Comparison) -> Table:
             if not r.ok:
                 text.stylize("red")
             cells.append(text)
-        table.add_row(cat.category, pct(cat.share), f"≥{cat.threshold:.0%} {budget}", *cells)
+        table.add_row(*literal(cat.category, pct(cat.share), f"≥{cat.threshold:.0%} {budget}", *cells))
     return table
 
 
@@ -173,14 +179,14 @@ def footnote(c: Comparison) -> str:
 
 def render_comparison(c: Comparison) -> Group:
     """Everything ``compare`` prints, as one rich renderable."""
-    parts: list = [comparison_table(c), category_table(c), Text.from_markup(verdict(c))]
+    parts: list = [comparison_table(c), category_table(c), Text.from_markup(verdict(c), emoji=False)]
     for p in c.policies:
         if not p.meets_targets:
-            parts.append(Text.from_markup(f"  [red]✗[/] {escape(p.name)}: nearest miss {escape(p.nearest_miss or '')}"))
+            parts.append(Text.assemble(("  ✗", "red"), f" {p.name}: nearest miss {p.nearest_miss or ''}"))
     for w in c.warnings:
-        parts.append(Text.from_markup(f"[yellow]warning:[/] {escape(w)}"))
+        parts.append(Text.assemble(("warning:", "yellow"), f" {w}"))
     for a in c.advisories:
-        parts.append(Text.from_markup(f"[cyan]advice:[/] {escape(a)}"))
+        parts.append(Text.assemble(("advice:", "cyan"), f" {a}"))
     parts.append(Text(footnote(c), style="dim"))
     return Group(*parts)
 
@@ -211,7 +217,9 @@ CSV_FIELDS = [
 def comparison_csv(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
     """One row per policy; money in the worksheet currency (see the ``currency`` column), rates as fractions.
 
-    With ``uncertainty``, the 90 % intervals and probabilities follow in their own columns.
+    With ``uncertainty``, the 90 % intervals and probabilities follow in their own columns. Text cells that a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) start with ``'`` (see
+    ``format.csv_cell``); numbers are written as numbers.
     """
     from routecalc.report import risk
 
@@ -221,11 +229,11 @@ def comparison_csv(c: Comparison, uncertainty: Uncertainty | None = None) -> str
     writer.writerow([*CSV_FIELDS, "currency", *extra])
     for p in c.policies:
         row = {
-            "policy": p.name,
+            "policy": csv_cell(p.name),
             "kind": p.kind,
             "meets_targets": p.meets_targets,
             "winner": p.name == c.winner,
-            "nearest_miss": p.nearest_miss or "",
+            "nearest_miss": csv_cell(p.nearest_miss or ""),
         }
         cells = [row[f] if f in row else _csv_value(getattr(p, f)) for f in CSV_FIELDS] + [c.currency]
         if uncertainty is not None:
@@ -238,9 +246,14 @@ def _csv_value(v: float | None) -> str:
     return "" if v is None else repr(round(v, 10))
 
 
-def comparison_json(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
-    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``."""
+def comparison_json(
+    c: Comparison, uncertainty: Uncertainty | None = None, patterns: PatternEffects | None = None
+) -> str:
+    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``;
+    with ``patterns``, what classifiers and deadlines buy under ``"patterns"``."""
     data = c.to_dict()
     if uncertainty is not None:
         data["uncertainty"] = uncertainty.to_dict()
+    if patterns:
+        data["patterns"] = patterns.to_dict()
     return json.dumps(data, indent=2, ensure_ascii=False)

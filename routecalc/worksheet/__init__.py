@@ -8,6 +8,7 @@ is a tree of frozen pydantic models; nothing downstream mutates it.
 reads a task table, ``overlay`` merges what-if scenarios.
 """
 
+from routecalc.worksheet.checks import worksheet_warnings
 from routecalc.worksheet.load import (
     field_path,
     file_sha256,
@@ -29,6 +30,7 @@ from routecalc.worksheet.schema import (
     Band,
     ClassifierSpec,
     Condition,
+    Constraints,
     Defaults,
     HumanReview,
     Latency,
@@ -62,6 +64,7 @@ __all__ = [
     "Band",
     "ClassifierSpec",
     "Condition",
+    "Constraints",
     "Defaults",
     "HumanReview",
     "Latency",
@@ -90,4 +93,5 @@ __all__ = [
     "step_gated",
     "tasks_from_csv",
     "validate_worksheet",
+    "worksheet_warnings",
 ]

@@ -13,14 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from routecalc.errors import Problem
+from routecalc.errors import Problem, field_path
+from routecalc.limits import PRICE_MAX_PER_1M, PRICE_WARN_PER_1M, short_repr
+from routecalc.worksheet.names import secret_like
 from routecalc.worksheet.schema import (
     MAX_CHAIN,
     ClassifierSpec,
+    Constraints,
     PolicySpec,
     Router,
     StepSpec,
     TaskSpec,
+    Worksheet,
     step_gated,
 )
 
@@ -30,7 +34,7 @@ def _items_by_name(items: list, kind: str) -> tuple[dict[str, Any], list[Problem
     problems = []
     for i, item in items:
         if item.name in by_name:
-            problems.append(Problem(f"{kind}[{i}].name", f"duplicate name {item.name!r}"))
+            problems.append(Problem(f"{kind}[{i}].name", f"duplicate name {short_repr(item.name)}"))
         else:
             by_name[item.name] = item
     return by_name, problems
@@ -56,6 +60,7 @@ def cross_checks(
     problems += p
     _, p = _items_by_name(policies, "policies")
     problems += p
+    problems += _price_caps(data, models)
     # names come from the raw data, so one broken entry does not hide every reference to it
     model_names = _raw_names(data, "models")
     task_names = _raw_names(data, "tasks")
@@ -81,14 +86,14 @@ def cross_checks(
     for i, t in tasks:
         for m in t.pass_rates:
             if models_listed and m not in model_names:
-                problems.append(Problem(f"tasks[{i}].pass_rates.{m}", f"unknown model {m!r}"))
+                problems.append(Problem(field_path((f"tasks[{i}]", "pass_rates", m)), f"unknown model {short_repr(m)}"))
         if models_listed and t.outcomes is not None:
             o, base = t.outcomes, f"tasks[{i}].outcomes"
             refs = [(f"{base}.models[{j}]", m) for j, m in enumerate(o.models or [])]
             if o.conditional is not None:
                 refs += [(f"{base}.conditional.model", o.conditional.model)]
                 refs += [(f"{base}.conditional.given_failed", o.conditional.given_failed)]
-            problems += [Problem(path, f"unknown model {m!r}") for path, m in refs if m not in model_names]
+            problems += [Problem(path, f"unknown model {short_repr(m)}") for path, m in refs if m not in model_names]
 
     known = _Known(
         models=model_names if models_listed else None,
@@ -98,32 +103,36 @@ def cross_checks(
     for i, t in tasks:
         for tool in t.tool_hit_rates:
             if tool not in known.tools:
-                problems.append(Problem(f"tasks[{i}].tool_hit_rates.{tool}", f"unknown tool {tool!r}"))
+                problems.append(Problem(f"tasks[{i}].tool_hit_rates.{tool}", f"unknown tool {short_repr(tool)}"))
         for tier, spec in (t.tiers or {}).items():
             for m in spec.pass_rates:
                 if models_listed and m not in model_names:
-                    problems.append(Problem(f"tasks[{i}].tiers.{tier}.pass_rates.{m}", f"unknown model {m!r}"))
+                    problems.append(
+                        Problem(f"tasks[{i}].tiers.{tier}.pass_rates.{m}", f"unknown model {short_repr(m)}")
+                    )
     for j, clf in section(data, "classifiers", ClassifierSpec)[0]:
         if clf.model is not None and models_listed and clf.model not in model_names:
-            problems.append(Problem(f"classifiers[{j}].model", f"unknown model {clf.model!r}"))
+            problems.append(Problem(f"classifiers[{j}].model", f"unknown model {short_repr(clf.model)}"))
     for i, pol in policies:
         base = f"policies[{i}]"
         for cat in task_names:
             if cat not in pol.routes:
-                problems.append(Problem(f"{base}.routes", f"skips category {cat!r}"))
+                problems.append(Problem(f"{base}.routes", f"skips category {short_repr(cat)}"))
         if pol.final_reject == "human_review" and pol.human_review is None:
             problems.append(Problem(f"{base}.human_review", "required when final_reject is human_review"))
         for cat, route in pol.routes.items():
             path = f"{base}.routes.{cat}"
             if cat not in task_names:
                 if tasks_listed:
-                    problems.append(Problem(path, f"unknown category {cat!r}"))
+                    problems.append(Problem(path, f"unknown category {short_repr(cat)}"))
                 continue
             problems += _route_problems(route, path, pol, cat, valid_tasks.get(cat), known, depth=0)
 
+    problems += constraint_checks(data, tasks)
+
     baseline = data.get("baseline")
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
-        problems.append(Problem("baseline", f"names no policy ({baseline!r})"))
+        problems.append(Problem("baseline", f"names no policy ({short_repr(baseline)})"))
     return problems
 
 
@@ -135,10 +144,73 @@ def _eval_names(models: list) -> list[Problem]:
         key = m.eval_name if m.eval_name is not None else m.name
         if key in owner and owner[key] != m.name:
             problems.append(
-                Problem(f"models[{i}].eval_name", f"eval name {key!r} already stands for model {owner[key]!r}")
+                Problem(
+                    f"models[{i}].eval_name",
+                    f"eval name {short_repr(key)} already stands for model {short_repr(owner[key])}",
+                )
             )
         owner.setdefault(key, m.name)
     return problems
+
+
+PRICE_FIELDS = ("price_in", "price_out", "price_cache")
+_MODEL_TEXT = ("name", "provider", "litellm_model")
+
+
+def _amount(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.6g}"
+
+
+def _per_1m(price_unit: Any) -> float:
+    """Factor from the worksheet's price unit to per 1M tokens."""
+    return 1000.0 if price_unit == "per_1k" else 1.0
+
+
+def _price_caps(data: Mapping[str, Any], models: list) -> list[Problem]:
+    """Prices above ``PRICE_MAX_PER_1M`` per 1M tokens (1 currency unit per token) are refused: no model costs
+    that, and past it a request's cost can overflow to infinity, after which nothing can be compared."""
+    k = _per_1m(data.get("price_unit"))
+    problems = []
+    for i, m in models:
+        for fld in PRICE_FIELDS:
+            v = getattr(m, fld)
+            if v is not None and v * k > PRICE_MAX_PER_1M:
+                problems.append(
+                    Problem(
+                        f"models[{i}].{fld}",
+                        f"{_amount(v * k)} per 1M tokens; at most {PRICE_MAX_PER_1M:,.0f} (one currency unit per token): "
+                        "check price_unit (per_1m / per_1k) and the number",
+                    )
+                )
+    return problems
+
+
+def worksheet_warnings(ws: Worksheet) -> list[str]:
+    """Plausibility warnings for a valid worksheet: prices above ``PRICE_WARN_PER_1M`` per 1M tokens (a unit
+    typo, or a model priced per request?) and text that looks like a pasted API key."""
+    out = []
+    k = _per_1m(ws.price_unit)
+    for m in ws.models:
+        for fld in PRICE_FIELDS:
+            v = getattr(m, fld)
+            if v is not None and v * k > PRICE_WARN_PER_1M:
+                out.append(
+                    f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
+                    f"is price_unit ({ws.price_unit}) right?"
+                )
+    # located by index, never by name: the name itself may be the key
+    texts = [("name", ws.name), ("description", ws.description)]
+    texts += [(f"models[{i}].{f}", getattr(m, f)) for i, m in enumerate(ws.models) for f in _MODEL_TEXT]
+    texts += [(f"tasks[{i}].name", t.name) for i, t in enumerate(ws.tasks)]
+    texts += [(f"policies[{i}].{f}", getattr(p, f)) for i, p in enumerate(ws.policies) for f in ("name", "description")]
+    for where, text in texts:
+        found = secret_like(text) if text else None
+        if found:
+            out.append(
+                f"{where} holds something that looks like an API key or token ({found}); worksheets are shared "
+                "and exported: keep keys in the environment, never in a worksheet"
+            )
+    return out
 
 
 def section(data: Mapping[str, Any], key: str, spec: type[BaseModel]) -> tuple[list, bool]:
@@ -191,11 +263,14 @@ def _route_problems(
                 values = attributes.get(cond.attribute)
                 if values is None:
                     out.append(
-                        Problem(f"{path}.rules[{r}].when.attribute", f"{cat!r} has no attribute {cond.attribute!r}")
+                        Problem(
+                            f"{path}.rules[{r}].when.attribute",
+                            f"{short_repr(cat)} has no attribute {short_repr(cond.attribute)}",
+                        )
                     )
                 else:
                     out += [
-                        Problem(f"{path}.rules[{r}].when.in", f"{cond.attribute} has no value {v!r}")
+                        Problem(f"{path}.rules[{r}].when.in", f"{cond.attribute} has no value {short_repr(v)}")
                         for v in cond.in_ or []
                         if v not in values
                     ]
@@ -203,7 +278,7 @@ def _route_problems(
     else:
         clf = known.classifiers.get(route.classifier or "")
         if clf is None:
-            out.append(Problem(f"{path}.classifier", f"unknown classifier {route.classifier!r}"))
+            out.append(Problem(f"{path}.classifier", f"unknown classifier {short_repr(route.classifier)}"))
         else:
             labels = set(clf.labels)
             if set(route.routes or {}) != labels:
@@ -240,19 +315,23 @@ def _chain_problems(
             if name is None:
                 continue
             if known.models is not None and name not in known.models:
-                problems.append(Problem(f"{spath}.{field}", f"unknown model {name!r}"))
+                problems.append(Problem(f"{spath}.{field}", f"unknown model {short_repr(name)}"))
             elif rates is not None and known.models is not None and name not in rates:
                 problems.append(
                     Problem(
-                        f"{spath}.{field}", f"no pass rate for ({cat!r}, {name!r}): add tasks[..].pass_rates.{name}"
+                        f"{spath}.{field}",
+                        f"no pass rate for ({short_repr(cat)}, {short_repr(name)}): add tasks[..].pass_rates.{name}",
                     )
                 )
         if step.tool is not None:
             if step.tool not in known.tools:
-                problems.append(Problem(f"{spath}.tool", f"unknown tool {step.tool!r}"))
+                problems.append(Problem(f"{spath}.tool", f"unknown tool {short_repr(step.tool)}"))
             elif task is not None and step.tool not in task.tool_hit_rates:
                 problems.append(
-                    Problem(f"{spath}.tool", f"how often does {step.tool} answer {cat!r}? add tasks[..].tool_hit_rates")
+                    Problem(
+                        f"{spath}.tool",
+                        f"how often does {step.tool} answer {short_repr(cat)}? add tasks[..].tool_hit_rates",
+                    )
                 )
             if step.gate is not None or step.on_reject is not None:
                 problems.append(Problem(spath, "a tool step decides hit or miss itself: no gate/on_reject"))
@@ -276,6 +355,8 @@ def _chain_problems(
                     spath, "a hedged step takes no gate, deadline or per-error targets (put them on a step after it)"
                 )
             )
+        if step.deadline_s == "budget" and task is not None and task.latency_budget_s is None:
+            problems.append(Problem(f"{spath}.deadline_s", f"'budget' needs tasks[{cat}].latency_budget_s"))
         if step.on_deadline is not None and step.deadline_s is None:
             problems.append(Problem(f"{spath}.on_deadline", "needs deadline_s"))
         gated = step_gated(pol, step, s, len(steps))
@@ -302,3 +383,53 @@ def _chain_problems(
         if step.on_reject is not None and not gated:
             problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
     return problems
+
+
+def constraint_checks(data: Mapping[str, Any], tasks: list) -> list[Problem]:
+    """The constraints ``optimize`` obeys: model lists name known models, and a per-category allowed model
+    needs a pass rate there and must not be forbidden worksheet-wide. Each ``constraints`` block is read on its
+    own, so a broken task elsewhere does not hide these problems."""
+    problems: list[Problem] = []
+    model_names = _raw_names(data, "models")
+    if not isinstance(data.get("models"), list):
+        return problems
+    raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    listed = [("constraints", _constraints(data.get("constraints")))]
+    listed += [
+        (f"tasks[{i}].constraints", _constraints(t.get("constraints") if isinstance(t, dict) else None))
+        for i, t in enumerate(raw_tasks)
+    ]
+    for base, cons in listed:
+        if cons is None:
+            continue
+        for key in ("allowed_models", "forbidden_models"):
+            for j, m in enumerate(getattr(cons, key) or []):
+                if m not in model_names:
+                    problems.append(Problem(f"{base}.{key}[{j}]", f"unknown model {short_repr(m)}"))
+    top = listed[0][1]
+    banned = set(top.forbidden_models) if top is not None else set()
+    valid = dict(tasks)
+    for i, (_, cons) in enumerate(listed[1:]):
+        for j, m in enumerate((cons.allowed_models if cons is not None else None) or []):
+            path = f"tasks[{i}].constraints.allowed_models[{j}]"
+            if m in banned:
+                problems.append(
+                    Problem(path, f"{short_repr(m)} is forbidden worksheet-wide (constraints.forbidden_models)")
+                )
+            elif m in model_names and i in valid and m not in valid[i].rates:
+                name = valid[i].name
+                problems.append(
+                    Problem(path, f"no pass rate for ({name!r}, {short_repr(m)}): add tasks[{i}].pass_rates.{m}")
+                )
+    return problems
+
+
+def _constraints(raw: Any) -> Constraints | None:
+    """The model lists of a constraints block, or None when absent or invalid (the schema reports its own
+    errors); its other fields are left out, so a bad number does not hide a bad name."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Constraints.model_validate({k: raw[k] for k in ("allowed_models", "forbidden_models") if k in raw})
+    except ValidationError:
+        return None

@@ -12,69 +12,32 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from routecalc.errors import InputError, Problem, WorksheetError
+from routecalc import limits
+from routecalc.errors import MAX_PROBLEMS, InputError, Problem, WorksheetError, field_path
+from routecalc.limits import short_repr
 from routecalc.worksheet.checks import cross_checks, section
+from routecalc.worksheet.operations import operations_problems
 from routecalc.worksheet.overlay import apply_overlay
-from routecalc.worksheet.schema import SCHEMA_VERSION, ModelSpec, PolicySpec, TaskSpec, Worksheet
+from routecalc.worksheet.schema import ROUTE_TAGS, SCHEMA_VERSION, ModelSpec, PolicySpec, TaskSpec, Worksheet
+from routecalc.worksheet.strict_yaml import parse_yaml
 from routecalc.worksheet.tasks_csv import tasks_from_csv
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last one."""
+def _bounded(msg: str, limit: int = 300) -> str:
+    """Pydantic's message, cut: it may quote a pattern or a choice list, never the whole input."""
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first on line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load`` semantics, but duplicate keys are an error; raises WorksheetError."""
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise WorksheetError(source, [Problem(where, f"not valid YAML: {problem}")]) from None
-
-
-def field_path(loc: Iterable[Any]) -> str:
-    """``('tasks', 3, 'traffic_share')`` -> ``tasks[3].traffic_share``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem]:
+def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> tuple[list[Problem], int]:
+    """Problems for the first ``MAX_PROBLEMS`` of pydantic's errors, and how many more there are."""
     problems = []
-    for e in err.errors(include_url=False):
-        loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    n = err.error_count()
+    for e in err.errors(include_url=False)[:MAX_PROBLEMS]:
+        loc = prefix + tuple(
+            x for x in e["loc"] if not (isinstance(x, str) and (x.startswith("function-") or x in ROUTE_TAGS))
+        )
         if loc and loc[-1] == "rate":  # a probability written as a number: report it where it was written
             loc = loc[:-1]
         msg = re.sub(r" or instance of \w+", "", e["msg"].removeprefix("Value error, "))
@@ -83,9 +46,9 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem
         elif e["type"] == "extra_forbidden":
             msg = "unknown key (typo?)"
         elif e["type"] not in ("value_error", "assertion_error") and "input" in e:
-            msg = f"{msg} (got {_short(e['input'])})"
-        problems.append(Problem(field_path(loc), msg))
-    return problems
+            msg = f"{_bounded(msg)} (got {short_repr(e['input'])})"
+        problems.append(Problem(field_path(loc), _bounded(msg)))
+    return problems, max(n - MAX_PROBLEMS, 0)
 
 
 def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | None = None) -> Worksheet:
@@ -106,36 +69,71 @@ def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | No
             [Problem("schema_version", f"this routecalc reads schema_version {SCHEMA_VERSION}")],
         )
     worksheet = None
+    unlisted = 0
     try:
         worksheet = Worksheet.model_validate(data)
     except ValidationError as err:
-        problems += _pydantic_problems(err)
+        listed, unlisted = _pydantic_problems(err)
+        problems += listed
     models, _ = section(data, "models", ModelSpec)
     tasks, tasks_ok = section(data, "tasks", TaskSpec)
     policies, _ = section(data, "policies", PolicySpec)
     problems += cross_checks(data, models, tasks, policies, tasks_ok)
+    problems += operations_problems(data)
     if problems or worksheet is None:
-        raise WorksheetError(source, problems)
+        raise WorksheetError(source, problems, unlisted)
     return worksheet
 
 
 def load_worksheet(path: str | Path, overlays: Iterable[str | Path] = ()) -> Worksheet:
-    """Read, overlay (what-if scenarios) and validate a worksheet file (YAML)."""
+    """Read, overlay (what-if scenarios) and validate a worksheet file (YAML).
+
+    When the worksheet with its overlays fails validation, each problem says which overlay brought it in (the
+    first after which it appears), so a broken scenario is not mistaken for a broken worksheet.
+    """
     path = Path(path)
-    data = read_yaml(path)
+    base = read_yaml(path)
+    steps: list[tuple[str, Any]] = []
+    data = base
     for overlay in overlays:
-        data = apply_overlay(data, read_yaml(Path(overlay)))
-    return validate_worksheet(data, str(path), base_dir=path.parent)
+        data = apply_overlay(data, read_yaml(Path(overlay)), str(overlay))
+        steps.append((str(overlay), data))
+    try:
+        return validate_worksheet(data, str(path), base_dir=path.parent)
+    except WorksheetError as err:
+        if not steps:
+            raise
+        raise _attributed(err, base, steps, path) from None
+
+
+def _problems(data: Any, path: Path) -> set[Problem]:
+    try:
+        validate_worksheet(data, str(path), base_dir=path.parent)
+    except WorksheetError as err:
+        return set(err.problems)
+    return set()
+
+
+def _attributed(err: WorksheetError, base: Any, steps: list[tuple[str, Any]], path: Path) -> WorksheetError:
+    """The error with each problem tagged by the overlay that introduced it (validation re-run, error path only)."""
+    seen = _problems(base, path)
+    origin: dict[Problem, str] = {}
+    for name, data in steps:
+        now = _problems(data, path)
+        for p in now - seen:
+            origin.setdefault(p, name)
+        seen = now
+    listed = err.problems[:-1] if err.unlisted else err.problems  # without the "and N more" line
+    problems = [Problem(p.path, f"{p.message} (after scenario {origin[p]})") if p in origin else p for p in listed]
+    names = sorted(set(origin.values()), key=[n for n, _ in steps].index)
+    source = f"{err.source} with scenario {', '.join(names)}" if names else err.source
+    return WorksheetError(source, problems, err.unlisted)
 
 
 def read_text(path: Path, error: type[InputError] = InputError, what: str = "file") -> str:
-    """A user's input file as text; missing or unreadable is ``error`` (an InputError), never a traceback."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read ({exc})") from None
+    """A worksheet-sized input file as UTF-8 text: a regular file of at most 16 MiB (``limits``), read with a
+    bound; missing, unreadable, too large or not a file is ``error`` (an InputError), never a traceback or a hang."""
+    return limits.read_text(path, limits.MAX_WORKSHEET_BYTES, error, what)
 
 
 def read_yaml(path: Path) -> Any:
@@ -143,6 +141,6 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(read_text(path), str(path))
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (provenance for reports and exports)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def file_sha256(path: str | Path, limit: int = limits.MAX_PRICE_MAP_BYTES) -> str:
+    """Hex SHA-256 of a file's bytes (provenance for reports and exports); bounded like every input read."""
+    return hashlib.sha256(limits.read_bytes(path, limit)).hexdigest()

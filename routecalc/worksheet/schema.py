@@ -10,9 +10,11 @@ import datetime as dt
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
 
 from routecalc.errors import InputError, PolicyError
+from routecalc.limits import MAX_NUMBER, short_repr
+from routecalc.worksheet.names import FreeText, LiteLLMModel, Name
 
 SCHEMA_VERSION = 1
 DAYS_PER_MONTH = 365 / 12  # 30.4167: requests_per_day x this = requests per month
@@ -22,8 +24,9 @@ MAX_CHAIN = 8  # longest chain a policy may have (a fallback loop is a known pro
 DEFAULT_STATUS_CODES = (429, 500, 502, 503, 504)
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0, le=MAX_NUMBER)]
+Positive = Annotated[float, Field(gt=0.0, le=MAX_NUMBER)]
+Count = Annotated[int, Field(gt=0, le=int(MAX_NUMBER))]  # tokens, requests per minute, ...
 
 
 class _Strict(BaseModel):
@@ -98,10 +101,10 @@ class Latency(_Strict):
 class ModelSpec(_Strict):
     """One catalog entry. Prices are per ``price_unit`` tokens in the worksheet currency."""
 
-    name: Annotated[str, Field(min_length=1)]
-    provider: Annotated[str, Field(min_length=1)]
-    litellm_model: str | None = None
-    eval_name: Annotated[str, Field(min_length=1)] | None = None  # this model's name in eval files (calibrate)
+    name: Name
+    provider: Name
+    litellm_model: LiteLLMModel | None = None
+    eval_name: Name | None = None  # this model's name in eval files (calibrate)
     price_in: NonNegative
     price_out: NonNegative
     price_cache: NonNegative | None = None
@@ -111,9 +114,9 @@ class ModelSpec(_Strict):
     timeout_s: Positive = 60.0
     error_latency_s: NonNegative = 0.5
     output_ratio: Positive = 1.0
-    context_window: Annotated[int, Field(gt=0)] | None = None
-    rpm: Annotated[int, Field(gt=0)] | None = None
-    tpm: Annotated[int, Field(gt=0)] | None = None
+    context_window: Count | None = None
+    rpm: Count | None = None
+    tpm: Count | None = None
     errors: dict[ErrorType, Probability] | None = None
 
     @model_validator(mode="before")
@@ -162,7 +165,7 @@ class ToolSpec(_Strict):
     next step. ``cost_per_call`` in the worksheet currency; latency in seconds (a number or ``{p50, p95}``).
     """
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     cost_per_call: NonNegative = 0.0
     latency_s: Band
     failure_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
@@ -177,10 +180,10 @@ class ClassifierSpec(_Strict):
     request's input tokens and writing ``output_tokens``); its latency ``latency_s``.
     """
 
-    name: Annotated[str, Field(min_length=1)]
-    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]
-    confusion: dict[str, dict[str, Probability]] | None = None
-    recall: dict[str, Probability] | None = None
+    name: Name
+    labels: Annotated[list[Name], Field(min_length=2)]
+    confusion: dict[Name, dict[Name, Probability]] | None = None
+    recall: dict[Name, Probability] | None = None
     cost_per_call: NonNegative = 0.0
     model: str | None = None
     output_tokens: NonNegative = 5.0
@@ -240,7 +243,7 @@ class Rate(_Strict):
             k, n = data.get(cls.count_key), data.get("of")
             if not (_is_int(k) and _is_int(n)):
                 raise ValueError(
-                    f"{{{cls.count_key}: k, of: n}} needs two whole numbers (got {_short(k)}, {_short(n)})"
+                    f"{{{cls.count_key}: k, of: n}} needs two whole numbers (got {short_repr(k)}, {short_repr(n)})"
                 )
             if n <= 0 or not 0 <= k <= n:
                 raise ValueError(f"{cls.count_key} must be between 0 and of, and of > 0 (got {k} of {n})")
@@ -248,6 +251,13 @@ class Rate(_Strict):
         if isinstance(data, dict):
             raise ValueError(f"give a number or {{{cls.count_key}: k, of: n}}")
         return data
+
+    @model_serializer(mode="plain")
+    def _as_written(self) -> float | dict[str, int]:
+        """Dump as a worksheet says it (a number, or ``{<k>: passed, of: n}``), so a dump validates again."""
+        if self.n is None:
+            return self.rate
+        return {self.count_key: self.k, "of": self.n}  # type: ignore[dict-item]
 
     @property
     def counted(self) -> bool:
@@ -276,11 +286,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 class Validator(_Strict):
     """A quality gate: catches a bad answer with ``catch``, rejects a good one with ``false_reject``."""
 
@@ -294,7 +299,7 @@ class Validator(_Strict):
 class Pattern(_Strict):
     """One row of an outcome table: the models of ``outcomes.models`` that pass (the others fail), and how often."""
 
-    passed: list[Annotated[str, Field(min_length=1)]]
+    passed: list[Name]
     count: Annotated[int, Field(ge=0)] | None = None
     p: Probability | None = None
 
@@ -308,8 +313,8 @@ class Pattern(_Strict):
 class Conditional(_Strict):
     """Shorthand for a two-model table: ``model`` passes ``pass_rate`` of the requests ``given_failed`` failed."""
 
-    model: Annotated[str, Field(min_length=1)]
-    given_failed: Annotated[str, Field(min_length=1)]
+    model: Name
+    given_failed: Name
     pass_rate: PassRate
 
 
@@ -325,7 +330,7 @@ class Outcomes(_Strict):
     """
 
     correlation: Annotated[float, Field(ge=0.0, le=MAX_CORRELATION)] | None = None
-    models: list[Annotated[str, Field(min_length=1)]] | None = None
+    models: list[Name] | None = None
     patterns: list[Pattern] | None = None
     conditional: Conditional | None = None
 
@@ -351,7 +356,7 @@ class Outcomes(_Strict):
         for i, pat in enumerate(self.patterns or []):
             unknown = [m for m in pat.passed if m not in known]
             if unknown:
-                raise ValueError(f"patterns[{i}].passed names {_short(unknown[0])}, not in outcomes.models")
+                raise ValueError(f"patterns[{i}].passed names {short_repr(unknown[0])}, not in outcomes.models")
             key = frozenset(pat.passed)
             if key in seen or len(key) != len(pat.passed):
                 raise ValueError(f"patterns[{i}] repeats a pattern (or a model within it)")
@@ -390,7 +395,7 @@ class Tier(_Strict):
     """A request difficulty class within a category: its share of the category and its pass rates."""
 
     share: Probability
-    pass_rates: dict[str, PassRate]
+    pass_rates: dict[Name, PassRate]
 
 
 class ToolHit(_Strict):
@@ -405,26 +410,50 @@ class ToolHit(_Strict):
         return {"rate": data} if isinstance(data, int | float) and not isinstance(data, bool) else data
 
 
+class Constraints(_Strict):
+    """What ``routecalc optimize`` may choose, per category (or worksheet-wide, as the default for every category).
+
+    Models: ``allowed_models`` (only these; default every model with a pass rate) minus ``forbidden_models``.
+    Money per request in the worksheet currency, or per 1,000 tokens (the category's mean input + output
+    tokens); ``max_escalation`` caps the share of requests a gate rejects at least once. All are compared with
+    expected values. The category's quality threshold and P95 latency budget apply as well.
+    """
+
+    allowed_models: list[Name] | None = None
+    forbidden_models: list[Name] = []
+    max_cost_per_request: NonNegative | None = None
+    max_cost_per_1k_tokens: NonNegative | None = None
+    max_escalation: Probability | None = None
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Constraints:
+        both = sorted(set(self.allowed_models or []) & set(self.forbidden_models))
+        if both:
+            raise ValueError(f"{', '.join(both)} both allowed and forbidden")
+        return self
+
+
 class TaskSpec(_Strict):
     """One task category of the request mix."""
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     traffic_share: NonNegative
     tokens_in: Band
     tokens_out: Band
     quality_threshold: Probability
     latency_budget_s: Positive | None = None
-    pass_rates: dict[str, PassRate] = {}
+    pass_rates: dict[Name, PassRate] = {}
     outcomes: Outcomes | None = None
     validator: Validator | None = None
     cached_share: Probability = 0.0
     cost_bad_answer: NonNegative | None = None
     cost_failed: NonNegative | None = None
     last_reviewed: dt.date | None = None
-    tiers: dict[Annotated[str, Field(min_length=1)], Tier] | None = None
-    attributes: dict[Annotated[str, Field(min_length=1)], dict[str, Probability]] | None = None
-    tool_hit_rates: dict[str, ToolHit] = {}
+    tiers: dict[Name, Tier] | None = None
+    attributes: dict[Name, dict[Name, Probability]] | None = None
+    tool_hit_rates: dict[Name, ToolHit] = {}
     context_overflow: Literal["next", "fail"] | None = None
+    constraints: Constraints | None = None
 
     @model_validator(mode="after")
     def _tiers_and_attributes(self) -> TaskSpec:
@@ -507,16 +536,16 @@ class StepSpec(_Strict):
     """One step of a chain: a model, a tool, or two models hedged in parallel. Targets are a later step's
     0-based index or a keyword; ``on_failure`` may name a target per error type."""
 
-    model: Annotated[str, Field(min_length=1)] | None = None
-    tool: Annotated[str, Field(min_length=1)] | None = None
-    hedge: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2, max_length=2)] | None = None
+    model: Name | None = None
+    tool: Name | None = None
+    hedge: Annotated[list[Name], Field(min_length=2, max_length=2)] | None = None
     hedge_mode: Literal["first", "best"] = "first"
     cancel_loser: bool = True
     gate: bool | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     on_reject: StepTarget | None = None
     on_failure: StepTarget | dict[ErrorType, StepTarget] | None = None
-    deadline_s: Positive | None = None
+    deadline_s: Positive | Literal["budget"] | None = None  # "budget": the category's latency_budget_s
     on_deadline: StepTarget | None = None
     latency_target_s: Positive | None = None
 
@@ -554,7 +583,7 @@ class Condition(_Strict):
 
     input_tokens_gt: Annotated[float, Field(ge=0)] | None = None
     input_tokens_le: Annotated[float, Field(gt=0)] | None = None
-    attribute: Annotated[str, Field(min_length=1)] | None = None
+    attribute: Name | None = None
     in_: list[str] | None = Field(default=None, alias="in", min_length=1)
 
     @model_validator(mode="after")
@@ -589,8 +618,8 @@ class Router(_Strict):
 
     split: list[SplitArm] | None = None
     rules: list[Rule] | None = None
-    classifier: Annotated[str, Field(min_length=1)] | None = None
-    routes: dict[str, Route] | None = None
+    classifier: Name | None = None
+    routes: dict[Name, Route] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -619,7 +648,18 @@ class Router(_Strict):
         return self
 
 
-Route = list[StepSpec] | Router  # a chain of steps, or a router of routes
+ROUTE_TAGS = ("<chain>", "<router>")  # validation branches of a route; dropped from error paths
+
+
+def _route_kind(value: Any) -> str:
+    return ROUTE_TAGS[1] if isinstance(value, dict | Router) else ROUTE_TAGS[0]
+
+
+# a chain of steps, or a router of routes: one branch validated (by shape), so errors name one branch only
+Route = Annotated[
+    Annotated[list[StepSpec], Tag(ROUTE_TAGS[0])] | Annotated[Router, Tag(ROUTE_TAGS[1])],
+    Discriminator(_route_kind),
+]
 for _model in (Rule, SplitArm, Router):
     _model.model_rebuild()
 
@@ -674,13 +714,13 @@ PolicyKind = Literal["static", "cascade", "fallback", "chain"]
 class PolicySpec(_Strict):
     """A named routing policy: per category, a model (static) or an ordered chain of steps."""
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Name
     kind: PolicyKind
-    routes: dict[str, list[StepSpec] | Router]
+    routes: dict[Name, Route]
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     final_reject: Literal["deliver", "fail", "human_review"] = "deliver"
     human_review: HumanReview | None = None
-    description: str | None = None
+    description: FreeText | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -766,19 +806,22 @@ class Defaults(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] = 0
     backoff_s: NonNegative = 0.0
     bill_failed_input: bool = False
-    allowed_fails: Annotated[int, Field(ge=0)] | None = None
+    allowed_fails: Annotated[int, Field(ge=0, le=int(MAX_NUMBER))] | None = None
     cooldown_s: NonNegative | None = None
     on_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = list(DEFAULT_STATUS_CODES)
     context_overflow: Literal["next", "fail"] = "next"  # a request longer than a model's window: skip it, or fail
     deadline_billing: Literal["full", "input", "none"] = "full"  # what a try abandoned at its deadline bills
 
 
+from routecalc.worksheet.operations import Operations  # noqa: E402 - it builds on the models above
+
+
 class Worksheet(_Strict):
     """A whole worksheet, validated. See README "Worksheet format" for an annotated example."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: Annotated[str, Field(min_length=1)]
-    description: str | None = None
+    name: Name
+    description: FreeText | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     price_unit: Literal["per_1m", "per_1k"] = "per_1m"
     share_unit: Literal["fraction", "percent"] = "fraction"
@@ -788,8 +831,10 @@ class Worksheet(_Strict):
     tools: list[ToolSpec] = []
     classifiers: list[ClassifierSpec] = []
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    constraints: Constraints | None = None
     policies: list[PolicySpec] = []
-    baseline: str | None = None
+    baseline: Name | None = None
+    operations: Operations | None = None  # time effects for routecalc simulate (operations.py)
 
     @property
     def tokens_per_price_unit(self) -> float:
@@ -814,6 +859,11 @@ class Worksheet(_Strict):
         known = ", ".join(p.name for p in self.policies) or "none"
         raise PolicyError(f"unknown policy {name!r} (worksheet has: {known})")
 
+    def as_document(self) -> dict[str, Any]:
+        """The worksheet as a plain document (what a YAML file would hold) that validates to an equal worksheet:
+        for re-validating an edited copy (``model_copy`` checks nothing)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the worksheet format, for editors (YAML language servers) and CI checks.
@@ -821,7 +871,7 @@ def json_schema() -> dict[str, Any]:
     Describes what a user may write, including the shorthands the loader accepts: a number for a band, a model
     name for a step, one step for a route, a CSV path for the task table.
     """
-    schema = Worksheet.model_json_schema()
+    schema = _names_as_property_names(Worksheet.model_json_schema())
     defs = schema["$defs"]
     defs["BandRange"] = defs.pop("Band")
     defs["Band"] = {
@@ -870,3 +920,21 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "routecalc worksheet"
     return schema
+
+
+def _names_as_property_names(node: Any) -> Any:
+    """Pydantic writes ``dict[Name, V]`` as ``patternProperties: {NAME_PATTERN: V}``, which lets any other key
+    through; say it the way editors check it: ``propertyNames`` with the pattern, ``additionalProperties: V``."""
+    if isinstance(node, list):
+        return [_names_as_property_names(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _names_as_property_names(v) for k, v in node.items()}
+    patterns = out.pop("patternProperties", None)
+    if isinstance(patterns, dict) and len(patterns) == 1:
+        ((pattern, value),) = patterns.items()
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+        out["additionalProperties"] = value
+    elif patterns is not None:
+        out["patternProperties"] = patterns
+    return out
