@@ -90,7 +90,7 @@ prices_app = typer.Typer(
 )
 app.add_typer(prices_app, name="prices")
 calibrate_app = typer.Typer(
-    help="Fill a worksheet's numbers from data: per-prompt eval results (evals).",
+    help="Fill a worksheet's numbers from data: per-prompt eval results (evals), request logs (logs).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -138,6 +138,13 @@ class EvalFormat(StrEnum):
     tsv = "tsv"
     jsonl = "jsonl"
     parquet = "parquet"
+
+
+class LogShape(StrEnum):
+    auto = "auto"
+    litellm = "litellm"
+    openai = "openai"
+    generic = "generic"
 
 
 class RankBy(StrEnum):
@@ -804,6 +811,217 @@ def calibrate_evals(
         return
     write_atomic(target, update.text)
     console.print(f"wrote {printable(str(target))} ({update.n_changes} change(s))", highlight=False)
+
+
+LogFileArg = Annotated[
+    Path,
+    typer.Argument(help="Request log: CSV, TSV, JSONL or Parquet (README: Request logs).", show_default=False),
+]
+LogShapeOpt = Annotated[
+    LogShape,
+    typer.Option("--shape", help="litellm (spend logs), openai (usage export) or generic; default: from the columns."),
+]
+LogFormatOpt = Annotated[EvalFormat, typer.Option("--format", help="File format (default: from the extension).")]
+CategoryFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--category-from",
+        help="Where the category is: a column, or a path into one (metadata.tags[0], request_tags[0], "
+        "metadata.spend_logs_metadata.category).",
+        show_default=False,
+    ),
+]
+CategoryMapOpt = Annotated[
+    str | None,
+    typer.Option("--category-map", help="Logged value = category name, comma-separated: a=b,c=d.", show_default=False),
+]
+LogColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Paths for roles, comma-separated: timestamp=ts,model=deployment,cost=usd ... (README: Request logs).",
+        show_default=False,
+    ),
+]
+LogModelMapOpt = Annotated[
+    str | None,
+    typer.Option("--model-map", help="Logged model name = catalog model name: a=b,c=d.", show_default=False),
+]
+MaxSkewOpt = Annotated[
+    float,
+    typer.Option("--max-skew", min=0, help="Seconds a row's timestamp may fall behind an earlier row's."),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Any bad row is an error (exit 2).")]
+
+
+def _read_log(
+    file: Path,
+    ws: Any,
+    shape: LogShape,
+    fmt: EvalFormat,
+    category_from: str | None,
+    category_map: str | None,
+    columns: str | None,
+    model_map: str | None,
+    max_skew: float,
+    strict: bool,
+) -> Any:
+    """Read a request log with the CLI's options (model names mapped to ``ws``'s catalog when given)."""
+    from routecalc.data.evals import parse_mapping
+    from routecalc.data.logcal import catalog_aliases
+    from routecalc.data.logs import LogOptions, read_logs
+    from routecalc.errors import InputError
+
+    roles = parse_mapping(columns, "--columns")
+    if category_from is not None:
+        roles["category"] = category_from
+    names = parse_mapping(model_map, "--model-map")
+    data = read_logs(
+        file,
+        LogOptions(
+            fmt=fmt.value,
+            shape=shape.value,
+            columns=roles,
+            category_map=parse_mapping(category_map, "--category-map") or None,
+            model_map=catalog_aliases(ws.models, names) if ws is not None else names or None,
+            max_skew_s=max_skew,
+        ),
+    )
+    if strict and data.report.bad_rows:
+        raise InputError(
+            f"{file}: {data.report.bad_rows:,} bad row(s) (--strict):\n  " + "\n  ".join(data.report.lines())
+        )
+    return data
+
+
+@calibrate_app.command("logs")
+def calibrate_logs(
+    file: LogFileArg,
+    worksheet: Annotated[
+        Path | None,
+        typer.Option("--worksheet", "-w", help="Update this worksheet (dry run unless --out).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the worksheet here (atomically).", show_default=False)
+    ] = None,
+    strict: StrictOpt = False,
+    shape: LogShapeOpt = LogShape.auto,
+    fmt: LogFormatOpt = EvalFormat.auto,
+    category_from: CategoryFromOpt = None,
+    category_map: CategoryMapOpt = None,
+    columns: LogColumnsOpt = None,
+    model_map: LogModelMapOpt = None,
+    max_skew: MaxSkewOpt = 600.0,
+    force: ForceOpt = False,
+) -> None:
+    """Calibrate a worksheet from request logs: volume and traffic profile, shares and token bands per category,
+    failure rates by error type and latency per model.
+
+    With -w, shows what changes in that worksheet (a dry run unless --out W2). Without -w, writes a starter
+    worksheet (to --out, or stdout) with every guess marked. Bad rows are reported with line numbers.
+    """
+    from routecalc.data import logcal_yaml as ly
+    from routecalc.data.logcal import calibrate_logs as derive
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.report import logs as rl
+    from routecalc.worksheet import load_worksheet
+
+    if out is not None:
+        check_new_file(out, force)
+    ws = load_worksheet(worksheet) if worksheet is not None else None
+    data = _read_log(file, ws, shape, fmt, category_from, category_map, columns, model_map, max_skew, strict)
+    cal = derive(data)
+    to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
+    say = err_console if to_stdout else console
+    for item in rl.calibration_summary(cal):
+        say.print(escape(item) if isinstance(item, str) else item, highlight=False)
+    _warn(data.report.lines() + rl.notes(cal), stderr=to_stdout)
+    if ws is None:
+        text = ly.checked_starter(cal, f"Calibrated from {file.name}")
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(out, text)
+            console.print(f"wrote {escape(str(out))}", highlight=False)
+        say.print(
+            "Pass rates, quality thresholds and policies are not in a log: every line marked GUESS is a guess.",
+            highlight=False,
+        )
+        return
+    assert worksheet is not None
+    update = ly.plan_update(worksheet, ws, cal)
+    console.print(rl.changes_table(update))
+    skipped = []
+    if update.skipped_categories:
+        skipped.append(f"categories not in the worksheet (skipped): {', '.join(update.skipped_categories)}")
+    if update.skipped_models:
+        skipped.append(
+            f"models not in the worksheet (skipped; --model-map maps names): {', '.join(update.skipped_models)}"
+        )
+    if update.zeroed:
+        skipped.append(f"worksheet categories without calls in the log get share 0: {', '.join(update.zeroed)}")
+    _warn(skipped)
+    if out is None:
+        console.print(
+            f"dry run: {update.n_changes} change(s); nothing written. Use --out W2 to write the updated worksheet.",
+            highlight=False,
+        )
+        return
+    write_atomic(out, update.text)
+    console.print(f"wrote {escape(str(out))} ({update.n_changes} change(s))", highlight=False)
+
+
+@app.command()
+def backtest(
+    file: LogFileArg,
+    worksheet: Annotated[
+        Path, typer.Option("--worksheet", "-w", help="The worksheet whose estimate is checked.", show_default=False)
+    ],
+    policy: Annotated[str, typer.Option("--policy", "-p", help="The policy that served the logged traffic.")],
+    invoice: Annotated[
+        float | None,
+        typer.Option(
+            "--invoice", min=0, help="What the bill says the period cost (worksheet currency).", show_default=False
+        ),
+    ] = None,
+    requests: Annotated[
+        float | None,
+        typer.Option(
+            "--requests",
+            min=0,
+            help="Requests in the logged period (default: the log's calls / the policy's calls per request).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    strict: StrictOpt = False,
+    shape: LogShapeOpt = LogShape.auto,
+    log_format: LogFormatOpt = EvalFormat.auto,
+    category_from: CategoryFromOpt = None,
+    category_map: CategoryMapOpt = None,
+    columns: LogColumnsOpt = None,
+    model_map: LogModelMapOpt = None,
+    max_skew: MaxSkewOpt = 600.0,
+    seed: SeedOpt = 0,
+) -> None:
+    """Check WORKSHEET's estimate against a logged period: calls, tokens and spend per model and category, failure
+    rates and latency per model, and the total against the logs or an --invoice, each with its relative error.
+    """
+    from routecalc.data.backtest import backtest as run_backtest
+    from routecalc.report.logs import backtest_json, backtest_tables
+    from routecalc.worksheet import load_worksheet
+
+    ws = load_worksheet(worksheet)
+    ws.policy(policy)
+    data = _read_log(file, ws, shape, log_format, category_from, category_map, columns, model_map, max_skew, strict)
+    _warn(data.report.lines(), stderr=True)
+    result = run_backtest(ws, policy, data, requests=requests, invoice=invoice, seed=seed)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(backtest_json(result) + "\n")
+        return
+    for item in backtest_tables(result):
+        console.print(escape(item) if isinstance(item, str) else item, highlight=False)
+    _warn(result.notes)
 
 
 @app.command()
