@@ -114,6 +114,25 @@ def test_routing_plan_reads_the_compiled_lanes() -> None:
     assert summarize.route.startswith("if input > 150,000 tokens: (gpt-4.1); else:")
 
 
+def test_routes_without_fallback_are_listed_for_both_routers() -> None:
+    """faq (kb-search, then gpt-4.1 alone) and summarize's long-prompt rule (gpt-4.1 alone) have one model on
+    their router path: a provider failure there fails the request; both exports say so, the other lanes do not."""
+    ws = routecalc.load_worksheet(ROOT / ROUTING_REL)
+    lonely = "faq: gpt-4.1; summarize [rule 1]: gpt-4.1"
+    lite = export_policy(ws, None, "patterns", "litellm").text
+    assert (
+        "# No fallback (a provider failure fails the request):\n#   faq: gpt-4.1\n#   summarize [rule 1]: gpt-4.1\n"
+        in lite
+    )
+    portkey = export_policy(ws, None, "patterns", "portkey").warnings
+    assert [w for w in portkey if w.startswith("no fallback")] == [
+        f"no fallback (a provider failure fails the request): {lonely}"
+    ]
+    support = routecalc.load_worksheet(ROOT / SUPPORT_REL)  # every tiered+fallback chain has a second model
+    assert not [w for w in export_policy(support, None, "tiered+fallback", "portkey").warnings if "no fallback" in w]
+    assert "No fallback" not in export_policy(support, None, "tiered+fallback", "litellm").text
+
+
 def test_exports_are_deterministic(support_ws: routecalc.Worksheet, support_cmp: routecalc.Comparison) -> None:
     for target in ("litellm", "portkey", "json"):
         a = export_policy(support_ws, support_cmp, "cheap-first", target, support_source())

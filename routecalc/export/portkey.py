@@ -17,7 +17,7 @@ from typing import Any
 
 from routecalc.errors import ExportError
 from routecalc.export.graph import check_chain_length
-from routecalc.export.notes import step_notes, where
+from routecalc.export.notes import no_fallback, step_notes, where
 from routecalc.export.plan import CategoryPlan, ExportPlan, LanePlan, Node, StepPlan, Target, route_tree
 from routecalc.export.portkey_providers import _NEEDS_MORE, auth_header, portkey_provider
 from routecalc.export.portkey_walk import STATUS, divergences, step_target
@@ -307,6 +307,9 @@ def render(plan: ExportPlan) -> tuple[str, dict[str, Any], list[str]]:
         warnings.append("quality gates are not enforced by Portkey: see the json export; the application must run them")
     for p in sorted(set(providers) & _NEEDS_MORE):
         warnings.append(f"provider {p} needs more than a key (region/resource/credentials): add them by hand")
+    lonely = no_fallback(plan)
+    if lonely:
+        warnings.append("no fallback (a provider failure fails the request): " + "; ".join(lonely))
     notes = step_notes(plan, "Portkey") + _routing_notes(plan) + walk_notes
     text = json.dumps(config, indent=2) + "\n"
     if json.loads(text) != config:
