@@ -239,3 +239,35 @@ def test_context_window_fallback_routes_long_prompts() -> None:
         router(cfg, num_retries=0).completion(
             model="route-classify", messages=[{"role": "user", "content": "w " * 400}]
         )
+
+
+SHIPPED = [  # mmlu-cascade: 57 categories x 3 policies, about 7 s
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("mmlu") else n
+    for n in sorted(p.name for p in (ROOT / "worksheets").glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_worksheet_exports_and_loads(name: str) -> None:
+    """Every policy of every shipped worksheet, as a user would export it: the proxy's ConfigYAML keeps the keys,
+    the master key is an os.environ reference, no key or ${VAR} is in the file, and every group (aliases too)
+    answers from one of its own deployments in a Router built from the file."""
+    from litellm.proxy._types import ConfigYAML
+
+    ws = routecalc.load_worksheet(ROOT / "worksheets" / name)
+    assert ws.policies, name
+    for pol in ws.policies:
+        text = export_policy(ws, None, pol.name, "litellm").text
+        assert "${" not in text and "sk-" not in text, pol.name
+        cfg = yaml.safe_load(text)
+        validated = ConfigYAML.model_validate(cfg)
+        assert validated.general_settings.master_key == "os.environ/LITELLM_MASTER_KEY", pol.name
+        assert all(d["litellm_params"]["api_key"].startswith("os.environ/") for d in cfg["model_list"]), pol.name
+        r = router(cfg)
+        aliases = cfg["router_settings"].get("model_group_alias") or {}
+        own = {}
+        for d in cfg["model_list"]:
+            own.setdefault(d["model_name"], set()).add(d["model_info"]["id"])
+        for group in sorted(set(own) | set(aliases)):
+            answer = r.completion(model=group, messages=MSGS).choices[0].message.content
+            assert answer.removeprefix("answer from ") in own[aliases.get(group, group)], (pol.name, group, answer)

@@ -238,6 +238,31 @@ def test_invalid_configs_get_400(stack: Stack, support: routecalc.Worksheet) -> 
         assert log == []
 
 
+SHIPPED = [  # mmlu-cascade: 57 categories x 3 policies through the gateway
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("mmlu") else n
+    for n in sorted(p.name for p in (ROOT / "worksheets").glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_worksheet_routes_in_the_gateway(stack: Stack, name: str) -> None:
+    """Every policy of every shipped worksheet, as exported: no key or ${VAR} in the file, the gateway accepts the
+    config and each category's request is answered by a model of that category's route."""
+    ws = routecalc.load_worksheet(ROOT / "worksheets" / name)
+    stack.control(down=[], fail_for={})
+    for pol in ws.policies:
+        text = export_policy(ws, None, pol.name, "portkey").text
+        assert "${" not in text and "api_key" not in text, pol.name
+        exported = json.loads(text)
+        cfg = to_mock(exported, stack.mock)
+        by_name = {t["name"]: t for t in exported["targets"]}
+        for cond in exported["strategy"]["conditions"]:
+            category = cond["query"]["metadata.category"]["$eq"]
+            st, body, log = stack.ask(cfg, {"category": category})
+            models = {leg["override_params"]["model"] for leg in legs(by_name[cond["then"]])}
+            assert st == 200 and body["model"] in models and len(log) == 1, (pol.name, category, st, body)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The routing patterns (worksheets/support-routing.yaml): nested conditional / loadbalance / per-type fallbacks
 
@@ -340,6 +365,34 @@ def test_patterns_keys_come_from_the_request(stack: Stack) -> None:
     assert st == 200 and [e["model"] for e in log] == ["gpt-4.1", "claude-sonnet-4-20250514"]
     assert log[0]["auth"] == "Bearer sk-openai-test"
     assert log[1]["x_api_key"] == "sk-ant-test"
+
+
+def test_patterns_real_providers_send_the_request_keys(stack: Stack) -> None:
+    """The exported legs as they are (providers openai and anthropic, no api_key) with only custom_host pointed
+    at the mock: the gateway's own anthropic transform calls /v1/messages with the request's x-api-key, the
+    openai one /v1/chat/completions with its Authorization; gpt-4.1 down falls back to claude-sonnet-4."""
+    result = export_policy(routing(), None, "patterns", "portkey")
+    cfg = copy.deepcopy(result.data)
+    for leg in legs(cfg):
+        leg["custom_host"] = stack.mock + "/v1"
+        leg.pop("retry", None)
+    refund = next(t for t in cfg["targets"] if t["name"] == "route-refund")
+    simple = next(t for t in refund["targets"] if t["name"] == "simple")
+    assert [(leg["provider"], leg["forward_headers"]) for leg in simple["targets"]] == [
+        ("openai", ["authorization"]),
+        ("anthropic", ["x-api-key"]),
+    ]
+    headers = {"Authorization": "Bearer sk-openai-test", "x-api-key": "sk-ant-test"}
+    stack.control(down=["gpt-4.1"], fail_for={})
+    st, body, log = stack.ask(cfg, {"category": "refund", "routecalc_tier": "simple"}, headers)
+    stack.control(down=[], fail_for={})
+    assert st == 200, body
+    assert [(e["model"], e["path"], e["status"]) for e in log] == [
+        ("gpt-4.1", "/v1/chat/completions", 503),
+        ("claude-sonnet-4-20250514", "/v1/messages", 200),
+    ]
+    assert (log[0]["auth"], log[1]["x_api_key"]) == ("Bearer sk-openai-test", "sk-ant-test")
+    assert body["choices"][0]["message"]["content"] == "answer from claude-sonnet-4-20250514"
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ Prints "LISTENING <port>" on stdout once ready (readiness signal).
 Endpoints
   POST /v1/chat/completions  -> 200 chat.completion whose "model" echoes the request's model,
                                 or 503 (OpenAI-style error JSON) if the model is "down".
+  POST /v1/messages          -> the same in Anthropic's Messages format (for a gateway's real anthropic provider).
   GET  /health               -> 200 {"ok": true}
   GET  /_log                 -> 200 [ {"model":..., "status":..., "path":..., "auth":...}, ... ]
   POST /_control             -> body {"down": [...]} replaces the down set; {"reset_log": true} clears the log;
@@ -107,7 +108,8 @@ def make_handler(state: State):
                     return self._send(
                         200, {"down": sorted(state.down), "status_for": state.status_for, "fail_for": state.fail_for}
                     )
-            if self.path.rstrip("/").endswith("/chat/completions"):
+            anthropic = self.path.rstrip("/").endswith("/messages")
+            if anthropic or self.path.rstrip("/").endswith("/chat/completions"):
                 model = body.get("model")
                 with state.lock:
                     status = state.status_for.get(model, 503 if model in state.down else 200)
@@ -129,7 +131,24 @@ def make_handler(state: State):
                         with open(state.log_path, "a") as f:
                             f.write(json.dumps(entry) + "\n")
                 if kind == "slow":
-                    time.sleep(slow_s)
+                    time.sleep(slow_s)  # then answers (a "slow" model's status is 200)
+                if anthropic:
+                    if status != 200:
+                        error = {"type": "api_error", "message": f"mock: model {model} fails ({status})"}
+                        return self._send(status, {"type": "error", "error": error})
+                    answer = {"type": "text", "text": f"answer from {model}"}
+                    return self._send(
+                        200,
+                        {
+                            "id": f"msg_mock_{len(state.log)}",
+                            "type": "message",
+                            "role": "assistant",
+                            "model": model,
+                            "content": [answer],
+                            "stop_reason": "end_turn",
+                            "usage": {"input_tokens": 10, "output_tokens": 20},
+                        },
+                    )
                 elif kind in ERRORS:
                     return self._send(
                         status, {"error": {**ERRORS[kind], "message": f"mock: {ERRORS[kind]['message']}"}}
