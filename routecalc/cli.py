@@ -140,6 +140,12 @@ class EvalFormat(StrEnum):
     parquet = "parquet"
 
 
+class RankBy(StrEnum):
+    cost = "cost"
+    savings = "savings"
+    quality = "quality"
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
@@ -246,6 +252,12 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
     return analyse(ws, result, draws, seed)
 
 
+def _swing(text: str) -> float:
+    from routecalc.decide.sensitivity import parse_swing
+
+    return parse_swing(text)
+
+
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
     for m in messages:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
@@ -340,6 +352,22 @@ def report(
     ] = False,
     uncertainty: UncertaintyOpt = None,
     objective: ObjectiveOpt = Objective.cost,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Add a Sensitivity section: a tornado chart of every input moved by ±--swing, and break-evens.",
+        ),
+    ] = False,
+    swing: Annotated[str, typer.Option("--swing", help="With --sensitivity: relative move of each input.")] = "20%",
+    month: Annotated[
+        bool,
+        typer.Option(
+            "--month/--no-month",
+            help="With an operations section: add 'A month, not a mean' (the winner, else the baseline, simulated "
+            "over 30 days with its time effects, as routecalc simulate).",
+        ),
+    ] = True,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -356,13 +384,34 @@ def report(
     from routecalc.results import compare as run_compare
 
     _check_draws(uncertainty)
+    fraction = _swing(swing) if sensitivity else None
     ws = _load(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    simulated = None
+    focus = result.winner or result.baseline
+    if month and ws.operations is not None and focus in {p.name for p in ws.policies}:
+        from routecalc.month import simulate_month
+
+        simulated = simulate_month(ws, focus, seed=seed, problem=result.problem)
+    swings = None
+    if fraction is not None:
+        from routecalc.decide.sensitivity import analyse
+
+        swings = analyse(ws, result, swing=fraction)
     files = build_report(
-        ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk, patterns=effects
+        ws,
+        result,
+        worksheet,
+        fmt.value,
+        generated=day,
+        scenarios=scenario or (),
+        uncertainty=risk,
+        patterns=effects,
+        sensitivity=swings,
+        month=simulated,
     )
     out_dir = out if out is not None else default_out_dir(worksheet)
     write_files(out_dir, files, force=force)
@@ -855,6 +904,140 @@ def diff(
         sys.stdout.write(diff_markdown(d))
     else:
         console.print(render_diff(d, width=console.width))
+
+
+@app.command()
+def sensitivity(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", "-p", help="Policy to analyse (default: the winner).", show_default=False),
+    ] = None,
+    swing: Annotated[
+        str, typer.Option("--swing", help="Relative move of each input, down and up: 20% or 0.2 (at most 100%).")
+    ] = "20%",
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    top: Annotated[int, typer.Option("--top", min=1, help="Inputs shown, and searched for break-even values.")] = 10,
+    by: Annotated[RankBy, typer.Option("--by", help="Rank inputs by their effect on this.")] = RankBy.cost,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Which inputs move the decision: swing each input of WORKSHEET alone and find where the decision flips.
+
+    Every price, pass rate (and joint-outcome parameter), traffic share, token band, validator rate, failure rate
+    and latency moves by ±SWING; the chosen policy's monthly cost, savings and quality are re-estimated (expected
+    values) and the inputs ranked by effect. For the top inputs, the break-even value at which the policy stops
+    beating the runner-up or the baseline (or starts to), found by root finding on the expected-value engine.
+    """
+    from routecalc.decide.sensitivity import analyse
+    from routecalc.report.sensitivity import render_sensitivity, sensitivity_json
+    from routecalc.results import compare as run_compare
+    from routecalc.worksheet import load_worksheet
+
+    fraction = _swing(swing)  # refuse a bad option before spending time on the estimate
+    ws = load_worksheet(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed)
+    s = analyse(ws, result, policy, fraction, top, by.value)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(sensitivity_json(s) + "\n")
+    else:
+        console.print(render_sensitivity(s))
+
+
+@app.command()
+def simulate(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Policy name, or 'winner' (cheapest meeting every target).")
+    ] = "winner",
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=366, help="Days to simulate (day 1 starts at 00:00 UTC).")
+    ] = 30,
+    seed: SeedOpt = 0,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format (csv: a row per day).")] = Format.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the month as a report section into this directory: month.html, month.md, charts.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="Date of day 1, YYYY-MM-DD (sets weekdays; default: a Monday).", show_default=False
+        ),
+    ] = None,
+    bucket_s: Annotated[
+        float,
+        typer.Option("--bucket-s", help="Time bucket in seconds (arrival rates, load measurement); divides an hour."),
+    ] = 60.0,
+    compare_effects: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also simulate the month with each time effect switched off (what each one changes).",
+        ),
+    ] = True,
+    samples: SamplesOpt = 200_000,
+    scenario: ScenarioOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files in --out that routecalc did not write.")
+    ] = False,
+) -> None:
+    """Simulate a month of WORKSHEET's traffic, request by request in arrival order, with its time effects.
+
+    Traffic follows volume.profile (hours, weekdays, growth, spike days); the worksheet's operations section adds
+    outages, circuit breakers, rate limits at peak, budget pacing and load-adaptive routing. Shows a row per day
+    (requests, spend against the budget, quality, failures, P95/P99, breaker-open minutes, spill and downgrade
+    shares), month totals, and what each effect did against the same month without it. --samples only matters
+    for --policy winner (the comparison that picks it).
+    """
+    from routecalc.errors import InputError, PolicyError
+    from routecalc.month import simulate_month
+    from routecalc.report.timeline import month_csv, month_json, render_month
+
+    day1 = None
+    if start is not None:
+        try:
+            day1 = dt.date.fromisoformat(start)
+        except ValueError:
+            raise InputError(f"--start: not a date (YYYY-MM-DD): {start!r}") from None
+    if out is not None:
+        from routecalc.outputs import check_files
+        from routecalc.report.timeline import MONTH_FILES
+
+        check_files(out, MONTH_FILES, force)  # refuse before the simulation, not after it
+    ws = _load(worksheet, scenario or ())
+    name = policy
+    if policy == "winner":
+        from routecalc.results import compare as run_compare
+
+        name = run_compare(ws, samples=samples, seed=seed).winner or ""
+        if not name:
+            raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
+    result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
+    if fmt is Format.json:
+        sys.stdout.write(month_json(result) + "\n")
+    elif fmt is Format.csv:
+        sys.stdout.write(month_csv(result))
+    else:
+        if ws.operations is None:
+            _warn(["the worksheet has no operations section: only traffic over time is simulated"])
+        console.print(render_month(result))
+    if out is not None:
+        from routecalc.outputs import write_files
+        from routecalc.report.timeline import month_files
+
+        files = month_files(result)
+        write_files(out, files, force=force)
+        n_charts = sum(name.endswith(".png") for name in files)
+        (err_console if fmt is not Format.table else console).print(
+            f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)", highlight=False
+        )
 
 
 @app.command()
