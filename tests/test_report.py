@@ -114,6 +114,38 @@ def test_warnings_and_provenance(markdown: str, support_path: Path) -> None:
     assert "Generated: 2026-11-25" in markdown
 
 
+def test_appendix_shows_the_winners_router_configs(
+    markdown: str, page: str, support_ws: routecalc.Worksheet, support_cmp: routecalc.Comparison, support_path: Path
+) -> None:
+    """The appendix holds the winner's LiteLLM YAML and Portkey JSON exactly as ``routecalc export`` writes them."""
+    import json
+
+    from routecalc.export import export_policy
+    from routecalc.export.plan import Source
+    from routecalc.worksheet import file_sha256
+
+    source = Source(support_path.name, file_sha256(support_path))
+    appendix = markdown[markdown.index("## Appendix: router configs for the winner") :]
+    lite = export_policy(support_ws, support_cmp, str(support_cmp.winner), "litellm", source).text
+    portkey = export_policy(support_ws, support_cmp, str(support_cmp.winner), "portkey", source).text
+    assert f"```yaml\n{lite}```" in appendix and f"```json\n{portkey}```" in appendix
+    assert yaml.safe_load(lite)["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert json.loads(portkey)["strategy"]["mode"] == "conditional"
+    assert html.escape(lite.splitlines()[0]) in page and '<pre class="code">' in page
+
+
+def test_appendix_without_a_winner_says_so() -> None:
+    from routecalc.report.appendix import router_configs
+    from routecalc.report.document import Heading
+
+    class NoWinner:
+        winner = None
+
+    blocks = router_configs(None, NoWinner(), None, ())  # type: ignore[arg-type]
+    assert blocks[0] == Heading(1, "Appendix: router configs for the winner")
+    assert "no winner to export" in str(blocks[1])
+
+
 def test_generated_date_drives_review_age(support_ws, support_cmp, support_path) -> None:
     doc = build.report_document(support_ws, support_cmp, support_path, generated=dt.date(2026, 6, 2))
     md = to_markdown(doc)

@@ -23,6 +23,7 @@ from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.month import MonthResult
 from routecalc.report import charts, risk
+from routecalc.report.appendix import router_configs
 from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
     Block,
@@ -179,6 +180,7 @@ def report_document(
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
     blocks += _provenance(c, worksheet_path, generated, scenarios)
+    blocks += router_configs(ws, c, worksheet_path, scenarios)
     return Document(title=f"Routing policy review: {ws.name}", blocks=tuple(blocks))
 
 
