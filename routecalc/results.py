@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -15,11 +16,12 @@ import numpy as np
 
 from routecalc._version import __version__
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
+from routecalc.contract import jsonable
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import MonteCarlo, simulate
 from routecalc.errors import InputError, PolicyError
 from routecalc.format import money, pct
-from routecalc.limits import MAX_SEED, short_repr
+from routecalc.limits import MAX_SAMPLES, MAX_SEED, MIN_SAMPLES, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
@@ -94,8 +96,9 @@ class CategoryResult:
     budget_s: float | None
     latency_ok: bool
     escalation: float
-    fallback: float
+    fallback: float  # share that abandoned at least one step after provider errors (see fallback_route)
     steps: tuple[StepTarget, ...] = ()  # per-step latency targets of the policy's chain, if it sets any
+    fallback_route: bool = False  # some step sends provider errors on to another step (else `fallback` = giving up)
 
     @property
     def ok(self) -> bool:
@@ -135,7 +138,7 @@ class CategoryResult:
                     (
                         over / t.target_s,
                         f"{self.category}: step {t.step + 1} P95 {t.p95_s:.2f} s > its target {t.target_s:g} s "
-                        f"({over:.2f} s over, {t.served:.1%} of requests answered there)",
+                        f"({over:.2f} s over, {pct(t.served)} of requests answered there)",
                     )
                 )
         return max(misses) if misses else None
@@ -167,7 +170,7 @@ class PolicyResult:
     p95_s: float
     p99_s: float
     escalation: float
-    fallback: float
+    fallback: float  # share that abandoned at least one step after provider errors (see fallback_route)
     risk_per_request: float
     risk_monthly: float
     answered: dict[str, float]  # model -> share of requests it answered (delivered)
@@ -179,9 +182,10 @@ class PolicyResult:
     deadline_waste_monthly: float = 0.0  # spend on tries abandoned at a deadline
     router_cost_monthly: float = 0.0  # classifiers' spend
     served_by_step: tuple[float, ...] = ()  # share of requests answered at each chain step
-    savings_monthly: float | None = None  # vs the comparison's baseline; positive = cheaper
-    savings_pct: float | None = None
+    cost_change_monthly: float | None = None  # vs the comparison's baseline: this minus it; positive = costs more
+    cost_change_pct: float | None = None
     is_baseline: bool = False
+    fallback_route: bool = False  # in some category with traffic, a step sends provider errors to another step
 
     @property
     def meets_targets(self) -> bool:
@@ -236,7 +240,9 @@ class Comparison:
         return self.policy(self.winner) if self.winner else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: units in key names (``_s`` seconds, ``_monthly`` per month, money in ``currency``)."""
+        """JSON-ready (the ``compare`` output, schema ``routecalc schema --output compare``): units in key names
+        (``_s`` seconds, ``_monthly`` per month, ``_per_request``, money in ``currency``), rates as fractions,
+        cost changes vs the baseline as this policy minus the baseline (positive costs more)."""
         out = {
             "routecalc_version": __version__,
             "worksheet": self.worksheet,
@@ -245,7 +251,8 @@ class Comparison:
             "days_per_month": DAYS_PER_MONTH,
             "baseline": self.baseline,
             "winner": self.winner,
-            **({"objective": self.objective} if self.objective != "cost" else {}),
+            "objective": self.objective,
+            "winner_rule": self.winner_rule,
             "strongest_model": self.strongest_model,
             "monte_carlo": {
                 "samples": self.samples,
@@ -254,25 +261,107 @@ class Comparison:
             },
             "warnings": self.warnings,
             "advisories": self.advisories,
+            "policies": [policy_dict(p) for p in self.policies],
         }
-        out["policies"] = [
-            asdict(p) | {"meets_targets": p.meets_targets, "nearest_miss": p.nearest_miss} for p in self.policies
-        ]
         return jsonable(out)
 
+    def to_frame(self, by: str = "policy", metric: str = "quality") -> Any:
+        """The comparison as a pandas DataFrame, for notebooks and spreadsheets (pandas is imported here).
 
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types from dataclass dicts with numpy scalars; NaN/inf become null."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return None if not np.isfinite(v) else v
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+        ``by="policy"``: policies x metrics, one row per policy (index ``policy``), the scalar fields of the JSON
+        output plus ``winner`` and ``currency``. ``by="category"``: categories x policies for one per-category
+        ``metric`` (``quality``, ``cost_per_request``, ``p95_s``, ``escalation``, ``fallback``, ``ok``, ...), with
+        the category's ``share`` first. Units as in the JSON output: money in ``currency``, ``_s`` seconds,
+        rates as fractions.
+        """
+        import pandas as pd
+
+        if by == "policy":
+            rows = []
+            for p in self.policies:
+                d = {k: v for k, v in policy_dict(p).items() if not isinstance(v, dict | list)}
+                rows.append({"policy": d.pop("name"), **d, "winner": p.name == self.winner, "currency": self.currency})
+            return pd.DataFrame(rows).set_index("policy")
+        if by == "category":
+            per = [[_category_dict(c) for c in p.categories] for p in self.policies]
+            if not per or metric not in per[0][0] or isinstance(per[0][0][metric], list):
+                known = [
+                    k for k, v in _category_dict(self.policies[0].categories[0]).items() if not isinstance(v, list)
+                ]
+                raise InputError(f"unknown per-category metric {metric!r} (one of {', '.join(known[1:])})")
+            data = {"share": [c["share"] for c in per[0]]}
+            data |= {p.name: [c[metric] for c in cats] for p, cats in zip(self.policies, per, strict=True)}
+            frame = pd.DataFrame(data, index=pd.Index([c["category"] for c in per[0]], name="category"))
+            frame.columns.name = metric
+            return frame
+        raise InputError(f"to_frame: by must be 'policy' or 'category' (got {by!r})")
+
+
+def _category_dict(c: CategoryResult) -> dict[str, Any]:
+    return {
+        "category": c.category,
+        "share": c.share,
+        "cost_per_request": c.cost_per_request,
+        "quality": c.quality,
+        "quality_threshold": c.threshold,
+        "quality_ok": c.quality_ok,
+        "p95_s": c.p95_s,
+        "p95_ci_s": list(c.p95_ci_s),
+        "budget_s": c.budget_s,
+        "latency_ok": c.latency_ok,
+        "ok": c.ok,
+        "escalation": c.escalation,
+        "fallback": c.fallback if c.fallback_route else None,
+        "fallback_route": c.fallback_route,
+        "steps": [asdict(t) | {"ok": t.ok} for t in c.steps],
+    }
+
+
+def policy_dict(p: PolicyResult) -> dict[str, Any]:
+    """One policy of the ``compare`` output. ``fallback`` is null where no step falls back to another (the
+    requests that abandon a step there fail: they are in ``failed``)."""
+    return {
+        "name": p.name,
+        "kind": p.kind,
+        "description": p.description,
+        "is_baseline": p.is_baseline,
+        "meets_targets": p.meets_targets,
+        "nearest_miss": p.nearest_miss,
+        "cost_per_request": p.cost_per_request,
+        "cost_per_request_mc": p.cost_per_request_mc,
+        "cost_per_request_ci95": p.cost_ci95,
+        "monthly_cost": p.monthly_cost,
+        "cost_change_monthly": p.cost_change_monthly,
+        "cost_change_pct": p.cost_change_pct,
+        "token_cost_monthly": p.token_cost_monthly,
+        "gate_cost_monthly": p.gate_cost_monthly,
+        "human_cost_monthly": p.human_cost_monthly,
+        "router_cost_monthly": p.router_cost_monthly,
+        "deadline_waste_monthly": p.deadline_waste_monthly,
+        "risk_per_request": p.risk_per_request,
+        "risk_monthly": p.risk_monthly,
+        "quality": p.quality,
+        "quality_mc": p.quality_mc,
+        "quality_ci95": p.quality_ci95,
+        "quality_if_independent": p.quality_if_independent,
+        "delivered_bad": p.delivered_bad,
+        "failed": p.failed,
+        "human_review": p.human_review,
+        "overflow": p.overflow,
+        "late": p.late,
+        "escalation": p.escalation,
+        "fallback": p.fallback if p.fallback_route else None,
+        "fallback_route": p.fallback_route,
+        "latency_mean_s": p.latency_mean_s,
+        "latency_mean_mc_s": p.latency_mean_mc_s,
+        "p50_s": p.p50_s,
+        "p95_s": p.p95_s,
+        "p99_s": p.p99_s,
+        "answered": p.answered,
+        "tries_per_request": p.calls,
+        "served_by_step": list(p.served_by_step),
+        "categories": [_category_dict(c) for c in p.categories],
+    }
 
 
 def weighted(values: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -346,6 +435,8 @@ def summarize(
     extra = {k: zeros if v is None else weighted(v, w) for k, v in optional.items()}
     served = weighted(ev.served, w) if ev.served is not None else np.zeros((len(ch.names), 0))
     step_targets = _step_targets(problem, ev, mc)
+    # (P, C): some step of some lane sends a provider error (any type) on to another step
+    fb_route = ((ch.on_failure >= 0) & (ch.model >= 0)[..., None]).any(axis=(2, 3, 4))
     results = []
     for p, name in enumerate(ch.names):
         cats = []
@@ -366,12 +457,13 @@ def summarize(
                     escalation=float(ev.escalation[p, c]),
                     fallback=float(ev.fallback[p, c]),
                     steps=step_targets.get((p, c), ()),
+                    fallback_route=bool(fb_route[p, c]),
                 )
             )
-        savings = savings_pct = None
+        change = change_pct = None
         if base_ix is not None:
-            savings = float((total[base_ix] - total[p]) * vol)
-            savings_pct = float((total[base_ix] - total[p]) / total[base_ix] * 100) if total[base_ix] else None
+            change = float((total[p] - total[base_ix]) * vol)
+            change_pct = float((total[p] - total[base_ix]) / total[base_ix] * 100) if total[base_ix] else None
         results.append(
             PolicyResult(
                 name=name,
@@ -407,9 +499,10 @@ def summarize(
                 deadline_waste_monthly=float(extra["waste"][p] * vol),
                 router_cost_monthly=float(extra["router"][p] * vol),
                 served_by_step=tuple(float(v) for v in served[p]),
-                savings_monthly=savings,
-                savings_pct=savings_pct,
+                cost_change_monthly=change,
+                cost_change_pct=change_pct,
                 is_baseline=p == base_ix,
+                fallback_route=bool((fb_route[p] & (w > 0)).any()),
             )
         )
     return results
@@ -486,16 +579,22 @@ def compare(
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
     objective: str = "cost",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
     """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner: the policy meeting
-    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value)."""
+    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value).
+    ``progress(done, samples)`` is told how far the Monte Carlo run is (engine.mc.simulate)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not MIN_SAMPLES <= samples <= MAX_SAMPLES:
+        raise InputError(
+            f"samples must be a whole number from {MIN_SAMPLES:,} to {MAX_SAMPLES:,} (got {short_repr(samples)})"
+        )
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective {short_repr(objective)} (one of {', '.join(OBJECTIVES)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
-    mc = simulate(problem, samples, np.random.default_rng(seed))
+    mc = simulate(problem, samples, np.random.default_rng(seed), progress=progress)
     strongest = strongest_model(ws)
     baseline = ws.baseline or (STRONGEST if strongest else None)
     descriptions: dict[str, str | None] = {p.name: p.description for p in ws.policies}
