@@ -35,8 +35,21 @@ def _lit(text: object, keep_newlines: bool = False) -> str:
     return escape(printable(str(text), keep_newlines))
 
 
+class _State:
+    """Options of the root command that every command honours (reset on each invocation)."""
+
+    quiet = False  # -q: no warnings, notes, progress or "wrote ..." lines; results and errors only
+    verbose = False  # -v: also say what is read and how long each stage takes (stderr)
+    stdin_text: str | None = None  # standard input, once read ("-")
+    stdin_sha256: str | None = None
+
+
+_state = _State()
+
+
 class _Group(TyperGroup):
-    """The one place that turns a RoutecalcError into a red message and its exit code."""
+    """The one place that turns a RoutecalcError into a red message and its exit code: 1 a check failed
+    (CheckFailed) or another error, 2 invalid input (InputError), 3 refused to overwrite (OutputExistsError)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, optional_value(args, "--uncertainty", str(UNCERTAINTY_DRAWS)))
@@ -78,8 +91,11 @@ def optional_value(args: list[str], flag: str, default: str) -> list[str]:
 app = typer.Typer(
     cls=_Group,
     help="Estimate the cost, latency and quality of LLM routing policies before you ship them.",
+    epilog="Exit codes: 0 ok · 1 a check failed (compare --expect, --require-winner, --max-monthly-cost) or another "
+    "error · 2 invalid input (worksheet, file, option) · 3 refused to overwrite a file routecalc did not write "
+    "(--force).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -101,6 +117,7 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 class ReportFormat(StrEnum):
@@ -158,10 +175,34 @@ class TableJson(StrEnum):
 
 
 WorksheetArg = Annotated[
-    Path, typer.Argument(help="Worksheet YAML file (see README: The worksheet).", show_default=False)
+    Path,
+    typer.Argument(
+        help="Worksheet YAML file (see README: The worksheet); '-' reads it from stdin, example:NAME a shipped "
+        "example (routecalc examples).",
+        show_default=False,
+    ),
 ]
+
+
+def _samples(value: str | int) -> int:
+    from routecalc.errors import InputError
+    from routecalc.limits import parse_samples
+
+    try:
+        return parse_samples(str(value))
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--samples: ")) from None
+
+
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
+    int,
+    typer.Option(
+        "--samples",
+        "-n",
+        parser=_samples,
+        metavar="N",
+        help="Monte Carlo requests to simulate (latency percentiles): 1,000 to 2.1e9; 200000, 2e5, 1e8 all work.",
+    ),
 ]
 SeedOpt = Annotated[
     int,
@@ -247,17 +288,182 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
 
 
 def _warn(messages: Sequence[str], stderr: bool = False) -> None:
+    if _state.quiet:
+        return
     for m in messages:
         (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
 
 
-def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
-    """Load and validate a worksheet (with its overlays); plausibility warnings go to stderr."""
-    from routecalc.worksheet import load_worksheet, worksheet_warnings
+def _note(message: str) -> None:
+    """An informational line on stderr ("wrote ..."), left out with --quiet."""
+    if not _state.quiet:
+        err_console.print(printable(message), highlight=False)
 
-    ws = load_worksheet(worksheet, scenarios)
+
+def _done(message: str) -> None:
+    """What a command did ("wrote ..."), on stdout, left out with --quiet (the message is already printable)."""
+    if not _state.quiet:
+        console.print(message, highlight=False)
+
+
+def _debug(message: str) -> None:
+    """What routecalc is doing, on stderr, with --verbose only."""
+    if _state.verbose and not _state.quiet:
+        err_console.print(f"[dim]{_lit(message)}[/]", markup=True, highlight=False)
+
+
+STDIN = "-"
+STRONGEST_NAME = "all-to-strongest"  # routecalc.chains.STRONGEST (not imported: it pulls in numpy)
+
+
+def _stdin_text(what: str) -> str:
+    """Standard input as text, bounded like a worksheet file; '-' may be used once per run."""
+    from routecalc.errors import InputError
+    from routecalc.limits import MAX_WORKSHEET_BYTES, MIB
+
+    if _state.stdin_text is not None:  # "-" given twice (diff - NEW): the same text
+        return _state.stdin_text
+    data = sys.stdin.buffer.read(MAX_WORKSHEET_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > MAX_WORKSHEET_BYTES:
+        raise InputError(f"<stdin>: more than {MAX_WORKSHEET_BYTES // MIB} MiB; a {what} may have at most that")
+    try:
+        _state.stdin_text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"<stdin>: not UTF-8; send the {what} as UTF-8") from None
+    import hashlib
+
+    _state.stdin_sha256 = hashlib.sha256(data).hexdigest()
+    return _state.stdin_text
+
+
+def _path(arg: Path) -> Path:
+    """A file argument as a path: ``example:NAME`` is a shipped example worksheet."""
+    from routecalc.examples import resolve
+
+    return resolve(str(arg))
+
+
+def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
+    """Load and validate a worksheet (``-``: stdin; ``example:NAME``: a shipped one) with its overlays;
+    plausibility warnings go to stderr."""
+    import time
+
+    from routecalc.worksheet import worksheet_warnings
+
+    start = time.perf_counter()
+    ws = _read_ws(worksheet, scenarios)
+    _debug(
+        f"read {_label(worksheet)}{''.join(f' + {s}' for s in scenarios)}: {len(ws.tasks)} categories, "
+        f"{len(ws.models)} models, {len(ws.policies)} policies ({time.perf_counter() - start:.2f} s)"
+    )
     _warn(worksheet_warnings(ws), stderr=True)
     return ws
+
+
+def _read_ws(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
+    """Load and validate a worksheet argument: a file, ``-`` (stdin) or ``example:NAME``."""
+    from routecalc.worksheet import load_worksheet, load_worksheet_text
+
+    overlays = [_path(s) for s in scenarios]
+    if str(worksheet) == STDIN:
+        return load_worksheet_text(_stdin_text("worksheet"), "<stdin>", Path.cwd(), overlays)
+    return load_worksheet(_path(worksheet), overlays)
+
+
+def _label(arg: Path) -> str:
+    return "<stdin>" if str(arg) == STDIN else str(arg)
+
+
+def _sha256(arg: Path) -> str:
+    """SHA-256 of a worksheet argument's bytes (a file, or what came on stdin)."""
+    from routecalc.worksheet import file_sha256
+
+    if str(arg) == STDIN:
+        _stdin_text("worksheet")
+        assert _state.stdin_sha256 is not None
+        return _state.stdin_sha256
+    return file_sha256(_path(arg))
+
+
+def _editable(arg: Path, what: str) -> Path:
+    """A worksheet file whose own text a command edits: not stdin."""
+    from routecalc.errors import InputError
+
+    if str(arg) == STDIN:
+        raise InputError(f"{what} edits the worksheet's own text (comments and layout kept): give a file, not '-'")
+    return _path(arg)
+
+
+class _Progress:
+    """A progress bar on stderr for a Monte Carlo run, shown once it has taken more than ``DELAY_S``: the engine
+    reports (done, total) through a callback and stays pure."""
+
+    DELAY_S = 1.0
+
+    def __init__(self, label: str) -> None:
+        import time
+
+        self.label, self.start, self.bar, self.task = label, time.perf_counter(), None, None
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if self.bar is None:
+            if time.perf_counter() - self.start < self.DELAY_S or done >= total:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done)
+        if done >= total:
+            self.bar.stop()
+
+
+def _progress(label: str = "Monte Carlo") -> Any:
+    """The progress callback for a Monte Carlo run: None (no bar) with --quiet or when stderr is not a terminal."""
+    if _state.quiet or not err_console.is_terminal:
+        return None
+    return _Progress(label)
+
+
+def _emit(data: str | bytes, out: Path | None) -> None:
+    """A command's output: to stdout, or atomically to ``out`` (checked beforehand with check_new_file)."""
+    from routecalc.outputs import write_atomic
+
+    if out is None:
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    write_atomic(out, data)
+    _note(f"wrote {out}")
+
+
+def _emit_rich(parts: Sequence[Any], out: Path | None) -> None:
+    """Rich renderables: to the terminal, or as plain text (no colour) to ``out``."""
+    if out is None:
+        for part in parts:
+            console.print(part)
+        return
+    import io
+
+    buf = io.StringIO()
+    plain = Console(file=buf, width=max(console.width, 120), markup=False, emoji=False, color_system=None)
+    for part in parts:
+        plain.print(part)
+    _emit(buf.getvalue(), out)
 
 
 @app.command()
@@ -265,55 +471,122 @@ def compare(
     worksheet: WorksheetArg,
     samples: SamplesOpt = 200_000,
     seed: SeedOpt = 0,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Output format (xlsx: a workbook, needs --out).")
+    ] = Format.table,
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
     uncertainty: UncertaintyOpt = None,
     objective: ObjectiveOpt = Objective.cost,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect", metavar="POLICY", help="CI check: exit 1 unless POLICY is the winner.", show_default=False
+        ),
+    ] = None,
+    require_winner: Annotated[
+        bool, typer.Option("--require-winner", help="CI check: exit 1 when no policy meets every target.")
+    ] = False,
+    max_monthly_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-monthly-cost",
+            metavar="X",
+            help="CI check: exit 1 when the winner (or the --expect policy) costs more than X per month "
+            "(worksheet currency).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the output here instead of stdout.", show_default=False),
+    ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
-    Shows cost per request and per month, savings vs the baseline, quality, P50/P95/P99 latency,
-    escalation and fallback rates, which policies meet every category's targets, and the winner.
-    With --uncertainty: how sure that is, given the eval counts behind the pass rates.
+    Shows cost per request and per month, the cost change vs the baseline (+ costs more, - saves), quality,
+    P50/P95/P99 latency, escalation and fallback rates, which policies meet every category's targets, and the
+    winner. With --uncertainty: how sure that is, given the eval counts behind the pass rates. With --expect,
+    --require-winner or --max-monthly-cost: the output is shown in full, then exit code 1 if a check fails.
     """
     from routecalc.decide.whatif import pattern_effects
+    from routecalc.errors import CheckFailed, InputError
+    from routecalc.gate import Checks, run_checks
+    from routecalc.outputs import check_new_file
     from routecalc.report import tables
     from routecalc.report.patterns import render_patterns
     from routecalc.results import compare as run_compare
 
     _check_draws(uncertainty)
+    if fmt is Format.xlsx and out is None:
+        raise InputError("--format xlsx writes a binary workbook: give --out FILE.xlsx")
+    if out is not None:
+        check_new_file(out, force)  # refuse before spending time on the estimate
+    checks = Checks(expect=expect, require_winner=require_winner, max_monthly_cost=max_monthly_cost)
     ws = _load(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed, today=_today(today), objective=objective.value)
+    checks.validate([p.name for p in ws.policies] + [STRONGEST_NAME])
+    result = run_compare(
+        ws, samples=samples, seed=seed, today=_today(today), objective=objective.value, progress=_progress()
+    )
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    verdicts = run_checks(result, checks)
     if fmt is Format.json:
-        sys.stdout.write(tables.comparison_json(result, risk, effects) + "\n")
+        _emit(tables.comparison_json(result, risk, effects, verdicts) + "\n", out)
     elif fmt is Format.csv:
-        sys.stdout.write(tables.comparison_csv(result, risk))
+        _emit(tables.comparison_csv(result, risk), out)
+    elif fmt is Format.xlsx:
+        _emit(tables.comparison_xlsx(result, risk), out)
     else:
-        console.print(tables.render_comparison(result))
-        for table in render_patterns(effects, result.currency):
-            console.print(table)
+        parts = [tables.render_comparison(result), *render_patterns(effects, result.currency)]
         if risk is not None:
             from routecalc.report.risk import render_uncertainty
 
-            console.print(render_uncertainty(result, risk))
+            parts.append(render_uncertainty(result, risk))
+        _emit_rich(parts, out)
+    if not _state.quiet:  # failed checks are the error message below
+        for v in verdicts:
+            if v.ok:
+                err_console.print(f"[green]✓[/] check {v.check}: {_lit(v.message)}", markup=True, highlight=False)
+    failed = [f"{v.check}: {v.message}" for v in verdicts if not v.ok]
+    if failed:
+        raise CheckFailed(failed)
 
 
 @app.command()
-def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
-    """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
-    from routecalc.routes import window_warnings
+def validate(
+    worksheet: WorksheetArg,
+    scenario: ScenarioOpt = None,
+    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+) -> None:
+    """Check WORKSHEET and list every problem with its field path (exit code 2 if any).
 
-    ws = _load(worksheet, scenario or ())
+    Schema and cross-field checks run together, so one run lists everything to fix. --format json prints the
+    verdict, the problems and the warnings as the validate JSON output (routecalc schema --output validate).
+    """
+    from routecalc.contract import dumps
+    from routecalc.validation import validation
+
+    v = validation(_label(worksheet), lambda: _read_ws(worksheet, scenario or ()))
+    if fmt is TableJson.json:
+        sys.stdout.write(dumps("validate", v.to_dict()) + "\n")
+        if v.error is not None:
+            if _state.quiet:
+                raise typer.Exit(v.error.exit_code)
+            raise v.error
+        return
+    if v.error is not None:
+        raise v.error
+    assert v.worksheet is not None
+    ws = v.worksheet
     console.print(
-        f"[green]✓[/] {_lit(worksheet)}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {_lit(_label(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
         markup=True,
         highlight=False,
     )
-    _warn(window_warnings(ws))
+    _warn(v.warnings)
 
 
 @app.command()
@@ -358,13 +631,21 @@ def report(
     _check_draws(uncertainty)
     ws = _load(worksheet, scenario or ())
     day = _today(today)
-    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
+    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value, progress=_progress())
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    source = None if str(worksheet) == STDIN else _path(worksheet)
     files = build_report(
-        ws, result, worksheet, fmt.value, generated=day, scenarios=scenario or (), uncertainty=risk, patterns=effects
+        ws,
+        result,
+        source,
+        fmt.value,
+        generated=day,
+        scenarios=[_path(s) for s in scenario or ()],
+        uncertainty=risk,
+        patterns=effects,
     )
-    out_dir = out if out is not None else default_out_dir(worksheet)
+    out_dir = out if out is not None else default_out_dir(source or Path("stdin"))
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)
     main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
@@ -418,14 +699,16 @@ def export(
         check_new_file(out, force)  # refuse before spending time on the estimate
     scenarios = scenario or ()
     ws = _load(worksheet, scenarios)
-    source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
-    result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
+    source = Source(_label(worksheet), _sha256(worksheet), tuple((str(s), file_sha256(_path(s))) for s in scenarios))
+    result = export_policy(
+        ws, run_compare(ws, samples=samples, seed=seed, progress=_progress()), policy, target.value, source
+    )
     _warn(result.warnings, stderr=True)
     if out is None:
         sys.stdout.write(result.text)
         return
     write_atomic(out, result.text)
-    console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
+    _done(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})")
 
 
 @app.command()
@@ -502,9 +785,13 @@ def optimize(
         seed=seed,
         verify_max=verify_max,
         name=name,
-        source=str(worksheet),
+        source=_label(worksheet),
     )
-    text = worksheet_with_policy(worksheet, result.policy, out) if out is not None and result.policy else None
+    text = (
+        worksheet_with_policy(_editable(worksheet, "optimize --out"), result.policy, out)
+        if out is not None and result.policy
+        else None
+    )
     if fmt is TableJson.json:
         sys.stdout.write(optimization_json(result) + "\n")
     else:
@@ -532,8 +819,6 @@ def prices_show(
 
     A MODEL that is not a key lists the keys containing it. Without MODEL, shows where the map is and its size.
     """
-    import json
-
     from routecalc.errors import InputError
     from routecalc.prices import SHOW_FIELDS, load_price_map, price_source, search
     from routecalc.report.prices import price_table
@@ -553,8 +838,10 @@ def prices_show(
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
+        from routecalc.contract import dumps
+
         out = {k: {f: e[f] for f in SHOW_FIELDS if f in e} for k, e in rows.items()}
-        sys.stdout.write(json.dumps({"source": str(path), "currency": "USD", "models": out}, indent=2) + "\n")
+        sys.stdout.write(dumps("prices", {"source": str(path), "currency": "USD", "models": out}) + "\n")
     else:
         console.print(price_table(rows, label))
     _warn([f"{q!r} is not in the price map" for q in missing], stderr=True)
@@ -577,16 +864,20 @@ def prices_update(
     comments and layout stay as they are. A model missing from the map keeps its prices (with a warning).
     """
     from routecalc.errors import InputError
+    from routecalc.examples import is_example
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.prices import load_price_map, plan_update, price_source
     from routecalc.report.prices import changes_table
 
     if out is not None and in_place:
         raise InputError("give either --out W2 or --in-place, not both")
-    ws = _load(worksheet)
+    if in_place and is_example(str(worksheet)):
+        raise InputError("--in-place would rewrite a shipped example: give --out W2")
+    file = _editable(worksheet, "prices update")
+    ws = _load(file)
     path, label = price_source(from_)
-    target = out if out is not None else (worksheet if in_place else None)
-    update = plan_update(worksheet, ws, load_price_map(path), rate, target)
+    target = out if out is not None else (file if in_place else None)
+    update = plan_update(file, ws, load_price_map(path), rate, target)
     console.print(changes_table(update.changes, ws.currency, ws.price_unit, label))
     _warn(update.warnings)
     if target is None:
@@ -598,7 +889,7 @@ def prices_update(
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    _done(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)")
 
 
 @calibrate_app.command("evals")
@@ -661,6 +952,7 @@ def calibrate_evals(
     from routecalc.data.calibrate import MIN_PROMPTS, calibrate, with_joint
     from routecalc.data.evals import EvalOptions, parse_mapping, read_evals
     from routecalc.errors import InputError
+    from routecalc.examples import is_example
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.report.calibrate import changes_table
     from routecalc.worksheet import load_worksheet
@@ -671,6 +963,10 @@ def calibrate_evals(
         raise InputError("give either --out or --in-place, not both")
     if out is not None:
         check_new_file(out, force)
+    if in_place and worksheet is not None and is_example(str(worksheet)):
+        raise InputError("--in-place would rewrite a shipped example: give --out W2")
+    if worksheet is not None:
+        worksheet = _editable(worksheet, "calibrate evals -w")
     ws = load_worksheet(worksheet) if worksheet is not None else None
     mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
     options = EvalOptions(
@@ -706,7 +1002,7 @@ def calibrate_evals(
             sys.stdout.write(text)
         else:
             write_atomic(out, text)
-            console.print(f"wrote {printable(str(out))}", highlight=False)
+            _done(f"wrote {printable(str(out))}")
         say.print(
             "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
             highlight=False,
@@ -724,7 +1020,7 @@ def calibrate_evals(
         )
         return
     write_atomic(target, update.text)
-    console.print(f"wrote {printable(str(target))} ({update.n_changes} change(s))", highlight=False)
+    _done(f"wrote {printable(str(target))} ({update.n_changes} change(s))")
 
 
 @app.command()
@@ -767,9 +1063,8 @@ def replay(
     from routecalc.engine.ev import expected_values
     from routecalc.errors import InputError
     from routecalc.report.replay import render_replay, replay_json
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet)
+    ws = _read_ws(worksheet)
     mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
     assert mapping is not None
     data = read_evals(
@@ -844,10 +1139,10 @@ def diff(
     if prices is not None:
         new_ws, notes, label = reprice(new_ws, prices, rate)
         parts.append(f"prices from {label}")
-    before = run_compare(old_ws, samples=samples, seed=seed, today=day)
-    after = run_compare(new_ws, samples=samples, seed=seed, today=day)
+    before = run_compare(old_ws, samples=samples, seed=seed, today=day, progress=_progress("before"))
+    after = run_compare(new_ws, samples=samples, seed=seed, today=day, progress=_progress("after"))
     d = diff_comparisons(
-        before, after, old_ws, new_ws, day, old_label=str(old), new_label=" + ".join(parts), warnings=notes
+        before, after, old_ws, new_ws, day, old_label=_label(old), new_label=" + ".join(parts), warnings=notes
     )
     if fmt is DiffFormat.json:
         sys.stdout.write(diff_json(d) + "\n")
@@ -858,30 +1153,197 @@ def diff(
 
 
 @app.command()
-def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
-    """Print the worksheet JSON Schema (for editor validation, e.g. yaml-language-server)."""
+def init(
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            "-m",
+            help="Price-map keys, comma-separated (default: gpt-4.1-nano,gpt-4.1-mini,gpt-4.1).",
+            show_default=False,
+        ),
+    ] = None,
+    categories: Annotated[
+        int, typer.Option("--categories", "-k", min=1, max=100, help="How many placeholder categories.")
+    ] = 3,
+    from_litellm: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-litellm",
+            help="Start from a LiteLLM proxy config.yaml ('-': stdin): its models, prices, limits and fallbacks.",
+            show_default=False,
+        ),
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option("--example", help="Copy a shipped example instead (routecalc examples).", show_default=False),
+    ] = None,
+    from_: FromOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the worksheet here (default: stdout).", show_default=False)
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Write a commented starter worksheet: real prices and context windows from the price map, every guess
+    marked GUESS. With --from-litellm, the catalog and a 'today' policy come from your LiteLLM proxy config
+    (models, prices, rpm/tpm, timeouts, retries, fallbacks and aliases), so the baseline is what really runs."""
+    from routecalc.errors import InputError, PriceSourceError
+    from routecalc.outputs import check_new_file
+
+    if out is not None:
+        check_new_file(out, force)
+    if sum(x is not None for x in (models, from_litellm, example)) > 1:
+        raise InputError("give one of --models, --from-litellm, --example")
+    if example is not None:
+        from routecalc.examples import resolve
+
+        text = resolve(f"example:{example}").read_text(encoding="utf-8")
+        _emit(text, out)
+        return
+    from routecalc import init as starter_mod
+    from routecalc.prices import load_price_map, price_source
+
+    try:
+        path, label = price_source(from_)
+        price_map = load_price_map(path)
+    except PriceSourceError as exc:
+        if from_ is not None:
+            raise
+        price_map, label = None, "no price map"
+        _warn([f"{exc}; prices are 0 placeholders (pip install 'routecalc[litellm]', or --from FILE)"], stderr=True)
+    if from_litellm is not None:
+        if str(from_litellm) == STDIN:
+            config, source = _stdin_text("LiteLLM config"), "<stdin>"
+        else:
+            from routecalc.worksheet import read_text
+
+            config, source = read_text(from_litellm), str(from_litellm)
+        result = starter_mod.from_litellm(config, source, price_map, label)
+    else:
+        keys = [k.strip() for k in models.split(",") if k.strip()] if models is not None else None
+        result = starter_mod.starter(keys, categories, price_map, label)
+    _emit(result.text, out)
+    for n in result.notes:
+        _warn([n], stderr=True)
+    _note("Every line marked GUESS is a placeholder: replace it, then run routecalc validate and routecalc compare.")
+
+
+@app.command()
+def explain(
+    worksheet: WorksheetArg,
+    policy: Annotated[str, typer.Option("--policy", "-p", help="The policy to work out.", show_default=False)],
+    category: Annotated[str, typer.Option("--category", "-c", help="The category to work out.", show_default=False)],
+    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Work out one policy in one category by hand: the chain, each step's reach, give-up, pass, accept and
+    reject probabilities, and the arithmetic of the expected cost, quality and latency, next to the engine's
+    numbers (routers: per lane with its share of the requests)."""
+    from routecalc.explain import explain as run_explain
+    from routecalc.report.explain import explanation_json, render_explanation
+
+    ws = _load(worksheet, scenario or ())
+    e = run_explain(ws, policy, category)
+    if fmt is TableJson.json:
+        sys.stdout.write(explanation_json(e) + "\n")
+    else:
+        console.print(render_explanation(e))
+
+
+@app.command()
+def examples(
+    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+) -> None:
+    """List the example worksheets shipped with routecalc: run one with routecalc compare example:NAME."""
+    from routecalc.contract import dumps
+    from routecalc.examples import list_examples
+
+    found = list_examples()
+    if fmt is TableJson.json:
+        rows = [{"name": e.name, "title": e.title, "description": e.description, "path": str(e.path)} for e in found]
+        sys.stdout.write(dumps("examples", {"examples": rows}) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for e in found:
+        table.add_row(Text(f"example:{e.name}"), Text(e.description or e.title))
+    console.print(table)
+    _note("Run one: routecalc compare example:support-triage · copy one: routecalc init --example NAME -o my.yaml")
+
+
+SCHEMA_KINDS = ["worksheet", "compare", "diff", "validate", "optimize", "replay", "prices", "explain", "examples"]
+SchemaKind = StrEnum("SchemaKind", {k: k for k in SCHEMA_KINDS})  # type: ignore[misc]
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        SchemaKind,
+        typer.Option(
+            "--output",
+            help="Which schema: the worksheet's (default), or that of a command's JSON output: "
+            + ", ".join(SCHEMA_KINDS[1:])
+            + ".",
+        ),
+    ] = SchemaKind.worksheet,
+    out: OutFileOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Print a JSON Schema: the worksheet's (for editor validation, e.g. yaml-language-server) or, with
+    --output KIND, that of a command's --format json output (for CI and notebooks). The same files ship in the
+    package: routecalc/schema/."""
     import json
 
     from routecalc.outputs import check_new_file, write_atomic
-    from routecalc.worksheet import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output.value == "worksheet":
+        from routecalc.worksheet import json_schema
+
+        data = json_schema()
+    else:
+        from routecalc.contract.schemas import output_schema
+
+        data = output_schema(output.value)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {printable(str(out))}", highlight=False)
+    _done(f"wrote {printable(str(out))}")
 
 
-@app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
-    """Estimate the cost, latency and quality of LLM routing policies before you ship them."""
-    if version:
+def _show_version(value: bool) -> None:
+    if value:
         from routecalc._version import __version__
 
         console.print(f"routecalc {__version__}")
         raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Show the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Results and errors only: no warnings, notes or progress bar.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also say what is read and how long each stage takes (stderr).")
+    ] = False,
+) -> None:
+    """Estimate the cost, latency and quality of LLM routing policies before you ship them.
+
+    Exit codes: 0 ok, 1 a check failed (compare --expect, --require-winner, --max-monthly-cost) or another
+    error, 2 invalid input (worksheet, file, option), 3 refused to overwrite a file routecalc did not write.
+    """
+    _state.quiet, _state.verbose = quiet, verbose and not quiet
+    _state.stdin_text = _state.stdin_sha256 = None
 
 
 def main() -> None:
