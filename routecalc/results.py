@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -243,6 +243,8 @@ class Comparison:
         """JSON-ready (the ``compare`` output, schema ``routecalc schema --output compare``): units in key names
         (``_s`` seconds, ``_monthly`` per month, ``_per_request``, money in ``currency``), rates as fractions,
         cost changes vs the baseline as this policy minus the baseline (positive costs more)."""
+        from routecalc.tabular import policy_dict
+
         out = {
             "routecalc_version": __version__,
             "worksheet": self.worksheet,
@@ -266,102 +268,11 @@ class Comparison:
         return jsonable(out)
 
     def to_frame(self, by: str = "policy", metric: str = "quality") -> Any:
-        """The comparison as a pandas DataFrame, for notebooks and spreadsheets (pandas is imported here).
+        """The comparison as a pandas DataFrame (``routecalc.tabular.comparison_frame``): ``by="policy"``
+        policies x metrics, ``by="category"`` categories x policies for one per-category ``metric``."""
+        from routecalc.tabular import comparison_frame
 
-        ``by="policy"``: policies x metrics, one row per policy (index ``policy``), the scalar fields of the JSON
-        output plus ``winner`` and ``currency``. ``by="category"``: categories x policies for one per-category
-        ``metric`` (``quality``, ``cost_per_request``, ``p95_s``, ``escalation``, ``fallback``, ``ok``, ...), with
-        the category's ``share`` first. Units as in the JSON output: money in ``currency``, ``_s`` seconds,
-        rates as fractions.
-        """
-        import pandas as pd
-
-        if by == "policy":
-            rows = []
-            for p in self.policies:
-                d = {k: v for k, v in policy_dict(p).items() if not isinstance(v, dict | list)}
-                rows.append({"policy": d.pop("name"), **d, "winner": p.name == self.winner, "currency": self.currency})
-            return pd.DataFrame(rows).set_index("policy")
-        if by == "category":
-            per = [[_category_dict(c) for c in p.categories] for p in self.policies]
-            if not per or metric not in per[0][0] or isinstance(per[0][0][metric], list):
-                known = [
-                    k for k, v in _category_dict(self.policies[0].categories[0]).items() if not isinstance(v, list)
-                ]
-                raise InputError(f"unknown per-category metric {metric!r} (one of {', '.join(known[1:])})")
-            data = {"share": [c["share"] for c in per[0]]}
-            data |= {p.name: [c[metric] for c in cats] for p, cats in zip(self.policies, per, strict=True)}
-            frame = pd.DataFrame(data, index=pd.Index([c["category"] for c in per[0]], name="category"))
-            frame.columns.name = metric
-            return frame
-        raise InputError(f"to_frame: by must be 'policy' or 'category' (got {by!r})")
-
-
-def _category_dict(c: CategoryResult) -> dict[str, Any]:
-    return {
-        "category": c.category,
-        "share": c.share,
-        "cost_per_request": c.cost_per_request,
-        "quality": c.quality,
-        "quality_threshold": c.threshold,
-        "quality_ok": c.quality_ok,
-        "p95_s": c.p95_s,
-        "p95_ci_s": list(c.p95_ci_s),
-        "budget_s": c.budget_s,
-        "latency_ok": c.latency_ok,
-        "ok": c.ok,
-        "escalation": c.escalation,
-        "fallback": c.fallback if c.fallback_route else None,
-        "fallback_route": c.fallback_route,
-        "steps": [asdict(t) | {"ok": t.ok} for t in c.steps],
-    }
-
-
-def policy_dict(p: PolicyResult) -> dict[str, Any]:
-    """One policy of the ``compare`` output. ``fallback`` is null where no step falls back to another (the
-    requests that abandon a step there fail: they are in ``failed``)."""
-    return {
-        "name": p.name,
-        "kind": p.kind,
-        "description": p.description,
-        "is_baseline": p.is_baseline,
-        "meets_targets": p.meets_targets,
-        "nearest_miss": p.nearest_miss,
-        "cost_per_request": p.cost_per_request,
-        "cost_per_request_mc": p.cost_per_request_mc,
-        "cost_per_request_ci95": p.cost_ci95,
-        "monthly_cost": p.monthly_cost,
-        "cost_change_monthly": p.cost_change_monthly,
-        "cost_change_pct": p.cost_change_pct,
-        "token_cost_monthly": p.token_cost_monthly,
-        "gate_cost_monthly": p.gate_cost_monthly,
-        "human_cost_monthly": p.human_cost_monthly,
-        "router_cost_monthly": p.router_cost_monthly,
-        "deadline_waste_monthly": p.deadline_waste_monthly,
-        "risk_per_request": p.risk_per_request,
-        "risk_monthly": p.risk_monthly,
-        "quality": p.quality,
-        "quality_mc": p.quality_mc,
-        "quality_ci95": p.quality_ci95,
-        "quality_if_independent": p.quality_if_independent,
-        "delivered_bad": p.delivered_bad,
-        "failed": p.failed,
-        "human_review": p.human_review,
-        "overflow": p.overflow,
-        "late": p.late,
-        "escalation": p.escalation,
-        "fallback": p.fallback if p.fallback_route else None,
-        "fallback_route": p.fallback_route,
-        "latency_mean_s": p.latency_mean_s,
-        "latency_mean_mc_s": p.latency_mean_mc_s,
-        "p50_s": p.p50_s,
-        "p95_s": p.p95_s,
-        "p99_s": p.p99_s,
-        "answered": p.answered,
-        "tries_per_request": p.calls,
-        "served_by_step": list(p.served_by_step),
-        "categories": [_category_dict(c) for c in p.categories],
-    }
+        return comparison_frame(self, by, metric)
 
 
 def weighted(values: np.ndarray, share: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import routecalc
-from routecalc import cli
+from routecalc import cli_support as cli
 from routecalc._version import __version__
 from routecalc.cli import app
 from routecalc.engine.mc import CHUNK, simulate
@@ -89,6 +89,8 @@ def test_quiet_drops_warnings_verbose_adds_stages(support_path: Path) -> None:
     verbose = runner.invoke(app, ["-v", "compare", str(support_path), *FAST])
     assert "warning:" in normal.stderr and "warning:" not in quiet.stderr
     assert quiet.stdout == normal.stdout  # the results are the same
+    after = runner.invoke(app, ["compare", str(support_path), *FAST, "--quiet"])  # also after the command
+    assert after.exit_code == 0 and after.stderr == quiet.stderr
     assert "5 categories, 4 models, 5 policies" in " ".join(verbose.stderr.split())
     assert "read " not in normal.stderr
 

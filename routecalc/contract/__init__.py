@@ -21,9 +21,8 @@ To add an output: register its kind and version in :data:`OUTPUTS`, its schema i
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
-
-import numpy as np
 
 # output kind -> schema_version of its document (bump when a field is renamed, removed or changes meaning)
 OUTPUTS: dict[str, int] = {
@@ -39,18 +38,27 @@ OUTPUTS: dict[str, int] = {
 
 
 def jsonable(obj: Any) -> Any:
-    """Plain JSON types from dataclass dicts with numpy scalars; NaN/inf become null."""
+    """Plain JSON types from dataclass dicts with numpy scalars; NaN/inf become null. (numpy is not imported
+    here, so the CLI can read OUTPUTS without it: its scalars are recognised by their conversions.)"""
     if isinstance(obj, dict):
         return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [jsonable(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return None if not np.isfinite(v) else v
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    kind = type(obj).__module__
+    if kind == "numpy":  # numpy scalars: bool_, integer, floating
+        if hasattr(obj, "dtype") and obj.dtype.kind == "b":
+            return bool(obj)
+        if hasattr(obj, "dtype") and obj.dtype.kind in "iu":
+            return int(obj)
+        if hasattr(obj, "dtype") and obj.dtype.kind == "f":
+            v = float(obj)
+            return v if math.isfinite(v) else None
     return obj
 
 
