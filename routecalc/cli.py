@@ -415,7 +415,8 @@ def validate(
         markup=True,
         highlight=False,
     )
-    _warn(v.warnings)
+    _warn(v.sheet_warnings, stderr=True)
+    _warn(v.window_warnings)
 
 
 @app.command()

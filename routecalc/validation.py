@@ -20,9 +20,14 @@ class Validation:
     source: str
     problems: list[Problem] = field(default_factory=list)
     unlisted: int = 0
-    warnings: list[str] = field(default_factory=list)
+    sheet_warnings: list[str] = field(default_factory=list)  # plausibility (worksheet_warnings)
+    window_warnings: list[str] = field(default_factory=list)  # prompts longer than a model's context window
     worksheet: Worksheet | None = None
     error: InputError | None = None  # what to raise for exit code 2 (None when valid)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*self.sheet_warnings, *self.window_warnings]
 
     @property
     def valid(self) -> bool:
@@ -59,4 +64,4 @@ def validation(source: str, load: Any) -> Validation:
         return Validation(exc.source, list(listed), exc.unlisted, error=exc)
     except InputError as exc:
         return Validation(source, [Problem("", str(exc))], error=exc)
-    return Validation(source, warnings=[*worksheet_warnings(ws), *window_warnings(ws)], worksheet=ws)
+    return Validation(source, sheet_warnings=worksheet_warnings(ws), window_warnings=window_warnings(ws), worksheet=ws)
