@@ -1077,7 +1077,7 @@ def explain(
     if fmt is TableJson.json:
         sys.stdout.write(explanation_json(e) + "\n")
     else:
-        console.print(render_explanation(e))
+        console.print(render_explanation(e, console.width))
 
 
 @app.command()

@@ -28,6 +28,7 @@ MAX_CATEGORIES = 100
 ROUTE_PREFIX = "route-"  # routecalc's LiteLLM export names a category's entry point route-<category>
 LATENCY_GUESS = "{ttft_s: {p50: 0.6, p95: 1.5}, tpot_s: 0.015}"
 PASS_GUESSES = (0.85, 0.9, 0.95)  # by price rank: cheapest to dearest
+LITELLM_DEFAULT_RETRIES = 2  # litellm.Router's num_retries when the config sets none (its docstring: "Defaults to 2")
 
 
 @dataclass
@@ -335,6 +336,10 @@ def from_litellm(
             _fill_from_map(m, price_map, label, known)
             if known >= {"price_in", "price_out"}:
                 m.source = "prices from the config"
+            elif known & {"price_in", "price_out"} and m.source:
+                m.source = (
+                    f"{' and '.join(sorted(known & {'price_in', 'price_out'}))} from the config; other {m.source}"
+                )
             timeout = _number(params.get("timeout")) or default_timeout
             m.timeout_s = timeout if timeout and timeout > 0 else None
             for fld in ("rpm", "tpm"):
@@ -375,8 +380,13 @@ def from_litellm(
         routes[category] = models
     if router.get("context_window_fallbacks"):
         notes.append("context_window_fallbacks are not carried over: give on_overflow steps in the worksheet")
-    retries = router.get("num_retries", lsettings.get("num_retries", 0))
-    retries = retries if isinstance(retries, int) and not isinstance(retries, bool) and 0 <= retries <= 10 else 0
+    given = router.get("num_retries", lsettings.get("num_retries"))
+    if isinstance(given, int) and not isinstance(given, bool) and 0 <= given <= 10:
+        retries, retries_note = given, "router_settings.num_retries"
+    else:  # not set (or unusable): what the LiteLLM Router then does
+        retries, retries_note = LITELLM_DEFAULT_RETRIES, "LiteLLM's default (the config sets no num_retries)"
+        if given is not None:
+            notes.append(f"num_retries {given!r} is not a whole number 0 to 10: LiteLLM's default assumed")
     used = list(dict.fromkeys(n for chain in routes.values() for n in chain))
     models_used = [catalog[n] for n in used]
     unused = [n for n in catalog if n not in used]
@@ -396,7 +406,7 @@ def from_litellm(
         "volume:",
         f"  requests_per_month: 1000000   # {GUESS}: your monthly volume",
         "defaults:",
-        f"  retries: {retries}   # router_settings.num_retries",
+        f"  retries: {retries}   # {retries_note}",
     ]
     for fld, key in (("allowed_fails", "allowed_fails"), ("cooldown_s", "cooldown_time")):
         v = router.get(key)

@@ -94,3 +94,17 @@ def test_cli(support_path) -> None:  # type: ignore[no-untyped-def]
     assert "matches the hand arithmetic ✓" in out
     bad = runner.invoke(app, ["explain", str(support_path), "-p", "cheap-first", "-c", "nope"])
     assert bad.exit_code == 2 and "unknown category 'nope'" in bad.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_cli_step_table_shows_every_number_in_full_at_any_width(support_path, columns: str) -> None:  # type: ignore[no-untyped-def]
+    # 11 quantities per step do not fit 80 columns: the table turns (one column per step) rather than cut to "…"
+    result = runner.invoke(
+        app, ["explain", str(support_path), "-p", "cheap-first", "-c", "classify"], env={"COLUMNS": columns}
+    )
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("step 1 (")[0]
+    assert "…" not in table and "Accepted good" in table and "Latency" in table
+    assert max(len(line) for line in table.splitlines()) <= int(columns)
+    steps_as_columns = "1: gpt-4.1-mini [gated]" in table
+    assert steps_as_columns == (columns == "80")

@@ -114,6 +114,22 @@ def test_from_litellm_reads_catalog_fallbacks_and_aliases() -> None:
     assert ws.defaults.retries == 2 and ws.defaults.allowed_fails == 5 and ws.defaults.cooldown_s == 20
 
 
+def test_from_litellm_without_num_retries_assumes_litellms_default_and_says_where_prices_came_from() -> None:
+    pm = price_map()
+    key = a_key(pm)
+    config = (
+        f"model_list: [{{model_name: a, litellm_params: {{model: openai/{key}, input_cost_per_token: 0.000004}}}}]\n"
+    )
+    s = from_litellm(config, "c.yaml", pm, "test map")
+    ws = routecalc.validate_worksheet(yaml.safe_load(s.text))
+    # LiteLLM's Router retries twice when num_retries is not set: the worksheet must not assume 0
+    assert ws.defaults.retries == 2 and "LiteLLM's default" in s.text
+    m = ws.models[0]
+    assert m.price_in == pytest.approx(4.0)  # 0.000004 per token = 4 per 1M tokens, from the config
+    assert m.price_out == pytest.approx(pm[key]["output_cost_per_token"] * 1e6)  # the map fills the rest
+    assert "price_in from the config; other prices from test map" in s.text
+
+
 @pytest.mark.parametrize(
     ("config", "why"),
     [
