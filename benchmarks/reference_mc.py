@@ -331,6 +331,6 @@ def simulate_reference(problem: RoutingProblem, samples: int, rng: np.random.Gen
         gated=ch.gated[:, :, 0],
         retries=ch.retries[:, :, 0],
         on_reject=ch.on_reject[:, :, 0],
-        on_failure=ch.on_failure[:, :, 0],
+        on_failure=ch.on_failure[:, :, 0, :, 0],  # 0.1.0 had one target for every error type
     )
     return simulate(problem.with_chains(flat), samples, rng)

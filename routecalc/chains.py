@@ -522,10 +522,17 @@ def strongest_model(ws: Worksheet) -> str | None:
     return best[2] if best else None
 
 
-def compile_worksheet(ws: Worksheet, include_strongest: bool = True) -> RoutingProblem:
-    """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline."""
+def compile_worksheet(ws: Worksheet, include_strongest: bool = True, strongest: str | None = None) -> RoutingProblem:
+    """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline.
+
+    ``strongest`` names the baseline's model instead of choosing it (what-if variants of a worksheet keep the
+    model the original chose, so the same policies are compared).
+    """
     extra = []
-    strongest = strongest_model(ws) if include_strongest else None
+    if include_strongest and strongest is None:
+        strongest = strongest_model(ws)
+    elif not include_strongest:
+        strongest = None
     if strongest is not None:
         extra.append(static_policy(STRONGEST, {t.name: strongest for t in ws.tasks}))
     seg = segment_table(ws, _x_means(ws), extra, catalog_names(ws))

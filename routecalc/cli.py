@@ -147,6 +147,12 @@ class ShowFormat(StrEnum):
     json = "json"
 
 
+class SimulateFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 class JointMode(StrEnum):
     table = "table"
     correlation = "correlation"
@@ -167,6 +173,12 @@ class EvalFormat(StrEnum):
     parquet = "parquet"
 
 
+class RankBy(StrEnum):
+    cost = "cost"
+    savings = "savings"
+    quality = "quality"
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
@@ -177,11 +189,6 @@ class Objective(StrEnum):
     cost = "cost"
     cost_risk = "cost+risk"
     latency = "latency"
-
-
-class TableJson(StrEnum):
-    table = "table"
-    json = "json"
 
 
 WorksheetArg = Annotated[
@@ -297,6 +304,12 @@ def _uncertainty(ws: Any, result: Any, draws: int | None, seed: int) -> Any:
     return analyse(ws, result, draws, seed)
 
 
+def _swing(text: str) -> float:
+    from routecalc.decide.sensitivity import parse_swing
+
+    return parse_swing(text)
+
+
 @app.command()
 def compare(
     worksheet: WorksheetArg,
@@ -389,7 +402,7 @@ def compare(
 def validate(
     worksheet: WorksheetArg,
     scenario: ScenarioOpt = None,
-    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
 ) -> None:
     """Check WORKSHEET and list every problem with its field path (exit code 2 if any).
 
@@ -400,7 +413,7 @@ def validate(
     from routecalc.validation import validation
 
     v = validation(_label(worksheet), lambda: _read_ws(worksheet, scenario or ()))
-    if fmt is TableJson.json:
+    if fmt is ShowFormat.json:
         sys.stdout.write(dumps("validate", v.to_dict()) + "\n")
         if v.error is not None:
             raise v.error  # exit code 2 (the message repeats the problems on stderr)
@@ -443,6 +456,22 @@ def report(
     ] = False,
     uncertainty: UncertaintyOpt = None,
     objective: ObjectiveOpt = Objective.cost,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Add a Sensitivity section: a tornado chart of every input moved by ±--swing, and break-evens.",
+        ),
+    ] = False,
+    swing: Annotated[str, typer.Option("--swing", help="With --sensitivity: relative move of each input.")] = "20%",
+    month: Annotated[
+        bool,
+        typer.Option(
+            "--month/--no-month",
+            help="With an operations section: add 'A month, not a mean' (the winner, else the baseline, simulated "
+            "over 30 days with its time effects, as routecalc simulate).",
+        ),
+    ] = True,
 ) -> None:
     """Write a design-review report for WORKSHEET: five charts and a self-contained HTML page and/or Markdown.
 
@@ -459,11 +488,23 @@ def report(
     from routecalc.results import compare as run_compare
 
     _check_draws(uncertainty)
+    fraction = _swing(swing) if sensitivity else None
     ws = _load(worksheet, scenario or ())
     day = _today(today)
     result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value, progress=_progress())
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    simulated = None
+    focus = result.winner or result.baseline
+    if month and ws.operations is not None and focus in {p.name for p in ws.policies}:
+        from routecalc.month import simulate_month
+
+        simulated = simulate_month(ws, focus, seed=seed, problem=result.problem)
+    swings = None
+    if fraction is not None:
+        from routecalc.decide.sensitivity import analyse
+
+        swings = analyse(ws, result, swing=fraction)
     source = None if str(worksheet) == STDIN else _path(worksheet)
     files = build_report(
         ws,
@@ -474,6 +515,8 @@ def report(
         scenarios=[_path(s) for s in scenario or ()],
         uncertainty=risk,
         patterns=effects,
+        sensitivity=swings,
+        month=simulated,
     )
     out_dir = out if out is not None else default_out_dir(source or Path("stdin"))
     write_files(out_dir, files, force=force)
@@ -580,7 +623,7 @@ def optimize(
         ),
     ] = None,
     force: ForceOpt = False,
-    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
     samples: SamplesOpt = 200_000,
     seed: SeedOpt = 0,
     verify_max: Annotated[
@@ -622,7 +665,7 @@ def optimize(
         if out is not None and result.policy
         else None
     )
-    if fmt is TableJson.json:
+    if fmt is ShowFormat.json:
         sys.stdout.write(optimization_json(result) + "\n")
     else:
         console.print(render_optimization(result))
@@ -631,7 +674,7 @@ def optimize(
     if text is None:
         raise RoutecalcError(f"no policy meets every target, so nothing was written to {out}")
     write_atomic(out, text)
-    (err_console if fmt is TableJson.json else console).print(
+    (err_console if fmt is ShowFormat.json else console).print(
         f"wrote {printable(str(out))}: {printable(str(worksheet))} plus policy {printable(name)}", highlight=False
     )
 
@@ -983,6 +1026,143 @@ def diff(
 
 
 @app.command()
+def sensitivity(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", "-p", help="Policy to analyse (default: the winner).", show_default=False),
+    ] = None,
+    swing: Annotated[
+        str, typer.Option("--swing", help="Relative move of each input, down and up: 20% or 0.2 (at most 100%).")
+    ] = "20%",
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    top: Annotated[int, typer.Option("--top", min=1, help="Inputs shown, and searched for break-even values.")] = 10,
+    by: Annotated[RankBy, typer.Option("--by", help="Rank inputs by their effect on this.")] = RankBy.cost,
+    samples: SamplesOpt = 200_000,
+    seed: SeedOpt = 0,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Which inputs move the decision: swing each input of WORKSHEET alone and find where the decision flips.
+
+    Every price, pass rate (and joint-outcome parameter), traffic share, token band, validator rate, failure rate
+    and latency moves by ±SWING; the chosen policy's monthly cost, savings and quality are re-estimated (expected
+    values) and the inputs ranked by effect. For the top inputs, the break-even value at which the policy stops
+    beating the runner-up or the baseline (or starts to), found by root finding on the expected-value engine.
+    """
+    from routecalc.decide.sensitivity import analyse
+    from routecalc.report.sensitivity import render_sensitivity, sensitivity_json
+    from routecalc.results import compare as run_compare
+
+    fraction = _swing(swing)  # refuse a bad option before spending time on the estimate
+    ws = _load(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed, progress=_progress())
+    s = analyse(ws, result, policy, fraction, top, by.value)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(sensitivity_json(s) + "\n")
+    else:
+        console.print(render_sensitivity(s))
+
+
+@app.command()
+def simulate(
+    worksheet: WorksheetArg,
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help="Policy name, or 'winner' (cheapest meeting every target).")
+    ] = "winner",
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=366, help="Days to simulate (day 1 starts at 00:00 UTC).")
+    ] = 30,
+    seed: SeedOpt = 0,
+    fmt: Annotated[
+        SimulateFormat, typer.Option("--format", "-f", help="Output format (csv: a row per day).")
+    ] = SimulateFormat.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the month as a report section into this directory: month.html, month.md, charts.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="Date of day 1, YYYY-MM-DD (sets weekdays; default: a Monday).", show_default=False
+        ),
+    ] = None,
+    bucket_s: Annotated[
+        float,
+        typer.Option("--bucket-s", help="Time bucket in seconds (arrival rates, load measurement); divides an hour."),
+    ] = 60.0,
+    compare_effects: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also simulate the month with each time effect switched off (what each one changes).",
+        ),
+    ] = True,
+    samples: SamplesOpt = 200_000,
+    scenario: ScenarioOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace files in --out that routecalc did not write.")
+    ] = False,
+) -> None:
+    """Simulate a month of WORKSHEET's traffic, request by request in arrival order, with its time effects.
+
+    Traffic follows volume.profile (hours, weekdays, growth, spike days); the worksheet's operations section adds
+    outages, circuit breakers, rate limits at peak, budget pacing and load-adaptive routing. Shows a row per day
+    (requests, spend against the budget, quality, failures, P95/P99, breaker-open minutes, spill and downgrade
+    shares), month totals, and what each effect did against the same month without it. --samples only matters
+    for --policy winner (the comparison that picks it).
+    """
+    from routecalc.errors import InputError, PolicyError
+    from routecalc.month import simulate_month
+    from routecalc.report.timeline import month_csv, month_json, render_month
+
+    day1 = None
+    if start is not None:
+        try:
+            day1 = dt.date.fromisoformat(start)
+        except ValueError:
+            raise InputError(f"--start: not a date (YYYY-MM-DD): {start!r}") from None
+    if out is not None:
+        from routecalc.outputs import check_files
+        from routecalc.report.timeline import MONTH_FILES
+
+        check_files(out, MONTH_FILES, force)  # refuse before the simulation, not after it
+    ws = _load(worksheet, scenario or ())
+    name = policy
+    if policy == "winner":
+        from routecalc.results import compare as run_compare
+
+        name = run_compare(ws, samples=samples, seed=seed, progress=_progress()).winner or ""
+        if not name:
+            raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
+    result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
+    if fmt is SimulateFormat.json:
+        sys.stdout.write(month_json(result) + "\n")
+    elif fmt is SimulateFormat.csv:
+        sys.stdout.write(month_csv(result))
+    else:
+        if ws.operations is None:
+            _warn(["the worksheet has no operations section: only traffic over time is simulated"])
+        console.print(render_month(result))
+    if out is not None:
+        from routecalc.outputs import write_files
+        from routecalc.report.timeline import month_files
+
+        files = month_files(result)
+        write_files(out, files, force=force)
+        n_charts = sum(name.endswith(".png") for name in files)
+        message = f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)"
+        if fmt is SimulateFormat.table:
+            _done(message)
+        else:
+            _note(message)
+
+
+@app.command()
 def init(
     models: Annotated[
         str | None,
@@ -1063,7 +1243,7 @@ def explain(
     worksheet: WorksheetArg,
     policy: Annotated[str, typer.Option("--policy", "-p", help="The policy to work out.", show_default=False)],
     category: Annotated[str, typer.Option("--category", "-c", help="The category to work out.", show_default=False)],
-    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
     scenario: ScenarioOpt = None,
 ) -> None:
     """Work out one policy in one category by hand: the chain, each step's reach, give-up, pass, accept and
@@ -1074,7 +1254,7 @@ def explain(
 
     ws = _load(worksheet, scenario or ())
     e = run_explain(ws, policy, category)
-    if fmt is TableJson.json:
+    if fmt is ShowFormat.json:
         sys.stdout.write(explanation_json(e) + "\n")
     else:
         console.print(render_explanation(e, console.width))
@@ -1082,14 +1262,14 @@ def explain(
 
 @app.command()
 def examples(
-    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
 ) -> None:
     """List the example worksheets shipped with routecalc: run one with routecalc compare example:NAME."""
     from routecalc.contract import dumps
     from routecalc.examples import list_examples
 
     found = list_examples()
-    if fmt is TableJson.json:
+    if fmt is ShowFormat.json:
         rows = [{"name": e.name, "title": e.title, "description": e.description, "path": str(e.path)} for e in found]
         sys.stdout.write(dumps("examples", {"examples": rows}) + "\n")
         return

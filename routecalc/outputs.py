@@ -152,21 +152,17 @@ def _json(files: Mapping[str, str], pending: Mapping[str, str] | None = None) ->
     return json.dumps(data, indent=2)
 
 
-def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: bool = False) -> list[Path]:
-    """Write several files into ``directory``; refuse up front if any would replace an entry not ours.
-
-    Checks every target (and the directory path itself) before writing anything, so a refusal leaves the
-    directory untouched; then writes as the module docstring says, so an interrupted run can be re-run
-    without ``force`` and leaves no temp file behind.
-    """
+def check_files(directory: str | Path, names: Iterable[str], force: bool = False) -> tuple[dict, dict]:
+    """Refuse (OutputExistsError) if writing ``names`` into ``directory`` would replace an entry routecalc did not
+    write (or a directory); call it before long work, so a refusal costs nothing. Returns the manifest's
+    (recorded, pending) hashes."""
     directory = Path(directory)
     kind = _kind(directory)
     if kind is not None and not directory.is_dir():
         raise OutputExistsError(f"{_describe(directory, kind)} exists and is not a directory")
     recorded, pending = _manifest(directory)
-    payloads = {name: _payload(d) for name, d in files.items()}
     foreign = []
-    for name in [*payloads, MANIFEST]:
+    for name in [*names, MANIFEST]:
         target = directory / name
         kind = _kind(target)
         if kind == "dir":
@@ -185,6 +181,19 @@ def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: 
             + ", ".join(foreign)
             + " (use --force to overwrite)"
         )
+    return recorded, pending
+
+
+def write_files(directory: str | Path, files: Mapping[str, bytes | str], force: bool = False) -> list[Path]:
+    """Write several files into ``directory``; refuse up front if any would replace an entry not ours.
+
+    Checks every target (and the directory path itself) before writing anything, so a refusal leaves the
+    directory untouched; then writes as the module docstring says, so an interrupted run can be re-run
+    without ``force`` and leaves no temp file behind.
+    """
+    directory = Path(directory)
+    payloads = {name: _payload(d) for name, d in files.items()}
+    recorded, pending = check_files(directory, payloads, force)
     new = {name: _sha(p) for name, p in payloads.items()}
     for name in payloads:  # what is on disk now (checked above: ours, or --force), so a crash keeps it accepted
         now = _file_sha(directory / name)

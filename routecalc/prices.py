@@ -40,6 +40,14 @@ MAP_FIELD = {
     "price_cache": "cache_read_input_token_cost",
     "context_window": "max_input_tokens",
 }
+# price-map fields the estimate has no place for (one input, output and cache-read price per token): prices of
+# long prompts above a context size, of prompt-cache writes, of reasoning tokens. Listed when they differ from
+# the price the estimate charges for the same tokens (alternative service tiers such as batches or priority are not)
+IGNORED_FIELDS = (
+    (re.compile(r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost)_above_\d+k_tokens$"), None),
+    (re.compile(r"^cache_creation_input_token_cost(_above_1hr)?$"), "input_cost_per_token"),
+    (re.compile(r"^output_cost_per_reasoning_token$"), "output_cost_per_token"),
+)
 SIGNIFICANT = 12  # per-unit prices are rounded to this many significant digits (0.15000000000000002 -> 0.15)
 BUNDLED = "bundled"  # as a source: the installed litellm package's own copy of the map
 SHOW_FIELDS = (
@@ -305,6 +313,7 @@ class PriceChange:
     status: str
     fields: tuple[FieldChange, ...] = ()
     note: str | None = None
+    ignored: tuple[str, ...] = ()  # map fields the estimate cannot use (see IGNORED_FIELDS)
 
     def get(self, name: str) -> FieldChange | None:
         for f in self.fields:
@@ -390,7 +399,8 @@ def price_updates(ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: flo
                 if _same(old, new):
                     continue
             fields.append(FieldChange(fld, old, new))
-        out.append(PriceChange(spec.name, key, "changed" if fields else "unchanged", tuple(fields)))
+        status = "changed" if fields else "unchanged"
+        out.append(PriceChange(spec.name, key, status, tuple(fields), ignored=ignored_fields(entry)))
     if absurd:
         raise PriceSourceError(
             f"implausible prices in the price map (at most {PRICE_MAX_PER_1M:,.0f} per 1M tokens, one currency unit "
@@ -399,9 +409,34 @@ def price_updates(ws: Worksheet, price_map: dict[str, dict[str, Any]], rate: flo
     return out
 
 
+def ignored_fields(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The fields of a price-map entry the estimate ignores although they would change a bill: a price above a
+    context size (``..._above_200k_tokens``) that differs from the base price, a cache-write price that differs
+    from the input price, a reasoning-token price that differs from the output price."""
+    out = []
+    for name, value in entry.items():
+        if not _number_ok(value) or value == 0:
+            continue
+        for pattern, same_as in IGNORED_FIELDS:
+            if not pattern.match(name):
+                continue
+            base = entry.get(same_as or name.split("_above_")[0])
+            if not _same(base if _number_ok(base) else None, value):
+                out.append(name)
+    return tuple(sorted(out))
+
+
 def warnings(changes: list[PriceChange]) -> list[str]:
-    """One sentence per model the map could not price."""
-    return [f"{c.model}: {c.note}" for c in changes if c.status in ("missing", "unpriced")]
+    """One sentence per model the map could not price, and per model with prices the estimate ignores."""
+    out = [f"{c.model}: {c.note}" for c in changes if c.status in ("missing", "unpriced")]
+    out += [
+        f"{c.model}: the price map also has {', '.join(c.ignored)} (entry {c.key}); the estimate uses one input, "
+        "output and cached-input price per token and ignores them, so long prompts, prompt-cache writes or "
+        "reasoning tokens may cost more than estimated."
+        for c in changes
+        if c.ignored
+    ]
+    return out
 
 
 def apply_changes(ws: Worksheet, changes: list[PriceChange]) -> Worksheet:

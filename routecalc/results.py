@@ -9,25 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from routecalc._version import __version__
-from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, direct_variants, strongest_model
+from routecalc.advice import Advisory, advisories
+from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, strongest_model
 from routecalc.contract import jsonable
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import MonteCarlo, simulate
 from routecalc.errors import InputError, PolicyError
-from routecalc.format import money, pct
+from routecalc.format import pct
 from routecalc.limits import MAX_SAMPLES, MAX_SEED, MIN_SAMPLES, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
 
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SEED = 0
 STALE_AFTER_DAYS = 90
-ESCALATION_WARN = 0.40
 SLOW_SUCCESS_WARN = 0.01
 Z = 1.96  # 95 % confidence intervals
 OBJECTIVES = ("cost", "cost+risk", "latency")
@@ -223,6 +223,8 @@ class Comparison:
         """The winner rule in words, e.g. "cheapest policy meeting every target"."""
         return WINNER_RULES[self.objective]
 
+    advice: list[Advisory] = field(default_factory=list)  # the advisories with their kind and backing numbers
+
     def policy(self, name: str) -> PolicyResult:
         for p in self.policies:
             if p.name == name:
@@ -263,6 +265,7 @@ class Comparison:
             },
             "warnings": self.warnings,
             "advisories": self.advisories,
+            "advice": [asdict(a) for a in self.advice],
             "policies": [policy_dict(p) for p in self.policies],
         }
         return jsonable(out)
@@ -514,7 +517,7 @@ def compare(
     policies = summarize(problem, ev, mc, descriptions, baseline)
     policies = with_independent_quality(problem, ev, policies)
     winner = pick_winner(policies, objective)
-    warnings, advisories = _warnings(ws, problem, ev, mc, policies, today)
+    warnings, advice = _warnings(ws, problem, ev, mc, policies, today)
     warnings += borderline_warnings(policies, winner, objective)
     if strongest is None:
         warnings.append("No model has a pass rate for every category, so there is no all-to-strongest baseline.")
@@ -527,13 +530,14 @@ def compare(
         winner=winner,
         strongest_model=strongest,
         warnings=warnings,
-        advisories=advisories,
+        advisories=[a.text for a in advice],
         samples=samples,
         seed=seed,
         problem=problem,
         ev=ev,
         mc=mc,
         objective=objective,
+        advice=advice,
     )
 
 
@@ -585,7 +589,7 @@ def _warnings(
     mc: MonteCarlo,
     policies: list[PolicyResult],
     today: dt.date | None,
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[Advisory]]:
     warnings: list[str] = []
     tt = problem.tasks
     note = independence_warning(problem)
@@ -619,45 +623,4 @@ def _warnings(
             warnings.append(
                 f"... and {len(spill) - MAX_NAMED} more (policy, category) pairs with overflow (--format json)."
             )
-    return warnings, cascade_advisories(ws, problem, ev)
-
-
-def escalation_advisories(problem: RoutingProblem, ev: Metrics) -> list[str]:
-    """Cascade categories where more than 40 % of requests escalate: a direct route is likely better."""
-    ch, tt, names = problem.chains, problem.tasks, problem.models.names
-    steps = (ch.model[:, :, 0] >= 0).sum(-1)  # (P, C) steps of each cascade's (only) lane
-    cascade = np.array([k == "cascade" for k in ch.kinds])[:, None]
-    out = []
-    for p, c in zip(*np.nonzero(cascade & (steps >= 2) & (ev.escalation > ESCALATION_WARN)), strict=True):
-        last = names[int(ch.model[p, c, 0, steps[p, c] - 1])]
-        cname = tt.names[c]
-        out.append(
-            f"{ch.names[p]} / {cname}: {pct(float(ev.escalation[p, c]))} of requests escalate "
-            f"(> {ESCALATION_WARN:.0%}); routing {cname} straight to {last} is likely better."
-        )
-    return out
-
-
-def cascade_advisories(ws: Worksheet, problem: RoutingProblem, ev: Metrics) -> list[str]:
-    """Per cascade and category: escalation above 40 %, and a direct route to the last model that is cheaper or
-    faster at equal or better quality (both evaluated with the expected-value engine)."""
-    ch = problem.chains
-    cascades = [i for i, kind in enumerate(ch.kinds) if kind == "cascade"]
-    if not cascades:
-        return []
-    direct = expected_values(direct_variants(ws, problem))
-    out = escalation_advisories(problem, ev)
-    rows = np.array(cascades)
-    cost, d_cost = ev.cost[rows], direct.cost  # Metrics.cost sums a (P, C, M) array: compute it once
-    lat, d_lat = ev.latency[rows], direct.latency
-    multi = (ch.model[rows, :, 0] >= 0).sum(-1) >= 2
-    cheaper, faster = d_cost < cost, d_lat < lat
-    hit = multi & (direct.quality >= ev.quality[rows] - 1e-9) & (cheaper | faster)
-    for j, c in zip(*np.nonzero(hit), strict=True):  # j: row of the direct variant of cascade rows[j]
-        what = " and ".join(w for w, b in (("cheaper", cheaper[j, c]), ("faster", faster[j, c])) if b)
-        out.append(
-            f"{ch.names[rows[j]]} / {problem.tasks.names[c]}: sending it straight to the last model is {what} at "
-            f"equal or better quality ({money(d_cost[j, c], problem.currency)} vs "
-            f"{money(cost[j, c], problem.currency)} per request, {d_lat[j, c]:.2f} vs {lat[j, c]:.2f} s mean)."
-        )
-    return out
+    return warnings, advisories(ws, problem, ev, policies)

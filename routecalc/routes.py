@@ -231,8 +231,11 @@ def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTab
     """The lanes of one category's route, with their weights over (true tier, segment)."""
     task = ws.tasks[c]
     T, G = max(1, len(tiers)), seg.prob.shape[1]
+    if isinstance(route, list):  # a plain chain: one lane, every request (the common case: keep it cheap)
+        return [Lane(tuple(route), np.ones((T, G)), ())]
     classifiers = {k.name: k for k in ws.classifiers}
-    attrs = _tested_attributes(ws, task)
+    tests_attributes = any(cond.attribute is not None for cond in _conditions(route))
+    attrs = _tested_attributes(ws, task) if tests_attributes else []
     combos = list(itertools.product(*[list((task.attributes or {})[a]) for a in attrs])) if attrs else [()]
     n_cuts = int(np.isfinite(seg.edges[c]).sum())
     cuts = seg.edges[c, :n_cuts]

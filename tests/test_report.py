@@ -15,10 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 import routecalc
+from routecalc.advice import ESCALATION
 from routecalc.cli import app
 from routecalc.report import build, charts
 from routecalc.report.document import Bullets, Document, Paragraph, Strong, md_escape, runs, to_markdown
-from routecalc.results import escalation_advisories
 from tests.conftest import TODAY, shipped_worksheets
 
 runner = CliRunner()
@@ -180,7 +180,7 @@ def test_escalating_cascade_and_no_winner(tmp_path: Path) -> None:
     ws = routecalc.load_worksheet(path)
     cmp = routecalc.compare(ws, samples=20_000, seed=1, today=TODAY)
     assert cmp.winner is None
-    warnings = escalation_advisories(cmp.problem, cmp.ev)
+    warnings = [a.text for a in cmp.advice if a.kind == ESCALATION]
     assert len(warnings) == 1 and warnings[0].startswith("cascade / hard: ")
     assert "straight to strong" in warnings[0]
     esc = cmp.policy("cascade").escalation
@@ -201,7 +201,8 @@ def test_escalating_cascade_and_no_winner(tmp_path: Path) -> None:
 def test_cli_report_on_every_shipped_worksheet(worksheet: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = runner.invoke(
-        app, ["report", str(worksheet), "--out", str(out), "--samples", "20000", "--today", "2026-11-25"]
+        app,
+        ["report", str(worksheet), "--out", str(out), "--samples", "20000", "--today", "2026-11-25", "--no-month"],
     )
     assert res.exit_code == 0, res.output
     assert "report.html" in res.output and ("Winner:" in res.output or "No winner" in res.output)

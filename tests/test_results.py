@@ -65,19 +65,10 @@ def test_named_baseline() -> None:
     assert c.policy("large").cost_change_monthly == pytest.approx(18.0)  # costs $18/month more than small
 
 
-def test_cascade_advisories_and_independence_note() -> None:
+def test_independence_note_names_the_categories() -> None:
     sheet = with_policies(two_model_sheet(), CASCADE)
-    sheet["tasks"][0]["pass_rates"] = {"small": 0.3, "large": 0.95}  # most requests escalate
     c = run(sheet)
     assert any(w.startswith(INDEPENDENCE_NOTE) and "Assumed in t;" in w for w in c.warnings)
-    esc = [a for a in c.advisories if "escalate" in a]
-    assert esc and "cascade / t" in esc[0]
-    # small: accepted good 0.3 x 0.9 = 0.27, bad 0.7 x 0.1 = 0.07, rejected 0.66
-    # cascade: quality 0.27 + 0.66 x 0.95 = 0.897, cost 0.002 + 0.66 x 0.020 = $0.0152, latency 5.7 + 0.66 x 11 = 12.96 s
-    # direct to large: quality 0.95 (>=), cost $0.020 (not cheaper), latency 11 s (faster)
-    (direct,) = [a for a in c.advisories if "sending it straight" in a]
-    assert "is faster at equal or better quality" in direct
-    assert "cheaper" not in direct
 
 
 def test_stale_review_warning_uses_the_given_date() -> None:

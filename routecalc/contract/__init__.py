@@ -34,6 +34,8 @@ OUTPUTS: dict[str, int] = {
     "prices": 1,
     "explain": 1,
     "examples": 1,
+    "sensitivity": 1,
+    "simulate": 1,
 }
 
 

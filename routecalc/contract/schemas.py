@@ -255,6 +255,19 @@ def _patterns() -> Schema:
     )
 
 
+ADVICE = obj(
+    {
+        "kind": string("What the advice is about (e.g. escalation, direct_route)."),
+        "text": string("The advice in words."),
+        "policy": str_or_null(),
+        "category": str_or_null(),
+        "model": str_or_null(),
+        "recommends": str_or_null("The route it recommends (`<category> -> <model>`), null when none."),
+        "numbers": nullable(mapping(num(), "What backs it (expected values, per request).")),
+    }
+)
+
+
 CHECK = obj(
     {
         "check": {"enum": ["expect", "require_winner", "max_monthly_cost"]},
@@ -282,7 +295,8 @@ def compare_schema() -> Schema:
             "strongest_model": str_or_null(),
             "monte_carlo": MONTE_CARLO,
             "warnings": array(string()),
-            "advisories": array(string()),
+            "advisories": array(string(), "The advice in words (each advice[].text)."),
+            "advice": array(ADVICE, "Advisories with what backs them."),
             "policies": array(_compare_policy()),
         },
         {
@@ -660,4 +674,8 @@ SCHEMAS: dict[str, Callable[[], Schema]] = {
 
 def output_schema(output: str) -> Schema:
     """The JSON Schema of one output kind (``routecalc schema --output KIND``)."""
+    if output in ("sensitivity", "simulate"):  # built from the helpers above (imported here: no import cycle)
+        from routecalc.contract.analysis_schemas import sensitivity_schema, simulate_schema
+
+        return {"sensitivity": sensitivity_schema, "simulate": simulate_schema}[output]()
     return SCHEMAS[output]()

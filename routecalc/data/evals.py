@@ -10,10 +10,12 @@ An eval file holds, per prompt and model, whether the model's answer passed. Two
 CSV, TSV, JSONL (one JSON object per line) or Parquet, by extension or explicitly. Every column may be renamed
 (``columns={"prompt_id": "id", ...}``).
 
-The work happens in Polars (lazy scans, streaming engine): every value is read as text and validated by
-expressions, duplicates and conflicts are found by group-bys, and only the per-prompt results come back as numpy
-arrays. No Python object is built per row, so a 10^7-row file needs memory for its distinct prompt ids and the
-per-prompt matrix, not for its rows as Python objects (see ``benchmarks/bench_evals.py``).
+The work is one streaming pass: Polars reads every value as text and validates it by expressions, batch by batch
+(lazy scans, streaming engine). A batch's bad rows are only counted (with their first line numbers); its good rows
+become compact numpy records that go to partitions by a hash of the prompt id (in memory while few, then temporary
+files), and each partition is grouped on its own (:mod:`routecalc.data.pivot`). Memory is the per-prompt result
+plus a batch and a partition, not the file's rows: a 10^7-row file reads in a few hundred MiB, most of it the
+result itself (see ``benchmarks/bench_evals.py``). No Python object is built per row.
 
 Bad rows are never dropped silently: each is counted under the first problem it has (in the order of
 :data:`BAD_KINDS`), and the first few line numbers of each kind are kept. Line numbers count the CSV header as
@@ -28,14 +30,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from routecalc.data.pivot import KeyCollision, Rows, pivot
+from routecalc.data.pivot import KeyCollision, Partitions, Rows, pivot
 from routecalc.errors import InputError
 
 ROLES = (
@@ -79,6 +83,9 @@ BAD_KINDS: tuple[tuple[str, str], ...] = (
 _CODE = {key: i + 1 for i, (key, _) in enumerate(BAD_KINDS)}  # 0: a good row
 _BLANK = 255  # kind code of a blank line (counted, not a bad row)
 _SEED_A, _SEED_B = 0x5EEDA11CE, 0xD1CEFACADE  # two differently seeded 64-bit hashes of a prompt id
+_NUMBERS = (*NUMERIC, "router_score")  # roles read as numbers
+_BATCH_RECORDS = 1 << 16  # (prompt, model) records validated per batch
+_CSV_CHUNK_BYTES = 1 << 20  # polars' CSV read chunk (see _csv_chunks)
 
 
 @dataclass(frozen=True)
@@ -266,10 +273,14 @@ def _json_path(name: str) -> str:
     return "$['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
-def _scan(pl: Any, path: Path, fmt: str, wanted: Sequence[str]) -> tuple[Any, list[str], str]:
+def _scan(
+    pl: Any, path: Path, fmt: str, wanted: Sequence[str], numbers: Sequence[str] = ()
+) -> tuple[Any, list[str], str]:
     """A lazy frame of the file: ``_r`` (0-based record index) and the wanted columns as text; the file's columns.
 
-    JSONL is read as raw lines (so blank and broken lines keep their line numbers) with a ``_line`` column.
+    JSONL is read as raw lines (so blank and broken lines keep their line numbers) with a ``_line`` column. A Parquet
+    column named in ``numbers`` stays a number when it is Float64 or an integer: reading it as text and back gives
+    the very same float (shortest round-trip text), only slower; other types (Float32, booleans, ...) go as text.
     """
     if fmt in ("csv", "tsv"):
         sep = "," if fmt == "csv" else "\t"
@@ -303,7 +314,9 @@ def _scan(pl: Any, path: Path, fmt: str, wanted: Sequence[str]) -> tuple[Any, li
         raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     columns = [c for c in schema.names() if c != "_r"]
     keep = [c for c in wanted if c in columns]
-    return lf.select(["_r", *[pl.col(c).cast(pl.String) for c in keep]]), columns, "row"
+    native = (pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    as_is = {c for c in keep if c in numbers and schema[c] in native}
+    return lf.select(["_r", *[pl.col(c) if c in as_is else pl.col(c).cast(pl.String) for c in keep]]), columns, "row"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -410,145 +423,98 @@ def _read(
             r for r in ("prompt_id", "category", "model", value_role, *NUMERIC, "router_score") if r in roles
         ]
         wanted = [roles[r] for r in wanted_roles]
-        lf, _, unit = _scan(pl, path, fmt, wanted)
+        lf, _, unit = _scan(pl, path, fmt, wanted, [roles[r] for r in wanted_roles if r in _NUMBERS])
         exprs = [pl.col("_r")]
         if fmt == "jsonl":
             exprs.append(pl.col("_line"))
         exprs += [pl.col(roles[r]).alias(r) for r in wanted_roles]
-        lf = lf.select(exprs).rename({value_role: "value"})
+        source = lf.select(exprs).rename({value_role: "value"})
         model_cols: list[str] = []
+        wide_roles: list[str] = []
     else:
         model_cols = _outcome_columns(options, roles, columns, path)
         wide_roles = [r for r in WIDE_ROLES if r in roles]
-        lf, _, unit = _scan(pl, path, fmt, [*(roles[r] for r in wide_roles), *model_cols])
+        wide = [roles[r] for r in wide_roles]
+        lf, _, unit = _scan(pl, path, fmt, [*wide, *model_cols], [roles[r] for r in wide_roles if r in _NUMBERS])
         index = ["_r", *(["_line"] if fmt == "jsonl" else [])]
-        renamed = lf.select(
+        source = lf.select(
             [*index, *(pl.col(roles[r]).alias(r) for r in wide_roles), *(pl.col(c).alias(f"m:{c}") for c in model_cols)]
         )
-        lf = renamed.unpivot(
-            on=[f"m:{c}" for c in model_cols], index=[*index, *wide_roles], variable_name="model", value_name="value"
-        ).with_columns(pl.col("model").str.strip_prefix("m:"))
         wanted_roles = ["prompt_id", "category", "model", "value", *wide_roles[2:]]
     present = set(wanted_roles)
     numeric = [r for r in NUMERIC if r in present]
     has_rs = "router_score" in present
     known = list(options.models) if options.models is not None else None
+    native = {c for c, dtype in source.collect_schema().items() if c in _NUMBERS and dtype != pl.String}
+    records_of = _records(pl, fmt, layout, wanted_roles, model_cols, wide_roles, native, threshold, known, exact_ids)
 
-    s = {r: pl.col(r).str.strip_chars() for r in ("prompt_id", "category", "model")}
-    value = pl.col("value").str.strip_chars()
-    empty = {r: e.is_null() | (e == "") for r, e in s.items()}
-    if fmt == "jsonl":
-        line = pl.col("_line")
-        blank = line.is_null() | (line.str.strip_chars() == "")
-        not_json = ~blank & (line.str.json_path_match("$").is_null() | ~line.str.strip_chars().str.starts_with("{"))
-    else:
-        cells = [c for c in ("prompt_id", "category", "model", "value", *numeric, "router_score") if c in present]
-        if layout == "wide":  # a wide record is one model's cell of a row: blank if the row's own cells are
-            cells = [c for c in cells if c != "model"]
-        blank = pl.all_horizontal([pl.col(c).is_null() for c in cells])
-        not_json = pl.lit(False)
-    lowered = value.str.to_lowercase()
-    if threshold is None:
-        outcome = (
-            pl.when(lowered.is_in(["1", "1.0", "true"])).then(1).when(lowered.is_in(["0", "0.0", "false"])).then(0)
-        ).cast(pl.Int8)
-        bad_value = outcome.is_null()
-    else:
-        score = value.cast(pl.Float64, strict=False)
-        bad_value = score.is_null() | ~score.is_finite()
-        outcome = (score >= threshold).cast(pl.Int8)
-
-    def num(role: str) -> Any:
-        return pl.col(role).str.strip_chars().cast(pl.Float64, strict=False)
-
-    def present_cell(role: str) -> Any:
-        c = pl.col(role).str.strip_chars()
-        return c.is_not_null() & (c != "")
-
-    def bad_number(role: str, nonneg: bool = True) -> Any:
-        x = num(role)
-        bad = x.is_null() | ~x.is_finite()
-        if nonneg:
-            bad = bad | (x < 0)
-        return present_cell(role) & bad
-
-    kind = pl.when(blank).then(_BLANK).when(not_json).then(_CODE["not_json"])
-    kind = kind.when(empty["prompt_id"]).then(_CODE["missing_id"])
-    kind = kind.when(empty["category"]).then(_CODE["missing_category"])
-    kind = kind.when(empty["model"]).then(_CODE["missing_model"])
-    if known is not None and layout == "long":
-        kind = kind.when(~s["model"].is_in(known)).then(_CODE["unknown_model"])
-    kind = kind.when(bad_value).then(_CODE["bad_passed" if threshold is None else "bad_score"])
-    tok = [r for r in ("tokens_in", "tokens_out") if r in present]
-    if tok:
-        kind = kind.when(pl.any_horizontal([bad_number(r) for r in tok])).then(_CODE["bad_tokens"])
-    if "latency_s" in present:
-        kind = kind.when(bad_number("latency_s")).then(_CODE["bad_latency"])
-    if "cost" in present:
-        kind = kind.when(bad_number("cost")).then(_CODE["bad_cost"])
-    if has_rs:
-        kind = kind.when(bad_number("router_score", nonneg=False)).then(_CODE["bad_router_score"])
-    kind = kind.otherwise(0).cast(pl.UInt8)
-
-    # prompt ids are keyed by a 64-bit hash (grouping 10^7 strings is several times slower); a second,
-    # independently seeded hash detects a collision, and then everything is redone keyed by the ids themselves
-    ident = s["prompt_id"]
-    key = ident.hash(_SEED_A) if not exact_ids else ident.cast(pl.Categorical).to_physical().cast(pl.UInt64)
-    df = lf.select(
-        pl.col("_r").cast(pl.Int64),
-        kind.fill_null(0).alias("kind"),
-        key.alias("key"),
-        *([] if exact_ids else [ident.hash(_SEED_B).alias("key2")]),
-        s["category"].cast(pl.Categorical).alias("cat"),
-        s["model"].cast(pl.Categorical).alias("model"),
-        outcome.fill_null(-1).alias("outcome"),
-        *(num(r).alias(r) for r in numeric),
-        *([num("router_score").alias("rs")] if has_rs else []),
-    ).collect(engine="streaming")  # the one pass over the file; the rest works on these compact columns
-
-    kinds = df["kind"].to_numpy()
-    records = df["_r"].to_numpy()
-    good = kinds == 0
-    if not good.any():
-        report = _report(path, fmt, unit, kinds, records, {}, np.empty(0, np.int64), options.max_examples)
-        detail = "; ".join(report.lines()) or "no data rows"
-        raise InputError(f"{path}: no usable rows ({detail})")
-    cat_names = _codes(pl, df, "cat")
-    model_names = _codes(pl, df, "model")
-    if known is not None:
-        models = list(known)
-    elif layout == "wide":
-        models = list(model_cols)
-    else:  # order of first appearance
-        codes = df["model"].to_physical().fill_null(0).to_numpy()[good]
-        firsts = {c: int(records[good][np.argmax(codes == c)]) for c in np.unique(codes)}
-        models = [model_names[c] for c in sorted(firsts, key=firsts.__getitem__)]
-    model_ix = np.full(max(model_names) + 1, -1, dtype=np.int64)
-    for code, name in model_names.items():
-        model_ix[code] = models.index(name) if name in models else -1
-    g = np.flatnonzero(good)
-    if np.any(records[g][1:] < records[g][:-1]):  # a wide file unpivots column by column: back to line order
-        g = g[np.argsort(records[g], kind="stable")]
-    rows = Rows(
-        r=records[g],
-        key=df["key"].to_numpy()[g],
-        key2=None if exact_ids else df["key2"].to_numpy()[g],
-        cat=df["cat"].to_physical().fill_null(0).to_numpy()[g].astype(np.int64),
-        model=model_ix[df["model"].to_physical().fill_null(0).to_numpy()[g]],
-        outcome=df["outcome"].to_numpy()[g].astype(np.int8),
-        values={r: df[r].fill_null(np.nan).to_numpy()[g] for r in numeric},
-        rs=df["rs"].fill_null(np.nan).to_numpy()[g] if has_rs else None,
-    )
-    del df, g
-    try:
-        pv = pivot(rows, len(models))
-    except KeyCollision:
+    # one streaming pass: each batch of raw rows is validated; its bad rows are only counted, its good rows go to
+    # partitions by prompt, which are pivoted one by one (see routecalc.data.pivot): no per-row array of the file
+    fields = [("r", "i8"), ("key", "u8"), *([] if exact_ids else [("key2", "u8")]), ("cat", "u4"), ("model", "u4")]
+    fields += [("outcome", "i1"), *((r, "f8") for r in numeric), *([("rs", "f8")] if has_rs else [])]
+    tally = _Tally(options.max_examples)
+    cat_names: dict[int, str] = {}
+    model_names: dict[int, str] = {}
+    firsts: dict[int, int] = {}  # model code -> its first good record (long layout, no model list)
+    per_batch = max(1, _BATCH_RECORDS // max(1, len(model_cols)))
+    with _csv_chunks(), Partitions(np.dtype(fields)) as parts:
+        for df in _batches(source, records_of, layout, per_batch):
+            kinds = df["kind"].to_numpy()
+            records = df["_r"].to_numpy()
+            tally.add_batch(kinds, records)
+            good: Any = np.flatnonzero(kinds == 0)
+            if not good.size:
+                continue
+            if layout == "wide":  # a wide batch unpivots column by column: back to line order
+                good = good[np.argsort(records[good], kind="stable")]
+            elif good.size == kinds.size:
+                good = slice(None)  # (no copy)
+            rows = np.empty(records[good].size, dtype=fields)
+            for name in rows.dtype.names or ():
+                column = df[{"r": "_r", "key": "key" if exact_ids else "hash"}.get(name, name)]
+                if name in ("cat", "model"):
+                    column = column.to_physical().fill_null(0)
+                rows[name] = column.to_numpy()[good]
+            for name, names in (("cat", cat_names), ("model", model_names)):
+                if any(c not in names for c in np.unique(rows[name]).tolist()):  # (a query only for new names)
+                    names.update(_codes(pl, df, name))
+            if known is None and layout == "long":  # batches come in line order: the first seen is the first
+                codes, at = np.unique(rows["model"], return_index=True)
+                for code, i in zip(codes.tolist(), at.tolist(), strict=True):
+                    firsts.setdefault(code, int(rows["r"][i]))
+            parts.add(rows, df["hash"].to_numpy()[good])
+            del df, kinds, good, rows
+        if not tally.good:
+            detail = "; ".join(tally.report(path, fmt, unit).lines()) or "no data rows"
+            raise InputError(f"{path}: no usable rows ({detail})")
+        if known is not None:
+            models = list(known)
+        elif layout == "wide":
+            models = list(model_cols)
+        else:  # order of first appearance
+            models = [model_names[c] for c in sorted(firsts, key=firsts.__getitem__)]
+        model_ix = np.full(max(model_names) + 1, -1, dtype=np.int64)
+        for code, name in model_names.items():
+            model_ix[code] = models.index(name) if name in models else -1
+        merged = None
+        for part in parts:
+            try:
+                pv = pivot(_rows(part, model_ix), len(models))
+            except KeyCollision:
+                break
+            del part
+            for kind, rec in pv.bad.items():
+                tally.add(kind, rec)
+            tally.add("duplicate", pv.collapsed)
+            parts.keep(replace(pv, bad={}, collapsed=pv.collapsed[:0]))  # (the tally has them)
+            del pv
+        else:
+            merged = parts.merged()
+    if merged is None:  # two prompt ids share a hash: redo everything keyed by the ids themselves
         return _read(pl, path, fmt, options, roles, columns, layout, exact_ids=True)
-    del rows
-    report = _report(path, fmt, unit, kinds, records, pv.bad, pv.collapsed, options.max_examples)
-    # categories in order of their first prompt
-    codes, first_prompt = np.unique(pv.cat, return_index=True)
-    cat_order = codes[np.argsort(first_prompt, kind="stable")]
+    pv = merged
+    report = tally.report(path, fmt, unit)
+    cat_order = _in_order_of_appearance(pv.cat, max(cat_names) + 1)  # categories in order of their first prompt
     cat_ix = np.full(max(cat_names) + 1, -1, dtype=np.int32)
     cat_ix[cat_order] = np.arange(cat_order.size, dtype=np.int32)
     values: dict[str, np.ndarray | None] = dict.fromkeys(NUMERIC)
@@ -569,10 +535,172 @@ def _read(
     )
 
 
+def _rows(part: np.ndarray, model_ix: np.ndarray) -> Rows:
+    """A part's structured rows as :class:`Rows` (contiguous columns; model codes -> model indexes)."""
+    names = part.dtype.names or ()
+    numeric = [r for r in NUMERIC if r in names]
+    return Rows(
+        r=np.ascontiguousarray(part["r"]),
+        key=np.ascontiguousarray(part["key"]),
+        key2=np.ascontiguousarray(part["key2"]) if "key2" in names else None,
+        cat=np.ascontiguousarray(part["cat"]),
+        model=model_ix[part["model"]],
+        outcome=np.ascontiguousarray(part["outcome"]),
+        values={r: np.ascontiguousarray(part[r]) for r in numeric},
+        rs=np.ascontiguousarray(part["rs"]) if "rs" in names else None,
+    )
+
+
+def _records(
+    pl: Any,
+    fmt: str,
+    layout: str,
+    wanted_roles: list[str],
+    model_cols: list[str],
+    wide_roles: list[str],
+    native: set[str],
+    threshold: float | None,
+    known: list[str] | None,
+    exact_ids: bool,
+) -> Callable[[Any], Any]:
+    """A function: lazy frame of raw rows -> lazy frame of their (prompt, model) records, validated. The raw columns
+    are text, but for the roles in ``native`` (numbers of a Parquet file, see :func:`_scan`).
+
+    Columns out: ``_r`` (record index), ``kind`` (0 good, a :data:`BAD_KINDS` code, or blank), ``hash`` (of the
+    prompt id), ``key`` (exact id code, with ``exact_ids``) or ``key2`` (a second hash), ``cat`` and ``model``
+    (categorical), ``outcome`` (0/1, -1 if unreadable), the numbers (NaN: absent or bad) and ``rs``.
+    """
+    present = set(wanted_roles)
+    numeric = [r for r in NUMERIC if r in present]
+    has_rs = "router_score" in present
+    text = ["prompt_id", "category", "model", "value", *numeric, *(["router_score"] if has_rs else [])]
+    strip = [pl.col(c).str.strip_chars() for c in text if c not in native]  # null stays null (blank cells)
+    parse = [pl.col(c).cast(pl.Float64, strict=False).alias(f"#{c}") for c in text[4:]]  # (native: Parquet numbers)
+
+    empty = {r: pl.col(r).is_null() | (pl.col(r) == "") for r in ("prompt_id", "category", "model")}
+    if fmt == "jsonl":
+        line = pl.col("_line")
+        blank = line.is_null() | (line.str.strip_chars() == "")
+        not_json = ~blank & (line.str.json_path_match("$").is_null() | ~line.str.strip_chars().str.starts_with("{"))
+    else:
+        cells = [c for c in text if c in present]  # (a long file's outcome cell is not one of them)
+        if layout == "wide":  # a wide record is one model's cell of a row: blank if the row's own cells are
+            cells.remove("model")
+        blank = pl.all_horizontal([pl.col(c).is_null() for c in cells])
+        not_json = pl.lit(False)
+    lowered = pl.col("value").str.to_lowercase()
+    if threshold is None:
+        outcome = (
+            pl.when(lowered.is_in(["1", "1.0", "true"])).then(1).when(lowered.is_in(["0", "0.0", "false"])).then(0)
+        ).cast(pl.Int8)
+        bad_value = outcome.is_null()
+    else:
+        score = pl.col("value").cast(pl.Float64, strict=False)
+        bad_value = score.is_null() | ~score.is_finite()
+        outcome = (score >= threshold).cast(pl.Int8)
+
+    def bad_number(role: str, nonneg: bool = True) -> Any:
+        x = pl.col(f"#{role}")
+        bad = x.is_null() | ~x.is_finite()
+        if nonneg:
+            bad = bad | (x < 0)
+        if role in native:
+            return pl.col(role).is_not_null() & bad
+        return pl.col(role).is_not_null() & (pl.col(role) != "") & bad
+
+    kind = pl.when(blank).then(_BLANK).when(not_json).then(_CODE["not_json"])
+    kind = kind.when(empty["prompt_id"]).then(_CODE["missing_id"])
+    kind = kind.when(empty["category"]).then(_CODE["missing_category"])
+    kind = kind.when(empty["model"]).then(_CODE["missing_model"])
+    if known is not None and layout == "long":
+        kind = kind.when(~pl.col("model").is_in(known)).then(_CODE["unknown_model"])
+    kind = kind.when(bad_value).then(_CODE["bad_passed" if threshold is None else "bad_score"])
+    tok = [r for r in ("tokens_in", "tokens_out") if r in present]
+    if tok:
+        kind = kind.when(pl.any_horizontal([bad_number(r) for r in tok])).then(_CODE["bad_tokens"])
+    if "latency_s" in present:
+        kind = kind.when(bad_number("latency_s")).then(_CODE["bad_latency"])
+    if "cost" in present:
+        kind = kind.when(bad_number("cost")).then(_CODE["bad_cost"])
+    if has_rs:
+        kind = kind.when(bad_number("router_score", nonneg=False)).then(_CODE["bad_router_score"])
+    kind = kind.otherwise(0).cast(pl.UInt8)
+
+    # prompt ids are keyed by a 64-bit hash (grouping 10^7 strings is several times slower); a second,
+    # independently seeded hash detects a collision, and then everything is redone keyed by the ids themselves
+    ident = pl.col("prompt_id")
+    out = [
+        pl.col("_r").cast(pl.Int64),
+        kind.fill_null(0).alias("kind"),
+        ident.hash(_SEED_A).alias("hash"),
+        ident.cast(pl.Categorical).to_physical().cast(pl.UInt64).alias("key") if exact_ids else None,
+        None if exact_ids else ident.hash(_SEED_B).alias("key2"),
+        pl.col("category").cast(pl.Categorical).alias("cat"),
+        pl.col("model").cast(pl.Categorical),
+        outcome.fill_null(-1).alias("outcome"),
+        *(pl.col(f"#{r}").fill_null(float("nan")).alias(r) for r in numeric),
+        *([pl.col("#router_score").fill_null(float("nan")).alias("rs")] if has_rs else []),
+    ]
+    out = [e for e in out if e is not None]
+    index = ["_r", *(["_line"] if fmt == "jsonl" else [])]
+    unpivot = {"on": [f"m:{c}" for c in model_cols], "index": [*index, *wide_roles]}
+
+    def records(lf: Any) -> Any:
+        if layout == "wide":
+            lf = lf.unpivot(**unpivot, variable_name="model", value_name="value").with_columns(
+                pl.col("model").str.strip_prefix("m:")
+            )
+        return lf.with_columns(strip).with_columns(parse).select(out)
+
+    return records
+
+
+def _batches(source: Any, records: Callable[[Any], Any], layout: str, rows: int) -> Iterator[Any]:
+    """Validated records (see :func:`_records`) batch by batch, each batch whole rows of the file, in order.
+
+    A long file's rows are validated inside polars' streaming engine (in parallel with our use of the batches);
+    a wide file is unpivoted batch by batch, so that a row's records never straddle two batches.
+    """
+    if layout == "long":
+        yield from records(source).collect_batches(chunk_size=rows)
+        return
+    for raw in source.collect_batches(chunk_size=rows):
+        yield records(raw.lazy()).collect()
+
+
+@contextmanager
+def _csv_chunks() -> Iterator[None]:
+    """Let polars read CSV (and our line-wise JSONL) in 1 MiB chunks instead of 32 MiB ones, 4 of them prefetched:
+    that prefetch was most of the reader's memory (about 290 MiB on a 500 MiB file, whatever the query), and the
+    smaller chunks are faster on 2 cores. Scoped to one read; a value the user set is left alone."""
+    name = "POLARS_CSV_CHUNK_SIZE"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(_CSV_CHUNK_BYTES)
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
 def _codes(pl: Any, df: Any, column: str) -> dict[int, str]:
     """Physical code -> string of a Categorical column's values."""
     u = df.select(pl.col(column).unique().drop_nulls()).with_columns(pl.col(column).to_physical().alias("code"))
     return dict(zip(u["code"].to_list(), u[column].cast(pl.String).to_list(), strict=True))
+
+
+def _in_order_of_appearance(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """The distinct values of ``codes`` (integers below ``n_codes``) in order of first appearance; chunk by chunk,
+    so that no sorted copy of all of ``codes`` is made."""
+    first = np.full(n_codes, -1, dtype=np.int64)
+    chunk = 1 << 20
+    for start in range(0, codes.size, chunk):
+        values, at = np.unique(codes[start : start + chunk], return_index=True)
+        new = first[values] < 0
+        first[values[new]] = start + at[new]
+    seen = np.flatnonzero(first >= 0)
+    return seen[np.argsort(first[seen], kind="stable")]
 
 
 def _first(records: np.ndarray, n: int) -> tuple[int, ...]:
@@ -582,36 +710,44 @@ def _first(records: np.ndarray, n: int) -> tuple[int, ...]:
     return tuple(int(x) for x in np.unique(records)[:n])
 
 
-def _report(
-    path: Path,
-    fmt: str,
-    unit: str,
-    kinds: np.ndarray,
-    records: np.ndarray,
-    conflicts: Mapping[str, np.ndarray],
-    collapsed: np.ndarray,
-    max_examples: int,
-) -> RowReport:
-    n_ex = max(1, int(max_examples))
-    offset = 2 if fmt in ("csv", "tsv") else 1  # the CSV header is line 1; JSONL lines and Parquet rows from 1
-    counts = np.bincount(kinds, minlength=256)
-    blank = kinds == _BLANK
-    bad = []
-    for i, (key, desc) in enumerate(BAD_KINDS):
-        code = i + 1
-        if key in conflicts:
-            rec = conflicts[key]
-        elif counts[code]:
-            rec = records[kinds == code]
-        else:
-            continue
-        bad.append(BadKind(key, desc, int(rec.size), tuple(r + offset for r in _first(rec, n_ex))))
-    return RowReport(
-        source=str(path),
-        unit=unit,
-        records=int(kinds.size - counts[_BLANK]),
-        blank_lines=int(np.unique(records[blank]).size) if counts[_BLANK] else 0,
-        bad=tuple(bad),
-        duplicates_collapsed=int(collapsed.size),
-        duplicate_examples=tuple(r + offset for r in _first(collapsed, n_ex)),
-    )
+class _Tally:
+    """What the report needs, gathered batch by batch: per kind of bad row its count and first record indexes;
+    blank lines; records; good records; collapsed duplicates (key ``duplicate``)."""
+
+    def __init__(self, max_examples: int):
+        self.n = max(1, int(max_examples))
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, np.ndarray] = {}
+        self.records = self.blank = self.good = 0
+
+    def add(self, key: str, records: np.ndarray) -> None:
+        if not records.size:
+            return
+        self.counts[key] = self.counts.get(key, 0) + int(records.size)
+        if key in self.first:
+            records = np.concatenate([self.first[key], records])
+        self.first[key] = np.array(_first(records, self.n), dtype=np.int64)
+
+    def add_batch(self, kinds: np.ndarray, records: np.ndarray) -> None:
+        """A batch of records: ``kinds`` (0 good, a BAD_KINDS code, _BLANK) and record indexes. A batch holds
+        whole rows, so a wide row's blank records are counted once as a line."""
+        counts = np.bincount(kinds, minlength=256)
+        if counts[_BLANK]:
+            self.blank += int(np.unique(records[kinds == _BLANK]).size)
+        self.records += int(kinds.size - counts[_BLANK])
+        self.good += int(counts[0])
+        for code in (np.flatnonzero(counts[1:_BLANK]) + 1).tolist():
+            self.add(BAD_KINDS[code - 1][0], records[kinds == code])
+
+    def report(self, path: Path, fmt: str, unit: str) -> RowReport:
+        offset = 2 if fmt in ("csv", "tsv") else 1  # the CSV header is line 1; JSONL lines and Parquet rows from 1
+        lines = {key: tuple(int(r) + offset for r in first) for key, first in self.first.items()}
+        return RowReport(
+            source=str(path),
+            unit=unit,
+            records=self.records,
+            blank_lines=self.blank,
+            bad=tuple(BadKind(key, desc, self.counts[key], lines[key]) for key, desc in BAD_KINDS if key in lines),
+            duplicates_collapsed=self.counts.get("duplicate", 0),
+            duplicate_examples=lines.get("duplicate", ()),
+        )

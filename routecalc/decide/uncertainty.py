@@ -29,6 +29,7 @@ Monte Carlo P95 and are not redrawn; prices, tokens, latency and provider failur
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -291,12 +292,17 @@ def feasible_range(q_first: np.ndarray, q_second: np.ndarray) -> tuple[np.ndarra
     return lo, hi
 
 
-def batched_problem(problem: RoutingProblem, plan: Plan, d: Draws) -> tuple[RoutingProblem, np.ndarray]:
+def batched_problem(
+    problem: RoutingProblem, plan: Plan, d: Draws, panel_nodes: int | None = None
+) -> tuple[RoutingProblem, np.ndarray]:
     """The problem with a leading batch axis ``B``: one parameter set per row of ``d``.
 
     Returns the problem and, per category, how many rows had their conditional rate clipped into the feasible
     range. Outcome states of a category without counted inputs are the point estimate's, broadcast.
+    ``panel_nodes``: Gauss-Legendre nodes per panel for latent difficulty with rho > 0.5 (default
+    ``DRAW_PANEL_NODES``; the point estimate's ``PANEL_NODES`` makes the batch exact to 1e-12).
     """
+    panel_nodes = DRAW_PANEL_NODES if panel_nodes is None else panel_nodes
     tt, oc = problem.tasks, problem.outcomes
     xb = d.beta
     B = len(xb)
@@ -323,7 +329,7 @@ def batched_problem(problem: RoutingProblem, plan: Plan, d: Draws) -> tuple[Rout
 
             with np.errstate(invalid="ignore"):
                 a = ndtri(marg[:, c])
-            z, w = latent_nodes_batch(float(oc.rho[c]), a, DRAW_PANEL_NODES)
+            z, w = latent_nodes_batch(float(oc.rho[c]), a, panel_nodes)
             weights.append(w)
             qs.append(latent_q(float(oc.rho[c]), a, z))
             tiers[-1] = np.zeros(w.shape[-1], dtype=np.int64)
@@ -366,11 +372,11 @@ def batched_problem(problem: RoutingProblem, plan: Plan, d: Draws) -> tuple[Rout
     return replace(problem, tasks=tasks, outcomes=states), clipped
 
 
-def _rows_per_draw(problem: RoutingProblem, plan: Plan) -> int:
+def _rows_per_draw(problem: RoutingProblem, plan: Plan, panel_nodes: int) -> int:
     """Engine rows (category x state x lane) of one draw, at most: latent categories get their own nodes."""
     oc, L = problem.outcomes, problem.chains.shape[2]
     M = problem.tasks.pass_rate.shape[1]
-    nodes = (16 + 7 * M - 1) * DRAW_PANEL_NODES  # unit panels plus 7 breakpoints per model
+    nodes = (16 + 7 * M - 1) * panel_nodes  # unit panels plus 7 breakpoints per model
     latent = plan.states_drawn & (oc.kind == LATENT) & (oc.rho > 0.5)
     return int(np.where(latent, np.maximum(oc.count, nodes), oc.count).sum()) * L
 
@@ -410,40 +416,62 @@ def collapse_states(states: OutcomeStates) -> OutcomeStates:
 
 @dataclass(frozen=True, eq=False)
 class DrawMetrics:
-    """What each draw gives: ``cost`` ``(B, P)`` per request (traffic-weighted), ``quality`` ``(B, P, C)``."""
+    """What each draw gives: ``cost`` ``(B, P)`` per request (traffic-weighted), ``quality`` ``(B, P, C)``;
+    ``cost_by_category`` and ``latency`` (mean seconds) ``(B, P, C)``, for callers that reweight categories."""
 
     cost: np.ndarray
     quality: np.ndarray
     clipped: np.ndarray  # (C,) draws whose conditional rate was clipped into the feasible range
+    cost_by_category: np.ndarray
+    latency: np.ndarray
 
 
-def draw_metrics(problem: RoutingProblem, plan: Plan, d: Draws) -> DrawMetrics:
+Adjust = Callable[[RoutingProblem, slice], RoutingProblem]
+
+
+def draw_metrics(
+    problem: RoutingProblem,
+    plan: Plan,
+    d: Draws,
+    adjust: Adjust | None = None,
+    panel_nodes: int | None = None,
+) -> DrawMetrics:
     """Expected cost and quality under every draw of ``d``: batched engine runs per chunk of draws.
 
     Policies whose route depends on pass/fail run on the drawn outcome states; the others on one state per
-    category (:func:`outcome_routed`).
+    category (:func:`outcome_routed`). ``adjust(batch, rows)``, if given, may replace other parameters of each
+    chunk's batched problem by batched arrays of its own (rows ``rows`` of them: sensitivity swings of prices,
+    latency, tokens, ...); ``panel_nodes`` as in :func:`batched_problem`.
     """
+    panel_nodes = DRAW_PANEL_NODES if panel_nodes is None else panel_nodes
     B = len(d.beta)
     P, C, _, S = problem.chains.shape
     routed = outcome_routed(problem)
     groups = [(np.flatnonzero(routed), False), (np.flatnonzero(~routed), True)]
     groups = [(ix, collapse) for ix, collapse in groups if len(ix)]
-    per_draw = (routed.sum() * _rows_per_draw(problem, plan) + (~routed).sum() * C * problem.chains.shape[2]) * S
+    rows = _rows_per_draw(problem, plan, panel_nodes)
+    per_draw = (routed.sum() * rows + (~routed).sum() * C * problem.chains.shape[2]) * S
     step = max(1, CHUNK_ELEMENTS // max(1, int(per_draw)))
     cost, quality = np.empty((B, P)), np.empty((B, P, C))
+    by_category, latency = np.empty((B, P, C)), np.empty((B, P, C))
     clipped = np.zeros(C, dtype=np.int64)
     for lo in range(0, B, step):
         sl = slice(lo, lo + step)
-        batch, clip = batched_problem(problem, plan, d.rows(sl))
+        batch, clip = batched_problem(problem, plan, d.rows(sl), panel_nodes)
+        if adjust is not None:
+            batch = adjust(batch, sl)
         clipped += clip
         for ix, collapse in groups:
             part = batch.with_chains(batch.chains.select(ix))
             if collapse:
                 part = replace(part, outcomes=collapse_states(part.outcomes))
             ev = expected_values(part)
-            cost[sl, ix] = ev.cost @ problem.tasks.share
+            total = ev.cost
+            cost[sl, ix] = total @ problem.tasks.share
             quality[sl, ix] = ev.quality
-    return DrawMetrics(cost, quality, clipped)
+            by_category[sl, ix] = total
+            latency[sl, ix] = ev.latency
+    return DrawMetrics(cost, quality, clipped, by_category, latency)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from routecalc import limits
-from routecalc.chains import RoutingProblem
+from routecalc.chains import ModelTable, RoutingProblem
 from routecalc.engine.ev import Metrics
 from routecalc.engine.walk import (
     BAD,
@@ -295,28 +295,55 @@ def _offset_cumsum(weights: np.ndarray, start: np.ndarray, count: np.ndarray) ->
     return out
 
 
-def _answer_latency(
-    T: StepTable,
-    leg: str,
-    per: Callable[[np.ndarray], np.ndarray],
-    y: np.ndarray,
-    n_ttft: np.ndarray,
-    n_tpot: np.ndarray | None,
-    scratch: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """``out[s] = exp(ttft_mu + ttft_sigma n) + y ratio exp(tpot_mu (+ tpot_sigma n'))`` per step, per request."""
-    ratio = getattr(T, leg + "ratio")
-    for s in range(out.shape[0]):
-        np.multiply(per(getattr(T, leg + "ttft_sigma")[s]), n_ttft[s], out=out[s])
-        out[s] += per(getattr(T, leg + "ttft_mu")[s])
-        np.exp(out[s], out=out[s])
-        np.multiply(y, per(ratio[s]), out=scratch)
-        if n_tpot is not None:
-            scratch *= np.exp(per(getattr(T, leg + "tpot_mu")[s]) + per(getattr(T, leg + "tpot_sigma")[s]) * n_tpot[s])
+LATENCY_CACHE_BYTES = 64 * 2**20  # per chunk: answer latencies per (step, model) kept for the other policies
+
+
+class _Latency:
+    """A chunk's answer latencies per (step, catalog entry), computed once and shared by every policy using it.
+
+    ``row(s, m)[i] = exp(ttft_mu + ttft_sigma n_i) + y_i ratio exp(tpot_mu (+ tpot_sigma n'_i))`` for entry ``m``
+    (``m = -1``: a padding step, never reached). The same operations in the same order as one policy at a time,
+    so the values do not depend on which policies share them. Rows are kept up to ``LATENCY_CACHE_BYTES``.
+    """
+
+    def __init__(self, mt: ModelTable, y: np.ndarray, n_ttft: np.ndarray, n_tpot: np.ndarray | None) -> None:
+        self.mt, self.y, self.n_ttft, self.n_tpot = mt, y, n_ttft, n_tpot
+        self.rows: dict[tuple[int, int], np.ndarray] = {}
+
+    def row(self, s: int, m: int) -> np.ndarray:
+        hit = self.rows.get((s, m))
+        if hit is not None:
+            return hit
+        mt = self.mt
+        mu, sigma, t_mu, t_sigma, ratio = (
+            (mt.ttft_mu[m], mt.ttft_sigma[m], mt.tpot_mu[m], mt.tpot_sigma[m], mt.output_ratio[m])
+            if m >= 0
+            else (0.0, 0.0, -np.inf, 0.0, 0.0)
+        )
+        out = np.multiply(sigma, self.n_ttft[s])
+        out += mu
+        np.exp(out, out=out)
+        scratch = np.multiply(self.y, ratio)
+        if self.n_tpot is not None:
+            scratch *= np.exp(t_mu + t_sigma * self.n_tpot[s])
         else:
-            scratch *= per(np.exp(getattr(T, leg + "tpot_mu")[s]))
-        out[s] += scratch
+            scratch *= np.exp(t_mu)
+        out += scratch
+        if (len(self.rows) + 1) * out.nbytes <= LATENCY_CACHE_BYTES:
+            self.rows[(s, m)] = out
+        return out
+
+    def fill(self, model: np.ndarray, per: Callable[[np.ndarray], np.ndarray], out: np.ndarray) -> None:
+        """``out[s]``: each request's answer latency at step ``s`` on ``model[s]`` (per key; ``per`` maps a
+        per-key array to requests)."""
+        for s in range(out.shape[0]):
+            used = np.unique(model[s])
+            if used.size == 1:
+                out[s] = self.row(s, int(used[0]))
+                continue
+            m = per(model[s])
+            for u in used:
+                np.copyto(out[s], self.row(s, int(u)), where=m == u)
 
 
 @dataclass
@@ -449,65 +476,96 @@ class _Chunk:
         """Walk the requests through each policy in turn: ``(policy, lane keys, step table, walk, router cost)``.
 
         ``outcome`` ``(n, M)`` (replay): a request's known pass (1) / fail (0) per catalog entry, -1 unknown;
-        known outcomes replace the drawn ones.
+        known outcomes replace the drawn ones. Answer latencies per (step, model) are computed once for the chunk
+        and shared by the policies.
         """
+        latency = self.latencies(req)
+        for p, T in enumerate(self.tables):
+            key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency)
+            extra = [self.packed[p]] if self.packed[p] is not None else []
+            w = self.walk(T, key, req.cat, req.x, req.y, draws, cfg, ws, *extra)
+            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
+            yield p, key, T, w, router
+
+    def latencies(self, req: Requests) -> tuple[_Latency, _Latency | None]:
+        """The chunk's answer-latency caches (first models, hedged second models)."""
+        st, mt = req.steps, self.problem.models
+        first = _Latency(mt, req.y, st["n_ttft"], st.get("n_tpot"))
+        second = _Latency(mt, req.y, st["n_ttft_b"], st.get("n_tpot_b")) if self.hedged else None
+        return first, second
+
+    def walk_inputs(
+        self,
+        p: int,
+        req: Requests,
+        ws: Workspace,
+        outcome: np.ndarray | None = None,
+        latency: tuple[_Latency, _Latency | None] | None = None,
+    ) -> tuple[np.ndarray, Draws, Settings]:
+        """Policy ``p``'s lane keys for the requests, their walk draws (answer latency and, where outcomes are not
+        independent, pass probabilities, in ``ws`` buffers reused by the next call) and the walk's settings.
+        ``latency``: the chunk's caches from :meth:`latencies` (made here when not given)."""
         pr, mt, sg, oc = self.problem, self.problem.models, self.problem.segments, self.problem.outcomes
         ch = pr.chains
         _, C, L, _ = ch.shape
         M = len(mt.names)
+        T = self.tables[p]
         cat, n, S, st = req.cat, req.cat.size, req.S, req.steps
         rep = lambda a: np.repeat(a, req.counts)
         alat = ws.get("alat", (S, n))
         alat_b = ws.get("alat_b", (S, n)) if self.hedged else None
-        scratch = ws.get("scratch", (n,))
-        tier = oc.mc_tier[req.state]
-        for p, T in enumerate(self.tables):
-            key = cat * L
-            if self.lanes:
-                G = sg.prob.shape[1]
-                T_ = ch.lane_weight.shape[2]
-                cum = self.lane_cum[p, (cat * T_ + tier) * G + req.segment]  # (n, L)
-                key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
-            sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
-            per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
-            _answer_latency(T, "", per, req.y, st["n_ttft"], st.get("n_tpot"), scratch, alat)
-            if alat_b is not None:
-                _answer_latency(T, "b_", per, req.y, st["n_ttft_b"], st.get("n_tpot_b"), scratch, alat_b)
-            states = self.draw_states or req.z is not None or outcome is not None
-            draws = Draws(
-                u_fail=st["u_fail"],
-                u_good=st["u_good"],
-                alat=alat,
-                q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
-                u_fail_b=st.get("u_fail_b"),
-                u_good_b=st.get("u_good_b"),
-                alat_b=alat_b,
-                q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
-            )
-            cfg = Settings(
-                backoff=float(ch.backoff_s[p]),
-                human_cost=float(ch.human_cost[p]),
-                human_latency=float(ch.human_latency_s[p]),
-                bill_failed_input=pr.bill_failed_input,
-                deadline_billing=DEADLINE_BILLING[pr.deadline_billing],
-                n_models=M,
-                n_categories=C,
-            )
-            extra = [self.packed[p]] if self.packed[p] is not None else []
-            w = self.walk(T, key, cat, req.x, req.y, draws, cfg, ws, *extra)
-            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
-            yield p, key, T, w, router
+        first, second = latency if latency is not None else self.latencies(req)
+        key = cat * L
+        if self.lanes:
+            tier = oc.mc_tier[req.state]
+            G = sg.prob.shape[1]
+            T_ = ch.lane_weight.shape[2]
+            cum = self.lane_cum[p, (cat * T_ + tier) * G + req.segment]  # (n, L)
+            key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
+        sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
+        per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
+        first.fill(T.model[:S], per, alat)
+        if alat_b is not None and second is not None:
+            second.fill(T.b_model[:S], per, alat_b)
+        states = self.draw_states or req.z is not None or outcome is not None
+        draws = Draws(
+            u_fail=st["u_fail"],
+            u_good=st["u_good"],
+            alat=alat,
+            q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
+            u_fail_b=st.get("u_fail_b"),
+            u_good_b=st.get("u_good_b"),
+            alat_b=alat_b,
+            q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
+        )
+        cfg = Settings(
+            backoff=float(ch.backoff_s[p]),
+            human_cost=float(ch.human_cost[p]),
+            human_latency=float(ch.human_latency_s[p]),
+            bill_failed_input=pr.bill_failed_input,
+            deadline_billing=DEADLINE_BILLING[pr.deadline_billing],
+            n_models=M,
+            n_categories=C,
+        )
+        return key, draws, cfg
 
     def _router(self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None, w: Walked) -> np.ndarray:
         """Add each request's classifier cost and latency to the walk's totals; return the cost per request."""
+        cost, latency = self.router_cost(p, key, x, normal)
+        w.cost[:] += cost
+        w.lat[:] += latency
+        return cost
+
+    def router_cost(
+        self, p: int, key: np.ndarray, x: np.ndarray, normal: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each request's classifier cost and latency (seconds) on policy ``p``'s lanes ``key``."""
         ch = self.problem.chains
         flat = lambda a: a[p].reshape(-1)[key]
         cost = flat(ch.lane_cost_call) + x * flat(ch.lane_cost_token)
         mu = flat(ch.lane_latency_mu)
         latency = np.exp(mu + flat(ch.lane_latency_sigma) * normal) if normal is not None else np.exp(mu)
-        w.cost[:] += cost
-        w.lat[:] += latency
-        return cost
+        return cost, latency
 
     def _q(
         self,
@@ -599,8 +657,14 @@ class _Chunk:
         B = DECADES * self.bins
         bins = _bin(w.lat, self.bins)
         key = np.repeat(np.arange(C) * B, counts) + bins
-        with self.lock:
-            np.add.at(self.hist[p].reshape(-1), key, np.int32(1))
+        flat = self.hist[p].reshape(-1)
+        if 4 * key.size >= C * B:  # a dense count is cheaper than scattered increments
+            counted = np.bincount(key, minlength=C * B).astype(np.int32)
+            with self.lock:
+                flat += counted
+        else:
+            with self.lock:
+                np.add.at(flat, key, np.int32(1))
         if p in self.step_rows:  # per-step targets: the latency of the requests each step served
             assert self.step_hist is not None
             served = np.flatnonzero(w.served_at >= 0)

@@ -25,6 +25,20 @@ Per request at step ``s`` on catalog entry ``m`` (parameters per step and key, `
    has the right probability given good/bad). Rejected -> ``on_reject``: a later step, deliver, human review,
    fail. A tool's gate is its hit: it never rejects a right answer and always a miss.
 
+Time effects (:mod:`routecalc.engine.timeline`) pass an optional ``mask`` ``(S, n)`` int8 per request and step,
+read after the window check (hedged steps ignore it):
+
+* ``UNAVAILABLE`` (1): the model is not called (circuit breaker open, rate limit reached): no try, nothing billed,
+  no latency, the step is abandoned to its ``on_429`` target (what a router's "no deployment available" is).
+* ``DOWN_TIMEOUT`` / ``DOWN_5XX`` / ``DOWN_429`` (2, 3, 4): a provider outage: every one of the ``1 + r`` tries
+  fails with that error type (``timeout_s`` or ``error_latency_s`` each, plus the backoff per retry, input billed
+  as for any failed try) and the step is abandoned to that type's target.
+
+With ``trace=True`` the walk also returns ``trace`` ``(S, n)`` int8: -2 where the request reached the step but the
+mask made its model unavailable, -1 where it did not call the step's model otherwise (not reached, window
+overflow, hedged step), else its failed tries ``K`` plus 16 if the model answered (a late answer abandoned at a
+deadline counts as answered): what a circuit breaker and a rate limiter see.
+
 Per request the walk returns total cost, latency, gate spend, outcome, answering entry and the escalation /
 fallback / overflow flags; per step the token spend per request (summed by the caller, so both implementations
 share the order of every floating-point sum) and integer counts per (step, key) and per category.
@@ -32,6 +46,7 @@ share the order of every floating-point sum) and integer counts per (step, key) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -40,6 +55,8 @@ import numpy as np
 from routecalc.chains import DELIVER, FAIL, HUMAN
 
 PENDING, GOOD, BAD, FAILED, HUMAN_REVIEW = 0, 1, 2, 3, 4
+AVAILABLE, UNAVAILABLE, DOWN_TIMEOUT, DOWN_5XX, DOWN_429 = 0, 1, 2, 3, 4  # mask codes (module docstring)
+ANSWERED = 16  # trace: added to the failed tries when the model answered
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,6 +163,7 @@ class Walked:
     overflowed: np.ndarray  # (C,) int64
     lated: np.ndarray  # (C,) int64 requests abandoned at a deadline at least once
     answered: np.ndarray  # (C, M + 1) int64 delivered answers by catalog entry (column M: human review)
+    trace: np.ndarray | None = None  # (S, n) int8 (trace=True): -2 unavailable, -1 not called, failed tries (+16)
 
 
 class Workspace:
@@ -160,7 +178,7 @@ class Workspace:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64, fill: Any = None) -> np.ndarray:
         """A C-contiguous array of ``shape`` named ``name`` (contents undefined unless ``fill`` is given)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
             buf = np.empty(size, dtype=dtype)
@@ -171,7 +189,9 @@ class Workspace:
         return out
 
 
-def _empty(n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_request_fill: bool = True) -> Walked:
+def _empty(
+    n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_request_fill: bool = True, trace: bool = False
+) -> Walked:
     """Output arrays; per-request ones initialised (cost 0, no outcome, ...) unless the kernel does it."""
     ws = ws or Workspace()
     f = (lambda v: v) if per_request_fill else (lambda v: None)
@@ -200,6 +220,7 @@ def _empty(n: int, S: int, K: int, C: int, M: int, ws: Workspace | None, per_req
         overflowed=ws.get("overflowed", (C,), np.int64, fill=0),
         lated=ws.get("lated", (C,), np.int64, fill=0),
         answered=ws.get("answered", (C, M + 1), np.int64, fill=0),
+        trace=ws.get("trace", (S, n), np.int8, fill=f(-1)) if trace else None,
     )
 
 
@@ -282,16 +303,19 @@ def walk_numpy(
     d: Draws,
     cfg: Settings,
     ws: Workspace | None = None,
+    mask: np.ndarray | None = None,
+    trace: bool = False,
 ) -> Walked:
     """Walk every request through the chains, vectorized per step (see module docstring).
 
     When ``key`` is sorted (one lane per category), so are the requests at each step, and a per-key parameter
-    becomes a per-request array with one ``np.repeat`` over the step's key counts.
+    becomes a per-request array with one ``np.repeat`` over the step's key counts. ``mask`` and ``trace``: the
+    time engine's per-request availability and what each model saw (module docstring).
     """
     n = key.size
     S, K = T.model.shape
     C = cfg.n_categories
-    out = _empty(n, S, K, C, cfg.n_models, ws)
+    out = _empty(n, S, K, C, cfg.n_models, ws, trace=trace)
     at_step = np.zeros(n, dtype=np.int8) if S < 127 else np.zeros(n, dtype=np.int64)
     ordered = bool(n < 2 or (key[1:] >= key[:-1]).all())
     for s in range(min(S, d.u_fail.shape[0])):
@@ -305,7 +329,7 @@ def walk_numpy(
             index = index[~hedged]
             if index.size == 0:
                 continue
-        _step_numpy(T, s, index, key, x, y, d, cfg, out, at_step, ordered and s == 0 and index.size == n)
+        _step_numpy(T, s, index, key, x, y, d, cfg, out, at_step, ordered and s == 0 and index.size == n, mask)
     _count(out, cat, C, cfg.n_models)
     return out
 
@@ -322,6 +346,7 @@ def _step_numpy(
     out: Walked,
     at_step: np.ndarray,
     all_rows: bool,
+    mask: np.ndarray | None = None,
 ) -> None:
     """One step of plain (unhedged) chains for the requests ``index`` (sorted)."""
     cost, lat, gate, outcome, answer_model = out.cost, out.lat, out.gate, out.outcome, out.answer_model
@@ -342,16 +367,48 @@ def _step_numpy(
         out.ovf[index[sk]] = True
         out.tries[s] -= np.bincount(k[sk], minlength=K)
         live = ~skip
+    code = None  # time effects: the model unavailable (not called) or down (every try fails)
+    unavailable = down = None
+    if mask is not None:
+        code = mask[s, rows]
+        unavailable = (code == UNAVAILABLE) & ~skip
+        down = (code >= DOWN_TIMEOUT) & ~skip
+        if unavailable.any():
+            un = np.flatnonzero(unavailable)
+            out.tries[s] -= np.bincount(k[un], minlength=K)
+            out.fb[index[un]] = True
+            live = ~(skip | unavailable)
+        else:
+            unavailable = None
+        if not down.any():
+            down = None
 
     # 1. provider tries
-    failing = np.flatnonzero((u < per_row(T.fail)) & ~skip)
+    drawn = (u < per_row(T.fail)) & ~skip
+    if unavailable is not None:
+        drawn &= ~unavailable
+    failing = np.flatnonzero(drawn if down is None else drawn | down)
     fail_lat = fail_cost = None
+    Kall = abandoned_all = None
     if failing.size:
         kf = k[failing]
         r = T.retries[s, kf]
-        Kf, Tf, decided = _failed_tries_numpy(
-            u[failing], T.fail[s, kf], r, (T.cum0[s, kf], T.cum1[s, kf], T.cum2[s, kf])
-        )
+        if down is None:
+            Kf, Tf, decided = _failed_tries_numpy(
+                u[failing], T.fail[s, kf], r, (T.cum0[s, kf], T.cum1[s, kf], T.cum2[s, kf])
+            )
+        else:  # a down model: 1 + r tries, all of the outage's error type; the others as drawn
+            Kf = 1 + r
+            dn = down[failing]
+            decided = np.where(dn, code[failing].astype(np.int64) - DOWN_TIMEOUT, -1)  # type: ignore[index]
+            Tf = np.where(dn & (decided == 0), Kf, 0)
+            rest = np.flatnonzero(~dn)
+            if rest.size:
+                kr = kf[rest]
+                Kr, Tr, dr = _failed_tries_numpy(
+                    u[failing[rest]], T.fail[s, kr], r[rest], (T.cum0[s, kr], T.cum1[s, kr], T.cum2[s, kr])
+                )
+                Kf[rest], Tf[rest], decided[rest] = Kr, Tr, dr
         retries = np.where(decided >= 0, Kf - 1, Kf)
         lat_f = Tf * T.timeout_s[s, kf] + (Kf - Tf) * T.error_latency_s[s, kf] + cfg.backoff * retries
         cost_f = Kf * xs[failing] * T.price_in[s, kf] if cfg.bill_failed_input else np.zeros(failing.size)
@@ -360,6 +417,9 @@ def _step_numpy(
         fail_lat, fail_cost = np.zeros(ns), np.zeros(ns)
         fail_lat[failing] = lat_f
         fail_cost[failing] = cost_f
+        if out.trace is not None:
+            Kall, abandoned_all = np.zeros(ns, dtype=np.int64), np.zeros(ns, dtype=bool)
+            Kall[failing], abandoned_all[failing] = Kf, abandoned
         if abandoned.any():
             ab = failing[abandoned]
             gone = index[ab]
@@ -368,12 +428,21 @@ def _step_numpy(
             _route(gone, targets[decided[abandoned], kf[abandoned]], outcome, at_step)
             live = np.ones(ns, dtype=bool) if live is None else live
             live[ab] = False
+    if out.trace is not None:  # what the model saw: failed tries, +16 if it answered; -1 not called
+        called = ~skip if unavailable is None else ~(skip | unavailable)
+        seen = np.full(ns, ANSWERED, dtype=np.int64) if Kall is None else Kall + ANSWERED * ~abandoned_all
+        out.trace[s, index] = np.where(called, seen, -1 if unavailable is None else np.where(unavailable, -2, -1))
     if skip.any():
         sk = np.flatnonzero(skip)
         fail_lat = np.zeros(ns) if fail_lat is None else fail_lat
         fail_lat[sk] = T.error_latency_s[s, k[sk]]
         fail_cost = np.zeros(ns) if fail_cost is None else fail_cost
         _route(index[sk], T.on_overflow[s, k[sk]], outcome, at_step)
+    if unavailable is not None:
+        un = np.flatnonzero(unavailable)
+        fail_lat = np.zeros(ns) if fail_lat is None else fail_lat
+        fail_cost = np.zeros(ns) if fail_cost is None else fail_cost
+        _route(index[un], T.on_429[s, k[un]], outcome, at_step)
 
     # 2. answer (abandoned at the deadline if it comes later)
     tokens = xs * per_row(T.price_in_eff)
@@ -592,6 +661,8 @@ def walk_numba(
     cfg: Settings,
     ws: Workspace | None = None,
     packed: tuple[np.ndarray, np.ndarray] | None = None,
+    mask: np.ndarray | None = None,
+    trace: bool = False,
 ) -> Walked:
     """:func:`walk_numpy`, compiled: the same arithmetic in the same order, one request at a time."""
     kernel = _kernel()
@@ -600,9 +671,10 @@ def walk_numba(
     n = key.size
     S, K = T.model.shape
     steps = min(S, d.u_fail.shape[0])
-    out = _empty(n, S, K, cfg.n_categories, cfg.n_models, ws, per_request_fill=False)
+    out = _empty(n, S, K, cfg.n_categories, cfg.n_models, ws, per_request_fill=False, trace=trace)
     floats, ints = packed if packed is not None else pack(T)
     none = np.zeros((0, 0))
+    none8 = np.zeros((0, 0), dtype=np.int8)
     kernel(
         floats, ints, key, cat, x, y, d.u_fail, d.u_good, d.alat,
         none if d.q is None else d.q, d.q is not None,
@@ -613,6 +685,7 @@ def walk_numba(
         out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
         out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
         out.escalated, out.fell_back, out.overflowed, out.lated, out.answered, out.served_at,
+        none8 if mask is None else mask, mask is not None, none8 if out.trace is None else out.trace, trace,
     )  # fmt: skip
     return out
 
@@ -623,14 +696,14 @@ def _compile() -> Any:
     (FAIL_, PIN, PINEFF, POUT, RATIO, CALL, Q, CATCH, FREJ, GCALL, GTOK, GLAT, TIMEOUT, ERRLAT, WINDOW, CUM0, CUM1,
      CUM2, DEADLINE, B_FAIL, B_PIN, B_PINEFF, B_POUT, B_CALL, B_Q, B_TIMEOUT, B_ERRLAT, B_WINDOW,
      B_CUM0) = range(29)  # fmt: skip
-    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, _ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(13)
+    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(13)
 
-    @njit(nogil=True, cache=True)
+    @njit(nogil=True, cache=True, error_model="numpy")
     def kernel(
         FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, steps,
         backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
         answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b, successes, slow, served,
-        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at,
+        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at, mask, has_mask, trace, want_trace,
     ):  # fmt: skip
         for i in range(key.size):
             k = key[i]
@@ -648,6 +721,8 @@ def _compile() -> Any:
             for s in range(tokens_out.shape[0]):
                 tokens_out[s, i] = 0.0
                 tokens_b[s, i] = 0.0
+                if want_trace:
+                    trace[s, i] = -1
             s = 0
             while s < steps:
                 xs = x[i]
@@ -750,6 +825,20 @@ def _compile() -> Any:
                         continue
                     outcome[i] = 3  # FAILED
                     break
+                code = mask[s, i] if has_mask else 0
+                if code == 1:  # unavailable: not called, to on_429
+                    if want_trace:
+                        trace[s, i] = -2
+                    tries[s, k] -= 1
+                    fb[i] = True
+                    cost[i] += 0.0
+                    lat[i] += 0.0
+                    tgt = IP[ON_429, s, k]
+                    if tgt >= 0:
+                        s = tgt
+                        continue
+                    outcome[i] = 3
+                    break
                 u = u_fail[s, i]
                 f = FP[FAIL_, s, k]
                 r = IP[RETRIES, s, k]
@@ -757,7 +846,14 @@ def _compile() -> Any:
                 fail_lat = 0.0
                 fail_cost = 0.0
                 decided = -1
-                if u < f:
+                if code >= 2:  # down: every try fails with the outage's error type
+                    K = r + 1
+                    decided = code - 2
+                    n_to = K if decided == 0 else 0
+                    fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * (K - 1)
+                    if bill:
+                        fail_cost = K * xs * FP[PIN, s, k]
+                elif u < f:
                     K = 1
                     hi = f
                     pw = f * f
@@ -792,6 +888,8 @@ def _compile() -> Any:
                         fail_cost = K * xs * FP[PIN, s, k]
                 abandoned = decided >= 0
                 tries[s, k] += K - (1 if abandoned else 0)
+                if want_trace:
+                    trace[s, i] = K + (0 if abandoned else 16)
                 if abandoned:
                     fb[i] = True
                     cost[i] += fail_cost

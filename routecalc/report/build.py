@@ -15,10 +15,13 @@ from typing import Literal
 import numpy as np
 
 from routecalc._version import __version__
+from routecalc.advice import ESCALATION, ESCALATION_WARN
 from routecalc.chains import STRONGEST
+from routecalc.decide.sensitivity import Sensitivity
 from routecalc.decide.uncertainty import Uncertainty
 from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
+from routecalc.month import MonthResult
 from routecalc.report import charts, risk
 from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
@@ -38,11 +41,9 @@ from routecalc.report.document import (
 from routecalc.report.patterns import CLASSIFIER_HEADER, DEADLINE_HEADER, classifier_rows, deadline_rows
 from routecalc.report.tables import footnote, metric_rows
 from routecalc.results import (
-    ESCALATION_WARN,
     STALE_AFTER_DAYS,
     Comparison,
     PolicyResult,
-    escalation_advisories,
     independence_warning,
     outcome_dependent,
     stale_categories,
@@ -72,12 +73,16 @@ def build_report(
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
     patterns: PatternEffects | None = None,
+    sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report: one PNG and one SVG per chart, plus report.html and/or report.md.
 
     ``generated`` is the report date (provenance and the 90-day review-age warnings); default today.
     ``uncertainty`` (``--uncertainty``) adds whiskers to the cost vs quality chart and the Risk section;
     ``patterns`` (:func:`routecalc.decide.whatif.pattern_effects`) a section on what classifiers and deadlines buy.
+    ``sensitivity`` (``--sensitivity``) the tornado chart and the Sensitivity section.
+    ``month`` (a worksheet with an operations section) adds "A month, not a mean" and its charts.
     """
     if fmt not in ("html", "md", "both"):
         raise ValueError(f"fmt must be html, md or both, not {fmt!r}")
@@ -97,7 +102,21 @@ def build_report(
         fig = classifier_curve_figure(comparison, patterns.classifiers)
         for ext, data in charts.render_figure(fig, ("png", "svg")).items():
             files[f"{CLASSIFIER_CHART}.{ext}"] = data
-    doc = report_document(ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns)
+    if sensitivity is not None:
+        from routecalc.report.charts.sensitivity import SLUG, tornado_figure
+
+        fig = tornado_figure(sensitivity)
+        for ext, data in charts.render_figure(fig, ("png", "svg")).items():
+            files[f"{SLUG}.{ext}"] = data
+    month_charts: list[tuple[str, str, str]] = []
+    if month is not None:
+        from routecalc.report.charts.month import chart_files
+
+        extra, month_charts = chart_files(month)
+        files.update(extra)
+    doc = report_document(
+        ws, comparison, worksheet_path, generated, scenarios, uncertainty, patterns, sensitivity, month, month_charts
+    )
     if fmt in ("html", "both"):
         files[HTML_NAME] = to_html(doc, files).encode("utf-8")
     if fmt in ("md", "both"):
@@ -124,14 +143,21 @@ def report_document(
     scenarios: Sequence[str | Path] = (),
     uncertainty: Uncertainty | None = None,
     patterns: PatternEffects | None = None,
+    sensitivity: Sensitivity | None = None,
+    month: MonthResult | None = None,
+    month_charts: Sequence[tuple[str, str, str]] = (),
 ) -> Document:
-    """The report's content, once: the question, recommendation, (risk,) charts, table, warnings, assumptions,
-    provenance."""
+    """The report's content, once: the question, recommendation, (risk, sensitivity,) charts, (a month,) table, warnings,
+    assumptions, provenance."""
     blocks: list[Block] = []
     blocks += _question(ws, c)
     blocks += _recommendation(ws, c, generated)
     if uncertainty is not None:
         blocks += risk.risk_blocks(c, uncertainty)
+    if sensitivity is not None:
+        from routecalc.report.sensitivity import sensitivity_blocks
+
+        blocks += sensitivity_blocks(sensitivity)
     blocks.append(Heading(1, "Charts"))
     for spec in charts.CHARTS:
         blocks.append(
@@ -142,6 +168,10 @@ def report_document(
                 takeaway=spec.takeaway(c),  # type: ignore[operator]
             )
         )
+    if month is not None:
+        from routecalc.report.timeline import month_blocks
+
+        blocks += month_blocks(month, list(month_charts))
     blocks += _comparison_table(c)
     if patterns:
         blocks += _patterns(c, patterns)
@@ -370,7 +400,7 @@ def _warnings(ws: Worksheet, c: Comparison, today: dt.date) -> list[Block]:
         f"(> {STALE_AFTER_DAYS}); re-run the evals."
         for name, age in stale_categories(ws, today)
     ]
-    escalation = escalation_advisories(c.problem, c.ev)
+    escalation = [a.text for a in c.advice if a.kind == ESCALATION]
     misses = target_misses(c)
     shown = set(escalation) | set(stale_warnings(ws, today))  # listed above in their own words
     other = [w for w in (*worksheet_warnings(ws), *c.warnings, *c.advisories) if w not in shown]

@@ -18,6 +18,7 @@ from routecalc import limits
 from routecalc.errors import MAX_PROBLEMS, InputError, Problem, WorksheetError, field_path
 from routecalc.limits import short_repr
 from routecalc.worksheet.checks import cross_checks, section
+from routecalc.worksheet.operations import operations_problems
 from routecalc.worksheet.overlay import apply_overlay
 from routecalc.worksheet.schema import ROUTE_TAGS, SCHEMA_VERSION, ModelSpec, PolicySpec, TaskSpec, Worksheet
 from routecalc.worksheet.strict_yaml import parse_yaml
@@ -78,6 +79,7 @@ def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | No
     tasks, _ = section(data, "tasks", TaskSpec)
     policies, _ = section(data, "policies", PolicySpec)
     problems += cross_checks(data, models, tasks, policies)
+    problems += operations_problems(data)
     if problems or worksheet is None:
         raise WorksheetError(source, problems, unlisted)
     return worksheet

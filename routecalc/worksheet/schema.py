@@ -813,6 +813,9 @@ class Defaults(_Strict):
     deadline_billing: Literal["full", "input", "none"] = "full"  # what a try abandoned at its deadline bills
 
 
+from routecalc.worksheet.operations import Operations  # noqa: E402 - it builds on the models above
+
+
 class Worksheet(_Strict):
     """A whole worksheet, validated. See README "Worksheet format" for an annotated example."""
 
@@ -831,6 +834,7 @@ class Worksheet(_Strict):
     constraints: Constraints | None = None
     policies: list[PolicySpec] = []
     baseline: Name | None = None
+    operations: Operations | None = None  # time effects for routecalc simulate (operations.py)
 
     @property
     def tokens_per_price_unit(self) -> float:

@@ -143,11 +143,40 @@ def check_graph(root: yaml.Node | None) -> list[Problem]:
     return problems
 
 
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` from libyaml's event stream (iterative: nothing recurses), so the
+    C composer, which recurses per level, only ever sees documents it can build."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent | yaml.ScalarEvent | yaml.AliasEvent):
+            if depth + 1 > MAX_DEPTH:
+                raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _compose(text: str) -> tuple[yaml.Node | None, StrictLoader]:
+    """The document's node graph and a loader to construct it with: libyaml's parser and composer when PyYAML
+    has them (about 5x faster on big worksheets), after an iterative depth check; else the pure-Python ones."""
+    if getattr(yaml, "__with_libyaml__", False):
+        _check_depth(text)
+        c = yaml.CSafeLoader(text)
+        try:
+            node = c.get_single_node()
+        finally:
+            c.dispose()
+        return node, StrictLoader("")
+    loader = StrictLoader(text)
+    return loader.get_single_node(), loader
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load`` semantics, bounded and strict (see the module docstring); raises WorksheetError."""
-    loader = StrictLoader(text)
+    loader: StrictLoader | None = None
     try:
-        node = loader.get_single_node()
+        node, loader = _compose(text)
         problems = check_graph(node)
         if problems:
             raise WorksheetError(source, problems)
@@ -162,4 +191,5 @@ def parse_yaml(text: str, source: str) -> Any:
     except _READ_ERRORS as exc:  # a safety net: PyYAML raising something other than YAMLError
         raise WorksheetError(source, [Problem("", f"not valid YAML: {type(exc).__name__}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
