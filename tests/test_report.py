@@ -86,11 +86,11 @@ def test_markdown_twin_references_existing_pngs(markdown: str, files: dict[str, 
 
 def test_recommendation_savings_per_month_and_year(markdown: str, support_cmp: routecalc.Comparison) -> None:
     w = support_cmp.winner_result
-    assert w is not None and w.savings_monthly is not None and w.savings_monthly > 0
+    assert w is not None and w.cost_change_monthly is not None and w.cost_change_monthly < 0
     assert f"**Run {md_escape(w.name)}**" in markdown
-    monthly = routecalc.format.money(w.savings_monthly, "USD", "/month")
-    yearly = routecalc.format.money(w.savings_monthly * 12, "USD", "/year")
-    assert f"Saves {monthly} ({yearly}, {w.savings_pct:.1f}%) vs today" in markdown
+    monthly = routecalc.format.money(-w.cost_change_monthly, "USD", "/month")
+    yearly = routecalc.format.money(-w.cost_change_monthly * 12, "USD", "/year")
+    assert f"Saves {monthly} ({yearly}, {-(w.cost_change_pct or 0):.1f}%) vs today" in markdown
     assert "### What it risks" in markdown
 
 

@@ -164,8 +164,9 @@ h3 { font-size: 1.08rem; margin-top: 1.6rem; }
 p.note { font-size: .85rem; color: #555; }
 ul { padding-left: 1.4rem; }
 li { margin: .2rem 0; }
-.table-wrap { overflow-x: auto; margin: .8rem 0 1.2rem; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: .8rem 0 1.2rem; }
 table { border-collapse: collapse; font-size: .86rem; }
+td.r, th.r { white-space: nowrap; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-style: italic; color: #444; padding-bottom: .3rem; }
 th, td { border: 1px solid #d0d0d0; padding: .28rem .5rem; vertical-align: top; }
 th { background: #f2f2f2; }
@@ -178,9 +179,11 @@ figure img { width: 100%; height: auto; border: 1px solid #e3e3e3; }
 figcaption { margin-top: .4rem; font-size: .95rem; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10.5pt; }
-  h2 { break-after: avoid; }
-  figure, table, .table-wrap { break-inside: avoid; }
+  h1, h2, h3 { break-after: avoid; page-break-after: avoid; break-inside: avoid; }
+  p, li { orphans: 3; widows: 3; }
+  figure, table, .table-wrap, tr { break-inside: avoid; page-break-inside: avoid; }
   .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
 }
 """.strip()
 
