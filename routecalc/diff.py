@@ -76,8 +76,8 @@ class PolicyDelta:
     kind: str
     monthly_before: float | None
     monthly_after: float | None
-    savings_before: float | None  # vs each side's baseline, positive = cheaper
-    savings_after: float | None
+    vs_baseline_before: float | None  # cost change vs each side's baseline: this minus it, positive costs more
+    vs_baseline_after: float | None
     quality_before: float | None
     quality_after: float | None
     p95_before_s: float | None
@@ -89,6 +89,7 @@ class PolicyDelta:
 
     @property
     def change_monthly(self) -> float | None:
+        """After minus before (per month): positive costs more."""
         if self.monthly_before is None or self.monthly_after is None:
             return None
         return self.monthly_after - self.monthly_before
@@ -188,7 +189,8 @@ class WorksheetDiff:
         raise PolicyError(f"unknown policy {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: money in ``currency`` per month, prices per ``price_unit``, seconds in ``_s`` keys."""
+        """JSON-ready (the ``diff`` output): money in ``currency`` per month, prices per ``price_unit``, seconds in
+        ``_s`` keys; every cost change is after minus before (or policy minus baseline): positive costs more."""
         return jsonable(
             {
                 "worksheet": self.worksheet,
@@ -208,9 +210,12 @@ class WorksheetDiff:
                         "name": p.name,
                         "kind": p.kind,
                         "monthly_cost": {"before": p.monthly_before, "after": p.monthly_after},
-                        "change_monthly": p.change_monthly,
-                        "change_pct": p.change_pct,
-                        "savings_monthly": {"before": p.savings_before, "after": p.savings_after},
+                        "cost_change_monthly": p.change_monthly,
+                        "cost_change_pct": p.change_pct,
+                        "cost_change_vs_baseline_monthly": {
+                            "before": p.vs_baseline_before,
+                            "after": p.vs_baseline_after,
+                        },
                         "quality": {"before": p.quality_before, "after": p.quality_after},
                         "p95_s": {"before": p.p95_before_s, "after": p.p95_after_s},
                         "p95_change_s": p.p95_change_s,
@@ -299,8 +304,8 @@ def _policy_deltas(old: Comparison, new: Comparison) -> list[PolicyDelta]:
                 kind=ref.kind,
                 monthly_before=a.monthly_cost if a else None,
                 monthly_after=b.monthly_cost if b else None,
-                savings_before=a.savings_monthly if a else None,
-                savings_after=b.savings_monthly if b else None,
+                vs_baseline_before=a.cost_change_monthly if a else None,
+                vs_baseline_after=b.cost_change_monthly if b else None,
                 quality_before=a.quality if a else None,
                 quality_after=b.quality if b else None,
                 p95_before_s=a.p95_s if a else None,

@@ -69,12 +69,30 @@ class SegmentTable:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One router decision on the way to a lane: a split arm, a rule, or a classifier's predicted label.
+
+    ``index`` is the arm / rule / label position in the router; ``label`` reads as the worksheet says it
+    (the predicted label, ``rule 2``, ``else``, ``arm 1``); ``weight`` is a split arm's weight, ``when`` a rule's
+    condition (None for the default rule), ``classifier`` the classifier's name.
+    """
+
+    kind: str  # "split" | "rule" | "classifier"
+    index: int
+    label: str
+    weight: float | None = None
+    when: Condition | None = None
+    classifier: str | None = None
+
+
+@dataclass(frozen=True)
 class Lane:
     """One leaf chain of a category's route, and what reaches it."""
 
     steps: tuple[StepSpec, ...]
     weight: np.ndarray  # (T, G): probability of taking this lane given the true tier and the segment
     classifiers: tuple[str, ...]  # classifiers on the path (each adds its cost and latency)
+    path: tuple[Branch, ...] = ()  # the router decisions that lead here, outermost first (exports read them)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -275,27 +293,30 @@ def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTab
 
     out: list[Lane] = []
 
-    def walk(r: list[StepSpec] | Router, mass: np.ndarray, via: tuple[str, ...]) -> None:
+    def walk(r: list[StepSpec] | Router, mass: np.ndarray, via: tuple[str, ...], path: tuple[Branch, ...]) -> None:
         if isinstance(r, list):
-            out.append(Lane(tuple(r), mass, via))
+            out.append(Lane(tuple(r), mass, via, path))
             return
         if r.split is not None:
-            for arm in r.split:
-                walk(arm.route, mass * arm.weight, via)
+            for i, arm in enumerate(r.split):
+                branch = Branch("split", i, f"arm {i + 1}", weight=arm.weight)
+                walk(arm.route, mass * arm.weight, via, (*path, branch))
         elif r.rules is not None:
             left = np.ones(G, dtype=bool)
-            for rule in r.rules:
+            for i, rule in enumerate(r.rules):
                 hit = left if rule.when is None else left & matches(rule.when)
-                walk(rule.route, mass * hit[None, :], via)
+                label = "else" if rule.when is None else f"rule {i + 1}"
+                walk(rule.route, mass * hit[None, :], via, (*path, Branch("rule", i, label, when=rule.when)))
                 left = left & ~hit
         else:
             clf: ClassifierSpec = classifiers[r.classifier or ""]
             conf = np.array(clf.matrix())  # (true, predicted) over clf.labels
             order = [clf.labels.index(t) for t in tiers]  # the task's tiers in the classifier's label order
             for j, label in enumerate(clf.labels):
-                walk((r.routes or {})[label], mass * conf[order, j][:, None], (*via, clf.name))
+                branch = Branch("classifier", j, label, classifier=clf.name)
+                walk((r.routes or {})[label], mass * conf[order, j][:, None], (*via, clf.name), (*path, branch))
 
-    walk(route, np.ones((T, G)), ())
+    walk(route, np.ones((T, G)), (), ())
     return out
 
 
@@ -323,7 +344,7 @@ def window_warnings(ws: Worksheet) -> list[str]:
     return out
 
 
-def _condition_text(cond: Condition) -> str:
+def condition_text(cond: Condition) -> str:
     parts = []
     if cond.input_tokens_gt is not None:
         parts.append(f"input > {cond.input_tokens_gt:,.0f} tokens")
@@ -368,7 +389,7 @@ def route_text(pol: PolicySpec, route: list[StepSpec] | Router) -> str:
         return "split " + " / ".join(f"{arm.weight:.0%} ({route_text(pol, arm.route)})" for arm in route.split)
     if route.rules is not None:
         return "; ".join(
-            f"{'if ' + _condition_text(r.when) if r.when is not None else 'else'}: ({route_text(pol, r.route)})"
+            f"{'if ' + condition_text(r.when) if r.when is not None else 'else'}: ({route_text(pol, r.route)})"
             for r in route.rules
         )
     routes = route.routes or {}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from routecalc import limits
 from routecalc.chains import ModelTable, RoutingProblem
 from routecalc.engine.billing import batch_shares, token_prices
 from routecalc.engine.ev import Metrics
@@ -53,7 +54,7 @@ BINS_PER_DECADE = 400  # finest resolution, used whenever the histograms fit the
 BIN_CHOICES = (400, 200, 100, 50, 25, 20, 10)
 HIST_BUDGET_BYTES = 128 * 2**20  # latency histograms: int32 counts, (P, C, DECADES * bins per decade)
 HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin at the finest resolution (~0.58 %)
-MAX_SAMPLES = 2**31 - 1  # histogram counts are int32
+MAX_SAMPLES = limits.MAX_SAMPLES  # histogram counts are int32
 NEVER_S = 1e300  # a tool's timeout: it never times out
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed)
 
@@ -734,8 +735,12 @@ def simulate(
     rng: np.random.Generator,
     threads: int | None = None,
     engine: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> MonteCarlo:
     """Simulate ``samples`` requests through every policy (chunked; see module docstring).
+
+    ``progress(done, samples)``, if given, is called after each chunk is added (requests simulated so far, in
+    chunk order): a caller's progress bar; it never changes the numbers.
 
     ``rng`` is only used to spawn one child generator per chunk, so ``default_rng(seed)`` gives the same
     numbers on any machine; ``threads`` (default: every CPU available) and ``engine`` (``numpy``, ``numba``, or
@@ -772,11 +777,13 @@ def simulate(
         return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), local.ws)
 
     total: _Partial | None = None
-    for part in _ordered(run, n_chunks, threads or default_threads()):
+    for i, part in enumerate(_ordered(run, n_chunks, threads or default_threads())):
         if total is None:
             total = part
         else:
             total.add(part)
+        if progress is not None:
+            progress(min((i + 1) * CHUNK, samples), samples)
     assert total is not None
     ss.spawn(n_chunks)  # leave the parent as rng.spawn(n_chunks) would: a second run draws new numbers
     mc = _finish(total, samples, hist, bins, M, problem.chains.human_cost)

@@ -23,6 +23,7 @@ from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.month import MonthResult
 from routecalc.report import charts, risk
+from routecalc.report.appendix import router_configs
 from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
     Block,
@@ -179,6 +180,7 @@ def report_document(
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
     blocks += _provenance(c, worksheet_path, generated, scenarios)
+    blocks += router_configs(ws, c, worksheet_path, scenarios)
     return Document(title=f"Routing policy review: {ws.name}", blocks=tuple(blocks))
 
 
@@ -240,13 +242,13 @@ def _recommendation(ws: Worksheet, c: Comparison, generated: dt.date) -> list[Bl
     base = c.policy(c.baseline) if c.baseline else None
     if w.is_baseline:
         text.append(f" It is the baseline: no cheaper policy meets every target, so keep running {w.name}.")
-    elif base is not None and w.savings_monthly is not None:
-        s = w.savings_monthly
+    elif base is not None and w.cost_change_monthly is not None:
+        s = -w.cost_change_monthly  # saved per month (negative: costs more)
         verb = "Saves" if s >= 0 else "Costs"
         more = "" if s >= 0 else " more"
         text.append(
             f" {verb} {money(abs(s), cur, '/month')}{more} ({money(abs(s) * 12, cur, '/year')}, "
-            f"{abs(w.savings_pct or 0):.1f}%) vs {base.name}"
+            f"{abs(w.cost_change_pct or 0):.1f}%) vs {base.name}"
         )
         if s < 0 and not base.meets_targets:
             text.append(f", which misses a target ({base.nearest_miss})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,11 +37,15 @@ def _cells(d: WorksheetDiff, p: PolicyDelta) -> list[str]:
         change,
         "—"
         if p.name == d.baseline_after == d.baseline_before
-        else _arrow(money(p.savings_before, cur), money(p.savings_after, cur)),
+        else _arrow(_signed(p.vs_baseline_before, cur), _signed(p.vs_baseline_after, cur)),
         _arrow(pct(p.quality_before, 2), pct(p.quality_after, 2)),
         p95,
         _arrow(_targets(p.meets_before), _targets(p.meets_after)),
     ]
+
+
+def _signed(v: float | None, cur: str) -> str:
+    return "n/a" if v is None else signed_money(v, cur)
 
 
 def _policy_label(d: WorksheetDiff, name: str) -> str:
@@ -56,7 +59,7 @@ def _policy_label(d: WorksheetDiff, name: str) -> str:
 def _headers(d: WorksheetDiff) -> list[str]:
     """Short headers (one screen); money cells carry the currency, the title says it is per month."""
     base = d.baseline_after or "baseline"
-    return ["Policy", "Monthly cost", "Change /month", f"Savings vs {base}", "Quality", "P95", "Targets"]
+    return ["Policy", "Monthly cost", "Change /month", f"vs {base} /month", "Quality", "P95", "Targets"]
 
 
 def _effect_cell(d: WorksheetDiff, m: InputEffect, policy: str) -> str:
@@ -135,7 +138,8 @@ def _tokens(v: float | None) -> str:
 
 def _footnote(d: WorksheetDiff) -> str:
     return (
-        f"★ = winner, ☆ = winner before (cheapest policy meeting every target). Costs, savings and quality: expected-value engine "
+        f"★ = winner, ☆ = winner before (cheapest policy meeting every target). Changes are after minus before, or policy minus baseline: + costs more, - saves. "
+        "Costs and quality: expected-value engine "
         f"(exact under the model). P95: Monte Carlo, the same {count(d.samples)} requests and seed {d.seed} on both "
         f"sides (common random numbers); changes marked ≈ are below its resolution (one histogram bin, "
         f"{d.hist_rel_error:.1%}, plus the P95's 95% CI) and are noise. Inputs: one changed at a time from the old worksheet."
@@ -148,7 +152,7 @@ def _title(d: WorksheetDiff) -> str:
         vol = f"{count(d.requests_per_month_before)} → {vol}"
     return (
         f"Re-estimate of {d.worksheet}: {d.old_label} → {d.new_label} ({vol} requests/month; money in {d.currency}, "
-        "costs and savings per month)"
+        "costs and cost changes per month)"
     )
 
 
@@ -166,12 +170,12 @@ def _table(title: str | None = None) -> Table:
     )
 
 
-NARROW = 100  # below this many columns the savings column is left out of the table (it stays in JSON/Markdown)
+NARROW = 100  # below this many columns the vs-baseline column is left out of the table (it stays in JSON/Markdown)
 
 
 def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
     """Everything ``routecalc diff`` prints, as one rich renderable: verdict first, sized for one screen
-    of ``width`` columns (narrower than 100: without the savings column)."""
+    of ``width`` columns (narrower than 100: without the vs-baseline column)."""
     parts: list[Any] = [Text(printable(_title(d)), style="bold")]
     for i, r in enumerate(d.reasons):
         parts.append(Text(r, style=("bold yellow" if d.flips else "bold green") if i == 0 else ""))
@@ -223,7 +227,10 @@ def _price_sources(d: WorksheetDiff) -> list[str]:
 
 
 def diff_json(d: WorksheetDiff) -> str:
-    return json.dumps(d.to_dict(), indent=2, ensure_ascii=False)
+    """The ``diff`` output document."""
+    from routecalc.contract import dumps
+
+    return dumps("diff", d.to_dict())
 
 
 def _md_row(cells: Sequence[str]) -> str:

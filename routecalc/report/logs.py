@@ -12,7 +12,7 @@ from routecalc.data.backtest import Backtest, Line, relative
 from routecalc.data.calibrate import BandFit
 from routecalc.data.logcal import LogCalibration, ModelReliability
 from routecalc.data.logcal_yaml import LogUpdate
-from routecalc.format import count, money, pct, seconds
+from routecalc.format import count, money, pct, printable, seconds
 
 SHAPE_NAMES = {"litellm": "LiteLLM spend logs", "openai": "OpenAI usage export", "generic": "generic request log"}
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -73,7 +73,7 @@ def calibration_summary(cal: LogCalibration) -> list[Any]:
         cats.add_column(h, justify="right" if right else "left")
     cats.add_column("Tokens out p50/p95", justify="right")
     for c in cal.categories:
-        cats.add_row(c.name, count(c.calls), pct(c.share), _tokens(c.tokens_in), _tokens(c.tokens_out))
+        cats.add_row(printable(c.name), count(c.calls), pct(c.share), _tokens(c.tokens_in), _tokens(c.tokens_out))
     out.append(cats)
     models = Table(title="Models: failures per call, latency of successful calls", title_justify="left")
     for h in ("Model", "Calls", "Failure rate", "Failures by type", "Latency p50/p95", "Timeout / fast error"):
@@ -84,7 +84,7 @@ def calibration_summary(cal: LogCalibration) -> list[Any]:
         err = f"{seconds(m.timeout_s)} / {seconds(m.error_latency_s)}"
         rate = pct(m.failure_rate, 2) if cal.data.has_outcomes else "n/a"
         kinds = kinds if cal.data.has_outcomes else "not in the log"
-        models.add_row(m.name, count(m.calls), rate, kinds, _latency(m), err)
+        models.add_row(printable(m.name), count(m.calls), rate, kinds, _latency(m), err)
     out.append(models)
     if any(m.failures["client_error"] + m.failures["other_error"] for m in cal.models):
         out.append(
@@ -123,7 +123,7 @@ def changes_table(update: LogUpdate) -> Table:
     for h in ("Where", "Field", "Worksheet", "Log"):
         table.add_column(h, justify="right" if h in ("Worksheet", "Log") else "left", overflow="fold")
     for where, key, old, new in update.changes:
-        table.add_row(where, key, old, new)
+        table.add_row(printable(where), printable(key), printable(old), printable(new))
     if not table.rows:
         table.add_row("(nothing)", "", "", "")
     return table
@@ -158,7 +158,7 @@ def backtest_tables(bt: Backtest) -> list[Any]:
             table.add_column(h, justify="right")
         for ln in (*lines, bt.total):
             table.add_row(
-                ln.name if ln is not bt.total else "total",
+                printable(ln.name) if ln is not bt.total else "total",
                 count(ln.calls_log),
                 count(ln.calls_est),
                 _err(ln.error("calls")),
@@ -175,7 +175,7 @@ def backtest_tables(bt: Backtest) -> list[Any]:
         rel.add_column(h, justify="left" if h == "Model" else "right")
     for m in bt.models:
         rel.add_row(
-            m.name,
+            printable(m.name),
             count(m.calls),
             pct(m.failure_log, 2),
             pct(m.failure_est, 2),
@@ -203,7 +203,7 @@ def backtest_tables(bt: Backtest) -> list[Any]:
 
 def backtest_json(bt: Backtest) -> str:
     """The comparison as JSON: money in ``currency``, latency in seconds, rates and errors as fractions."""
-    import json
+    from routecalc.contract import dumps
 
     def line(ln: Line) -> dict[str, Any]:
         d = {k: v for k, v in ln.__dict__.items()}
@@ -234,4 +234,4 @@ def backtest_json(bt: Backtest) -> str:
         "skipped_categories": [{"category": c, "calls": n} for c, n in bt.skipped_categories],
         "notes": list(bt.notes),
     }
-    return json.dumps(doc, indent=2)
+    return dumps("backtest", doc)

@@ -7,6 +7,7 @@ the others, and names are taken from the raw data so a broken model does not hid
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,7 @@ def _raw_names(data: Mapping[str, Any], key: str) -> dict[str, None]:
     return {i["name"]: None for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
 
 
-def cross_checks(
-    data: Mapping[str, Any], models: list, tasks: list, policies: list, all_tasks_valid: bool
-) -> list[Problem]:
+def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: list) -> list[Problem]:
     """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline."""
     problems: list[Problem] = []
     _, p = _items_by_name(models, "models")
@@ -69,8 +68,9 @@ def cross_checks(
     tasks_listed = isinstance(data.get("tasks"), list)
 
     percent = data.get("share_unit") == "percent"
-    if all_tasks_valid and tasks:
-        total = sum(t.traffic_share for _, t in tasks)
+    shares = _raw_shares(data)
+    if shares:  # every share is a number >= 0, even if its task has other problems: check the sum now
+        total = sum(shares)
         target = 100.0 if percent else 1.0
         if abs(total - target) > 1e-6 * target:
             unit = "%" if percent else ""
@@ -136,6 +136,21 @@ def cross_checks(
     if isinstance(baseline, str) and policies and baseline not in {p.name for _, p in policies}:
         problems.append(Problem("baseline", f"names no policy ({short_repr(baseline)})"))
     return problems
+
+
+def _raw_shares(data: Mapping[str, Any]) -> list[float] | None:
+    """Every task's ``traffic_share`` as written, when each is a finite number >= 0 (else None: the bad one is
+    reported where it is, and a sum would only repeat it)."""
+    items = data.get("tasks")
+    if not isinstance(items, list) or not items:
+        return None
+    out = []
+    for item in items:
+        v = item.get("traffic_share") if isinstance(item, dict) else None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            return None
+        out.append(float(v))
+    return out
 
 
 def _eval_names(models: list) -> list[Problem]:
@@ -230,6 +245,7 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
                     f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
                     f"is price_unit ({ws.price_unit}) right?"
                 )
+    out += cache_price_warnings(ws)
     # located by index, never by name: the name itself may be the key
     texts = [("name", ws.name), ("description", ws.description)]
     texts += [(f"models[{i}].{f}", getattr(m, f)) for i, m in enumerate(ws.models) for f in _MODEL_TEXT]
@@ -241,6 +257,24 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
             out.append(
                 f"{where} holds something that looks like an API key or token ({found}); worksheets are shared "
                 "and exported: keep keys in the environment, never in a worksheet"
+            )
+    return out
+
+
+def cache_price_warnings(ws: Worksheet) -> list[str]:
+    """A category with a ``cached_share`` whose models (those with a pass rate there) have no ``price_cache``:
+    their cached input is billed at ``price_in``, so the share changes nothing for them (is a price missing?)."""
+    no_cache = {m.name for m in ws.models if m.price_cache is None}
+    out = []
+    for i, t in enumerate(ws.tasks):
+        if not t.cached_share:
+            continue
+        missing = [m for m in t.pass_rates if m in no_cache]
+        if missing:
+            out.append(
+                f"tasks[{i}] ({t.name}): cached_share {t.cached_share:g}, but {', '.join(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no price_cache, so cached input is billed at price_in "
+                "there (no discount). Give models[].price_cache (routecalc prices update fills it from the price map)."
             )
     return out
 
