@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from routecalc.chains import RoutingProblem, direct_variants
+from routecalc.engine.billing import answer_costs
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.format import count, money, pct
 from routecalc.worksheet import Worksheet
@@ -162,7 +163,11 @@ def mean_step_costs(problem: RoutingProblem) -> tuple[np.ndarray, np.ndarray]:
     category's mean tokens (the engine's formulas for a successful try and a gate, without segments)."""
     mt, tt = problem.models, problem.tasks
     ex, ey = tt.x_mean[:, None], tt.y_mean[:, None] * mt.output_ratio
-    answer = ex * mt.price_in + ey * mt.price_out + tt.cached_share[:, None] * ex * (mt.price_cache - mt.price_in)
+    C, M = ex.shape[0], mt.price_in.shape[0]
+    # the engine's bill (routecalc/engine/billing.py) at the category's batch share, without long-context tiers
+    answer, _ = answer_costs(
+        mt, tt, np.arange(M)[None, :], np.arange(C)[:, None], ex, ey, batch=tt.batch_share[:, None]
+    )
     gate = tt.gate_cost_call[:, None] + (ex + ey) * tt.gate_cost_token[:, None]
     return answer + mt.call_cost, np.broadcast_to(gate, answer.shape)
 

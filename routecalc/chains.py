@@ -21,7 +21,8 @@ import numpy as np
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
 from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
-from routecalc.worksheet import ERROR_TYPES, Band, PolicySpec, Router, StepSpec, Worksheet, step_gated
+from routecalc.worksheet import ERROR_TYPES, Band, ModelSpec, PolicySpec, Router, StepSpec, Worksheet, step_gated
+from routecalc.worksheet.pricing import rates as billed_rates
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
 FAIL = -1  # the request fails: no answer, counted as not good
@@ -35,12 +36,28 @@ CONTENT_FILTER = ERROR_TYPES.index("content_filter")
 
 @dataclass(frozen=True, eq=False)
 class ModelTable:
-    """Per catalog entry (models, then tools) parameters, shape ``(M,)``. Prices per token, latency in s."""
+    """Per catalog entry (models, then tools) parameters, shape ``(M,)``. Prices per token (the provider's
+    negotiated discount applied), latency in s.
+
+    ``long_*``: the prices of a request whose prompt is longer than ``long_above`` tokens (inf: no such tier);
+    ``batch_in``/``batch_out``: the factor the batch API applies to input-side / output-side prices.
+    :mod:`routecalc.engine.billing` turns them into what a try bills.
+    """
 
     names: tuple[str, ...]
     price_in: np.ndarray
     price_out: np.ndarray
-    price_cache: np.ndarray
+    price_cache: np.ndarray  # prompt-cache read
+    price_cache_write: np.ndarray
+    price_reasoning: np.ndarray
+    batch_in: np.ndarray
+    batch_out: np.ndarray
+    long_above: np.ndarray
+    long_in: np.ndarray
+    long_out: np.ndarray
+    long_cache: np.ndarray
+    long_cache_write: np.ndarray
+    long_reasoning: np.ndarray
     ttft_mu: np.ndarray  # answer latency = A + y * B; A ~ LogNormal(ttft_mu, ttft_sigma) (or e2e)
     ttft_sigma: np.ndarray
     tpot_mu: np.ndarray  # B ~ LogNormal(tpot_mu, tpot_sigma); -inf => B = 0 (e2e given directly)
@@ -81,7 +98,10 @@ class TaskTable:
     gate_cost_call: np.ndarray
     gate_cost_token: np.ndarray  # per token of x + y read by the gate
     gate_latency_s: np.ndarray
-    cached_share: np.ndarray
+    cached_share: np.ndarray  # share of input tokens read from the prompt cache
+    cache_write_share: np.ndarray  # share written to it
+    batch_share: np.ndarray  # share of requests through a batch API (a step may override it)
+    reasoning_ratio: np.ndarray  # (C, M) hidden reasoning tokens per visible output token
     cost_bad: np.ndarray  # operational cost of a delivered bad answer (0 if not given)
     cost_failed: np.ndarray
     tool_catch: np.ndarray
@@ -96,7 +116,8 @@ class ChainTable:
     deadline per try (inf: none), ``on_deadline`` its target. ``hedge``: the second model of a hedged step
     (-1: none). ``lane_weight`` ``(P, C, T, G, L)``: each lane's share of a category's requests given their
     true tier and segment. ``lane_cost_call``, ``lane_cost_token`` (per input token), ``lane_latency_mu/sigma``
-    ``(P, C, L)``: what the lane's classifiers cost and take (lognormal; sigma 0 = fixed).
+    ``(P, C, L)``: what the lane's classifiers cost and take (lognormal; sigma 0 = fixed). ``batch_share``: the
+    step's share of requests sent through the batch API (NaN: the category's ``batch_share``).
     """
 
     names: tuple[str, ...]
@@ -114,6 +135,7 @@ class ChainTable:
     deadline_s: np.ndarray
     on_deadline: np.ndarray
     latency_target_s: np.ndarray
+    batch_share: np.ndarray
     lane_weight: np.ndarray
     lane_cost_call: np.ndarray
     lane_cost_token: np.ndarray
@@ -192,9 +214,46 @@ def _band(band: Band) -> tuple[float, float, float]:
     return band.mu, band.sigma, band.expected
 
 
+PRICE_COLUMNS = (
+    "price_in",
+    "price_out",
+    "price_cache",
+    "price_cache_write",
+    "price_reasoning",
+    "long_in",
+    "long_out",
+    "long_cache",
+    "long_cache_write",
+    "long_reasoning",
+)
+
+
+def price_row(ws: Worksheet, m: ModelSpec) -> dict[str, float]:
+    """A model's billed prices per token (discount applied), batch factors and long-context threshold."""
+    k = ws.tokens_per_price_unit
+    r = billed_rates(m, ws.discounts.get(m.provider, 0.0))
+    per_token = (
+        r.price_in,
+        r.price_out,
+        r.cache_read,
+        r.cache_write,
+        r.reasoning,
+        r.long_in,
+        r.long_out,
+        r.long_cache_read,
+        r.long_cache_write,
+        r.long_reasoning,
+    )
+    return {
+        **{col: v / k for col, v in zip(PRICE_COLUMNS, per_token, strict=True)},
+        "batch_in": r.batch_in,
+        "batch_out": r.batch_out,
+        "long_above": r.long_above,
+    }
+
+
 def model_table(ws: Worksheet) -> ModelTable:
     """Catalog -> per-entry arrays (prices converted to per token); tools after the models."""
-    k = ws.tokens_per_price_unit
     rows: list[dict[str, float]] = []
     for m in ws.models:
         lat = m.latency
@@ -204,13 +263,10 @@ def model_table(ws: Worksheet) -> ModelTable:
         else:
             a_mu, a_sig, _ = _band(lat.ttft_s)  # type: ignore[arg-type]
             b_mu, b_sig, _ = _band(lat.tpot_s)  # type: ignore[arg-type]
-        cache = m.price_cache if m.price_cache is not None else m.price_in
         shares = m.error_shares
         rows.append(
             {
-                "price_in": m.price_in / k,
-                "price_out": m.price_out / k,
-                "price_cache": cache / k,
+                **price_row(ws, m),
                 "ttft_mu": a_mu,
                 "ttft_sigma": a_sig,
                 "tpot_mu": b_mu,
@@ -230,7 +286,10 @@ def model_table(ws: Worksheet) -> ModelTable:
         mu, sigma, _ = _band(tool.latency_s)
         rows.append(
             {
-                **dict.fromkeys(("price_in", "price_out", "price_cache", "tpot_sigma", "timeout_share"), 0.0),
+                **dict.fromkeys((*PRICE_COLUMNS, "tpot_sigma", "timeout_share"), 0.0),
+                "batch_in": 1.0,
+                "batch_out": 1.0,
+                "long_above": np.inf,
                 "ttft_mu": mu,
                 "ttft_sigma": sigma,
                 "tpot_mu": -np.inf,
@@ -269,6 +328,9 @@ def task_table(ws: Worksheet, outcomes: OutcomeStates | None = None) -> TaskTabl
         vals = [getattr(t, attr) for t in ws.tasks]
         return np.array([default if val is None else val for val in vals], dtype=float)
 
+    reasoning = np.zeros((len(ws.tasks), len(names)))
+    for j, m in enumerate(ws.models):  # tools (after the models) think nothing
+        reasoning[:, j] = [t.reasoning_ratio.get(m.name, m.reasoning_ratio) for t in ws.tasks]
     tool_catch = np.zeros((len(ws.tasks), len(names)))
     for c, t in enumerate(ws.tasks):
         for tool, hit in t.tool_hit_rates.items():
@@ -293,6 +355,9 @@ def task_table(ws: Worksheet, outcomes: OutcomeStates | None = None) -> TaskTabl
         gate_cost_token=v("cost_per_1m_tokens") / 1e6,
         gate_latency_s=v("latency_s"),
         cached_share=opt("cached_share", 0.0),
+        cache_write_share=opt("cache_write_share", 0.0),
+        batch_share=opt("batch_share", 0.0),
+        reasoning_ratio=reasoning,
         cost_bad=opt("cost_bad_answer", 0.0),
         cost_failed=opt("cost_failed", 0.0),
         tool_catch=tool_catch,
@@ -346,6 +411,7 @@ class _Builder:
         self.deadline_s = np.full(shape, np.inf)
         self.on_deadline = np.full(shape, FAIL, dtype=np.int64)
         self.latency_target_s = np.full(shape, np.nan)
+        self.batch_share = np.full(shape, np.nan)
         self.lane_weight = np.zeros((P, C, T, G, L))
         self.lane_cost_call = np.zeros((P, C, L))
         self.lane_cost_token = np.zeros((P, C, L))
@@ -413,7 +479,6 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
     b = _Builder(P, C, T, G, L, S)
     classifiers = {k.name: k for k in ws.classifiers}
     models = {m.name: m for m in ws.models}
-    k_unit = ws.tokens_per_price_unit
     for p, pol in enumerate(policies):
         policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
@@ -425,10 +490,10 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                 for name in lane.classifiers:
                     clf = classifiers[name]
                     b.lane_cost_call[p, c, lane_ix] += clf.cost_per_call
-                    if clf.model is not None:
-                        m = models[clf.model]
-                        b.lane_cost_call[p, c, lane_ix] += clf.output_tokens * m.price_out / k_unit
-                        b.lane_cost_token[p, c, lane_ix] += m.price_in / k_unit
+                    if clf.model is not None:  # list prices, the provider's discount applied
+                        m = price_row(ws, models[clf.model])
+                        b.lane_cost_call[p, c, lane_ix] += clf.output_tokens * m["price_out"]
+                        b.lane_cost_token[p, c, lane_ix] += m["price_in"]
                     # the lane's classifier latency: a sum of lognormals is not lognormal, so routes with
                     # more than one classifier take the sum's mean as a fixed latency
                     if len(lane.classifiers) == 1:
@@ -485,6 +550,8 @@ def _fill_lane(
             b.on_deadline[here] = _target(step.on_deadline, default)
         if step.latency_target_s is not None:
             b.latency_target_s[here] = step.latency_target_s
+        if step.batch_share is not None:
+            b.batch_share[here] = step.batch_share
 
 
 def _target(value: int | str | None, default: int) -> int:
@@ -505,15 +572,15 @@ def strongest_model(ws: Worksheet) -> str | None:
     Only models with a pass rate for every category qualify; None if no model covers them all.
     """
     shares = ws.shares
-    k = ws.tokens_per_price_unit
     rates = [t.rates for t in ws.tasks]
     best: tuple[float, float, str] | None = None
     for m in ws.models:
         if not all(m.name in r for r in rates):
             continue
         quality = sum(s * r[m.name] for s, r in zip(shares, rates, strict=True))
+        price = price_row(ws, m)  # list prices, the provider's discount applied
         cost = sum(
-            s * (t.tokens_in.expected * m.price_in + t.tokens_out.expected * m.output_ratio * m.price_out) / k
+            s * (t.tokens_in.expected * price["price_in"] + t.tokens_out.expected * m.output_ratio * price["price_out"])
             for s, t in zip(shares, ws.tasks, strict=True)
         )
         key = (-round(quality, 12), cost, m.name)

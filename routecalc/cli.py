@@ -15,30 +15,42 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperGroup
 
+from routecalc.cli_support import (
+    STDIN,
+    STRONGEST_NAME,
+    _done,
+    _editable,
+    _emit,
+    _emit_rich,
+    _label,
+    _lit,
+    _load,
+    _note,
+    _path,
+    _progress,
+    _read_ws,
+    _sha256,
+    _state,
+    _stdin_text,
+    _warn,
+    console,
+    err_console,
+)
+from routecalc.contract import OUTPUTS
 from routecalc.errors import RoutecalcError, WorksheetError
 from routecalc.format import printable
 from routecalc.limits import MAX_SEED
 
-# Plain strings are printed literally: no rich markup and no :emoji: codes (a policy named "[bold]x" or ":smile:"
-# is shown as written). Our own markup is passed as markup=True, with user text through _lit().
-console = Console(markup=False, emoji=False)
-err_console = Console(stderr=True, markup=False, emoji=False)
-
-
-def _lit(text: object, keep_newlines: bool = False) -> str:
-    """User text inside our markup: control characters escaped, markup brackets escaped."""
-    return escape(printable(str(text), keep_newlines))
-
 
 class _Group(TyperGroup):
-    """The one place that turns a RoutecalcError into a red message and its exit code."""
+    """The one place that turns a RoutecalcError into a red message and its exit code: 1 a check failed
+    (CheckFailed) or another error, 2 invalid input (InputError), 3 refused to overwrite (OutputExistsError)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = hoist(args, GLOBAL_FLAGS)
         return super().parse_args(ctx, optional_value(args, "--uncertainty", str(UNCERTAINTY_DRAWS)))
 
     def invoke(self, ctx: Any) -> Any:
@@ -61,6 +73,17 @@ class _Group(TyperGroup):
 UNCERTAINTY_DRAWS = 1_000  # --uncertainty without N (routecalc.decide.uncertainty.DEFAULT_DRAWS)
 
 
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def hoist(args: list[str], flags: Sequence[str]) -> list[str]:
+    """Root flags given after the command (``routecalc compare W -q``) moved before it, where the root command
+    reads them; words after ``--`` are left alone."""
+    cut = args.index("--") if "--" in args else len(args)
+    found = [a for a in args[:cut] if a in flags]
+    return found + [a for a in args[:cut] if a not in flags] + args[cut:]
+
+
 def optional_value(args: list[str], flag: str, default: str) -> list[str]:
     """Let ``flag`` be given without its value (typer options always take one): where the next word is not a
     whole number, insert ``default``. ``--flag=N`` and words after ``--`` are left alone."""
@@ -78,8 +101,11 @@ def optional_value(args: list[str], flag: str, default: str) -> list[str]:
 app = typer.Typer(
     cls=_Group,
     help="Estimate the cost, latency and quality of LLM routing policies before you ship them.",
+    epilog="Exit codes: 0 ok · 1 a check failed (compare --expect, --require-winner, --max-monthly-cost) or another "
+    "error · 2 invalid input (worksheet, file, option) · 3 refused to overwrite a file routecalc did not write "
+    "(--force).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -90,7 +116,7 @@ prices_app = typer.Typer(
 )
 app.add_typer(prices_app, name="prices")
 calibrate_app = typer.Typer(
-    help="Fill a worksheet's numbers from data: per-prompt eval results (evals).",
+    help="Fill a worksheet's numbers from data: per-prompt eval results (evals), request logs (logs).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -101,6 +127,7 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 class ReportFormat(StrEnum):
@@ -118,6 +145,12 @@ class Target(StrEnum):
 class ShowFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+class SimulateFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 class JointMode(StrEnum):
@@ -140,6 +173,13 @@ class EvalFormat(StrEnum):
     parquet = "parquet"
 
 
+class LogShape(StrEnum):
+    auto = "auto"
+    litellm = "litellm"
+    openai = "openai"
+    generic = "generic"
+
+
 class RankBy(StrEnum):
     cost = "cost"
     savings = "savings"
@@ -158,16 +198,35 @@ class Objective(StrEnum):
     latency = "latency"
 
 
-class TableJson(StrEnum):
-    table = "table"
-    json = "json"
-
-
 WorksheetArg = Annotated[
-    Path, typer.Argument(help="Worksheet YAML file (see README: The worksheet).", show_default=False)
+    Path,
+    typer.Argument(
+        help="Worksheet YAML file (see README: The worksheet); '-' reads it from stdin, example:NAME a shipped "
+        "example (routecalc examples).",
+        show_default=False,
+    ),
 ]
+
+
+def _samples(value: str | int) -> int:
+    from routecalc.errors import InputError
+    from routecalc.limits import parse_samples
+
+    try:
+        return parse_samples(str(value))
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--samples: ")) from None
+
+
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", "-n", min=1_000, help="Monte Carlo requests to simulate (latency percentiles).")
+    int,
+    typer.Option(
+        "--samples",
+        "-n",
+        parser=_samples,
+        metavar="N",
+        help="Monte Carlo requests to simulate (latency percentiles): 1,000 to 2.1e9; 200000, 2e5, 1e8 all work.",
+    ),
 ]
 SeedOpt = Annotated[
     int,
@@ -258,74 +317,126 @@ def _swing(text: str) -> float:
     return parse_swing(text)
 
 
-def _warn(messages: Sequence[str], stderr: bool = False) -> None:
-    for m in messages:
-        (err_console if stderr else console).print(f"[yellow]warning:[/] {_lit(m)}", markup=True, highlight=False)
-
-
-def _load(worksheet: Path, scenarios: Sequence[Path] = ()) -> Any:
-    """Load and validate a worksheet (with its overlays); plausibility warnings go to stderr."""
-    from routecalc.worksheet import load_worksheet, worksheet_warnings
-
-    ws = load_worksheet(worksheet, scenarios)
-    _warn(worksheet_warnings(ws), stderr=True)
-    return ws
-
-
 @app.command()
 def compare(
     worksheet: WorksheetArg,
     samples: SamplesOpt = 200_000,
     seed: SeedOpt = 0,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Output format (xlsx: a workbook, needs --out).")
+    ] = Format.table,
     scenario: ScenarioOpt = None,
     today: TodayOpt = None,
     uncertainty: UncertaintyOpt = None,
     objective: ObjectiveOpt = Objective.cost,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect", metavar="POLICY", help="CI check: exit 1 unless POLICY is the winner.", show_default=False
+        ),
+    ] = None,
+    require_winner: Annotated[
+        bool, typer.Option("--require-winner", help="CI check: exit 1 when no policy meets every target.")
+    ] = False,
+    max_monthly_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-monthly-cost",
+            metavar="X",
+            help="CI check: exit 1 when the winner (or the --expect policy) costs more than X per month "
+            "(worksheet currency).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the output here instead of stdout.", show_default=False),
+    ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Compare every policy in WORKSHEET side by side, plus the all-to-strongest baseline.
 
-    Shows cost per request and per month, savings vs the baseline, quality, P50/P95/P99 latency,
-    escalation and fallback rates, which policies meet every category's targets, and the winner.
-    With --uncertainty: how sure that is, given the eval counts behind the pass rates.
+    Shows cost per request and per month, the cost change vs the baseline (+ costs more, - saves), quality,
+    P50/P95/P99 latency, escalation and fallback rates, which policies meet every category's targets, and the
+    winner. With --uncertainty: how sure that is, given the eval counts behind the pass rates. With --expect,
+    --require-winner or --max-monthly-cost: the output is shown in full, then exit code 1 if a check fails.
     """
     from routecalc.decide.whatif import pattern_effects
+    from routecalc.errors import CheckFailed, InputError
+    from routecalc.gate import Checks, run_checks
+    from routecalc.outputs import check_new_file
     from routecalc.report import tables
     from routecalc.report.patterns import render_patterns
     from routecalc.results import compare as run_compare
 
     _check_draws(uncertainty)
+    if fmt is Format.xlsx and out is None:
+        raise InputError("--format xlsx writes a binary workbook: give --out FILE.xlsx")
+    if out is not None:
+        check_new_file(out, force)  # refuse before spending time on the estimate
+    checks = Checks(expect=expect, require_winner=require_winner, max_monthly_cost=max_monthly_cost)
     ws = _load(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed, today=_today(today), objective=objective.value)
+    checks.validate([p.name for p in ws.policies] + [STRONGEST_NAME])
+    result = run_compare(
+        ws, samples=samples, seed=seed, today=_today(today), objective=objective.value, progress=_progress()
+    )
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
+    verdicts = run_checks(result, checks)
     if fmt is Format.json:
-        sys.stdout.write(tables.comparison_json(result, risk, effects) + "\n")
+        _emit(tables.comparison_json(result, risk, effects, verdicts) + "\n", out)
     elif fmt is Format.csv:
-        sys.stdout.write(tables.comparison_csv(result, risk))
+        _emit(tables.comparison_csv(result, risk), out)
+    elif fmt is Format.xlsx:
+        _emit(tables.comparison_xlsx(result, risk), out)
     else:
-        console.print(tables.render_comparison(result))
-        for table in render_patterns(effects, result.currency):
-            console.print(table)
+        parts = [tables.render_comparison(result), *render_patterns(effects, result.currency)]
         if risk is not None:
             from routecalc.report.risk import render_uncertainty
 
-            console.print(render_uncertainty(result, risk))
+            parts.append(render_uncertainty(result, risk))
+        _emit_rich(parts, out)
+    if not _state.quiet:  # failed checks are the error message below
+        for v in verdicts:
+            if v.ok:
+                err_console.print(f"[green]✓[/] check {v.check}: {_lit(v.message)}", markup=True, highlight=False)
+    failed = [f"{v.check}: {v.message}" for v in verdicts if not v.ok]
+    if failed:
+        raise CheckFailed(failed)
 
 
 @app.command()
-def validate(worksheet: WorksheetArg, scenario: ScenarioOpt = None) -> None:
-    """Check WORKSHEET and list every problem with its field path (exit code 2 if any)."""
-    from routecalc.routes import window_warnings
+def validate(
+    worksheet: WorksheetArg,
+    scenario: ScenarioOpt = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+) -> None:
+    """Check WORKSHEET and list every problem with its field path (exit code 2 if any).
 
-    ws = _load(worksheet, scenario or ())
+    Schema and cross-field checks run together, so one run lists everything to fix. --format json prints the
+    verdict, the problems and the warnings as the validate JSON output (routecalc schema --output validate).
+    """
+    from routecalc.contract import dumps
+    from routecalc.validation import validation
+
+    v = validation(_label(worksheet), lambda: _read_ws(worksheet, scenario or ()))
+    if fmt is ShowFormat.json:
+        sys.stdout.write(dumps("validate", v.to_dict()) + "\n")
+        if v.error is not None:
+            raise v.error  # exit code 2 (the message repeats the problems on stderr)
+        return
+    if v.error is not None:
+        raise v.error
+    assert v.worksheet is not None
+    ws = v.worksheet
     console.print(
-        f"[green]✓[/] {_lit(worksheet)}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
+        f"[green]✓[/] {_lit(_label(worksheet))}: valid — {len(ws.tasks)} categories, {len(ws.models)} models, "
         f"{len(ws.policies)} policies",
         markup=True,
         highlight=False,
     )
-    _warn(window_warnings(ws))
+    _warn(v.sheet_warnings, stderr=True)
+    _warn(v.window_warnings)
 
 
 @app.command()
@@ -387,7 +498,7 @@ def report(
     fraction = _swing(swing) if sensitivity else None
     ws = _load(worksheet, scenario or ())
     day = _today(today)
-    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value)
+    result = run_compare(ws, samples=samples, seed=seed, today=day, objective=objective.value, progress=_progress())
     risk = _uncertainty(ws, result, uncertainty, seed)
     effects = pattern_effects(ws, result)
     simulated = None
@@ -401,19 +512,20 @@ def report(
         from routecalc.decide.sensitivity import analyse
 
         swings = analyse(ws, result, swing=fraction)
+    source = None if str(worksheet) == STDIN else _path(worksheet)
     files = build_report(
         ws,
         result,
-        worksheet,
+        source,
         fmt.value,
         generated=day,
-        scenarios=scenario or (),
+        scenarios=[_path(s) for s in scenario or ()],
         uncertainty=risk,
         patterns=effects,
         sensitivity=swings,
         month=simulated,
     )
-    out_dir = out if out is not None else default_out_dir(worksheet)
+    out_dir = out if out is not None else default_out_dir(source or Path("stdin"))
     write_files(out_dir, files, force=force)
     n_charts = sum(name.endswith(".png") for name in files)
     main_files = [name for name in (HTML_NAME, MD_NAME) if name in files]
@@ -467,14 +579,16 @@ def export(
         check_new_file(out, force)  # refuse before spending time on the estimate
     scenarios = scenario or ()
     ws = _load(worksheet, scenarios)
-    source = Source(str(worksheet), file_sha256(worksheet), tuple((str(s), file_sha256(s)) for s in scenarios))
-    result = export_policy(ws, run_compare(ws, samples=samples, seed=seed), policy, target.value, source)
+    source = Source(_label(worksheet), _sha256(worksheet), tuple((str(s), file_sha256(_path(s))) for s in scenarios))
+    result = export_policy(
+        ws, run_compare(ws, samples=samples, seed=seed, progress=_progress()), policy, target.value, source
+    )
     _warn(result.warnings, stderr=True)
     if out is None:
         sys.stdout.write(result.text)
         return
     write_atomic(out, result.text)
-    console.print(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})", highlight=False)
+    _done(f"wrote {printable(str(out))} ({result.target}, policy {result.policy})")
 
 
 @app.command()
@@ -516,7 +630,7 @@ def optimize(
         ),
     ] = None,
     force: ForceOpt = False,
-    fmt: Annotated[TableJson, typer.Option("--format", "-f", help="Output format.")] = TableJson.table,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
     samples: SamplesOpt = 200_000,
     seed: SeedOpt = 0,
     verify_max: Annotated[
@@ -551,10 +665,14 @@ def optimize(
         seed=seed,
         verify_max=verify_max,
         name=name,
-        source=str(worksheet),
+        source=_label(worksheet),
     )
-    text = worksheet_with_policy(worksheet, result.policy, out) if out is not None and result.policy else None
-    if fmt is TableJson.json:
+    text = (
+        worksheet_with_policy(_editable(worksheet, "optimize --out"), result.policy, out)
+        if out is not None and result.policy
+        else None
+    )
+    if fmt is ShowFormat.json:
         sys.stdout.write(optimization_json(result) + "\n")
     else:
         console.print(render_optimization(result))
@@ -563,7 +681,7 @@ def optimize(
     if text is None:
         raise RoutecalcError(f"no policy meets every target, so nothing was written to {out}")
     write_atomic(out, text)
-    (err_console if fmt is TableJson.json else console).print(
+    (err_console if fmt is ShowFormat.json else console).print(
         f"wrote {printable(str(out))}: {printable(str(worksheet))} plus policy {printable(name)}", highlight=False
     )
 
@@ -581,11 +699,9 @@ def prices_show(
 
     A MODEL that is not a key lists the keys containing it. Without MODEL, shows where the map is and its size.
     """
-    import json
-
     from routecalc.errors import InputError
-    from routecalc.prices import SHOW_FIELDS, load_price_map, price_source, search
-    from routecalc.report.prices import price_table
+    from routecalc.prices import SHOW_FIELDS, load_price_map, map_keys, price_source, search
+    from routecalc.report.prices import extra_price_table, price_table
 
     path, label = price_source(from_)
     pm = load_price_map(path)
@@ -602,10 +718,16 @@ def prices_show(
     if not rows:
         raise InputError(f"not in the price map ({label}): {', '.join(missing)}")
     if fmt is ShowFormat.json:
-        out = {k: {f: e[f] for f in SHOW_FIELDS if f in e} for k, e in rows.items()}
-        sys.stdout.write(json.dumps({"source": str(path), "currency": "USD", "models": out}, indent=2) + "\n")
+        from routecalc.contract import dumps
+
+        shown = lambda e: [*SHOW_FIELDS, *(key for f, key in map_keys(e).items() if f.startswith("long_context."))]
+        out = {k: {f: e[f] for f in shown(e) if f in e} for k, e in rows.items()}
+        sys.stdout.write(dumps("prices", {"source": str(path), "currency": "USD", "models": out}) + "\n")
     else:
         console.print(price_table(rows, label))
+        extra = extra_price_table(rows)
+        if extra is not None:
+            console.print(extra)
     _warn([f"{q!r} is not in the price map" for q in missing], stderr=True)
 
 
@@ -619,35 +741,64 @@ def prices_update(
     in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite WORKSHEET itself (atomically).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
     rate: RateOpt = None,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Date recorded in prices_from, YYYY-MM-DD (default: today).", show_default=False),
+    ] = None,
 ) -> None:
     """Refresh WORKSHEET's prices and context windows from a LiteLLM price map; show what changes first.
 
     Without --out or --in-place this is a dry run: nothing is written. Only the changed values are edited;
-    comments and layout stay as they are. A model missing from the map keeps its prices (with a warning).
+    comments and layout stay as they are; prices_from records the map, its version and the date. A model
+    missing from the map keeps its prices (with a warning); one marked price_source: manual keeps its prices
+    (shown as overridden). Map fields the estimate does not use are listed.
     """
     from routecalc.errors import InputError
+    from routecalc.examples import is_example
     from routecalc.outputs import check_new_file, write_atomic
-    from routecalc.prices import load_price_map, plan_update, price_source
+    from routecalc.prices import (
+        is_bundled,
+        load_price_map,
+        missing_summary,
+        plan_update,
+        price_source,
+        source_record,
+        unused_summary,
+    )
     from routecalc.report.prices import changes_table
 
     if out is not None and in_place:
         raise InputError("give either --out W2 or --in-place, not both")
-    ws = _load(worksheet)
+    if in_place and is_example(str(worksheet)):
+        raise InputError("--in-place would rewrite a shipped example: give --out W2")
+    file = _editable(worksheet, "prices update")
+    ws = _load(file)
     path, label = price_source(from_)
-    target = out if out is not None else (worksheet if in_place else None)
-    update = plan_update(worksheet, ws, load_price_map(path), rate, target)
+    target = out if out is not None else (file if in_place else None)
+    record = source_record(from_, _today(today))
+    update = plan_update(file, ws, load_price_map(path), rate, target, record)
+    missing = missing_summary(update.changes, label, is_bundled(from_))
+    if missing:
+        console.print(f"[bold yellow]{_lit(missing)}[/]", markup=True, highlight=False)
     console.print(changes_table(update.changes, ws.currency, ws.price_unit, label))
     _warn(update.warnings)
+    unused = unused_summary(update.changes)
+    if unused:
+        console.print(f"[cyan]note:[/] {_lit(unused)}", markup=True, highlight=False)
     if target is None:
         console.print(
-            f"dry run: {update.n_values} value(s) would change; nothing written. Use --out W2 (or --in-place) to write.",
+            f"dry run: {update.n_values} value(s) would change (and prices_from: {record['source']} {record['version']}, "
+            f"{record['date'].isoformat()}); nothing written. Use --out W2 (or --in-place) to write.",
             highlight=False,
         )
         return
     if out is not None:
         check_new_file(out, force)
     write_atomic(target, update.text)
-    console.print(f"wrote {printable(str(target))} ({update.n_values} value(s) changed)", highlight=False)
+    _done(
+        f"wrote {printable(str(target))} ({update.n_values} value(s) changed; prices_from: {record['source']} "
+        f"{record['version']}, {record['date'].isoformat()})"
+    )
 
 
 @calibrate_app.command("evals")
@@ -710,6 +861,7 @@ def calibrate_evals(
     from routecalc.data.calibrate import MIN_PROMPTS, calibrate, with_joint
     from routecalc.data.evals import EvalOptions, parse_mapping, read_evals
     from routecalc.errors import InputError
+    from routecalc.examples import is_example
     from routecalc.outputs import check_new_file, write_atomic
     from routecalc.report.calibrate import changes_table
     from routecalc.worksheet import load_worksheet
@@ -720,6 +872,10 @@ def calibrate_evals(
         raise InputError("give either --out or --in-place, not both")
     if out is not None:
         check_new_file(out, force)
+    if in_place and worksheet is not None and is_example(str(worksheet)):
+        raise InputError("--in-place would rewrite a shipped example: give --out W2")
+    if worksheet is not None:
+        worksheet = _editable(worksheet, "calibrate evals -w")
     ws = load_worksheet(worksheet) if worksheet is not None else None
     mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
     options = EvalOptions(
@@ -755,7 +911,7 @@ def calibrate_evals(
             sys.stdout.write(text)
         else:
             write_atomic(out, text)
-            console.print(f"wrote {printable(str(out))}", highlight=False)
+            _done(f"wrote {printable(str(out))}")
         say.print(
             "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
             highlight=False,
@@ -773,7 +929,218 @@ def calibrate_evals(
         )
         return
     write_atomic(target, update.text)
-    console.print(f"wrote {printable(str(target))} ({update.n_changes} change(s))", highlight=False)
+    _done(f"wrote {printable(str(target))} ({update.n_changes} change(s))")
+
+
+LogFileArg = Annotated[
+    Path,
+    typer.Argument(help="Request log: CSV, TSV, JSONL or Parquet (README: Request logs).", show_default=False),
+]
+LogShapeOpt = Annotated[
+    LogShape,
+    typer.Option("--shape", help="litellm (spend logs), openai (usage export) or generic; default: from the columns."),
+]
+LogFormatOpt = Annotated[EvalFormat, typer.Option("--format", help="File format (default: from the extension).")]
+CategoryFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--category-from",
+        help="Where the category is: a column, or a path into one (metadata.tags[0], request_tags[0], "
+        "metadata.spend_logs_metadata.category).",
+        show_default=False,
+    ),
+]
+CategoryMapOpt = Annotated[
+    str | None,
+    typer.Option("--category-map", help="Logged value = category name, comma-separated: a=b,c=d.", show_default=False),
+]
+LogColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Paths for roles, comma-separated: timestamp=ts,model=deployment,cost=usd ... (README: Request logs).",
+        show_default=False,
+    ),
+]
+LogModelMapOpt = Annotated[
+    str | None,
+    typer.Option("--model-map", help="Logged model name = catalog model name: a=b,c=d.", show_default=False),
+]
+MaxSkewOpt = Annotated[
+    float,
+    typer.Option("--max-skew", min=0, help="Seconds a row's timestamp may fall behind an earlier row's."),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Any bad row is an error (exit 2).")]
+
+
+def _read_log(
+    file: Path,
+    ws: Any,
+    shape: LogShape,
+    fmt: EvalFormat,
+    category_from: str | None,
+    category_map: str | None,
+    columns: str | None,
+    model_map: str | None,
+    max_skew: float,
+    strict: bool,
+) -> Any:
+    """Read a request log with the CLI's options (model names mapped to ``ws``'s catalog when given)."""
+    from routecalc.data.evals import parse_mapping
+    from routecalc.data.logcal import catalog_aliases
+    from routecalc.data.logs import LogOptions, read_logs
+    from routecalc.errors import InputError
+
+    roles = parse_mapping(columns, "--columns")
+    if category_from is not None:
+        roles["category"] = category_from
+    names = parse_mapping(model_map, "--model-map")
+    data = read_logs(
+        file,
+        LogOptions(
+            fmt=fmt.value,
+            shape=shape.value,
+            columns=roles,
+            category_map=parse_mapping(category_map, "--category-map") or None,
+            model_map=catalog_aliases(ws.models, names) if ws is not None else names or None,
+            max_skew_s=max_skew,
+        ),
+    )
+    if strict and data.report.bad_rows:
+        raise InputError(
+            f"{file}: {data.report.bad_rows:,} bad row(s) (--strict):\n  " + "\n  ".join(data.report.lines())
+        )
+    return data
+
+
+@calibrate_app.command("logs")
+def calibrate_logs(
+    file: LogFileArg,
+    worksheet: Annotated[
+        Path | None,
+        typer.Option("--worksheet", "-w", help="Update this worksheet (dry run unless --out).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the worksheet here (atomically).", show_default=False)
+    ] = None,
+    strict: StrictOpt = False,
+    shape: LogShapeOpt = LogShape.auto,
+    fmt: LogFormatOpt = EvalFormat.auto,
+    category_from: CategoryFromOpt = None,
+    category_map: CategoryMapOpt = None,
+    columns: LogColumnsOpt = None,
+    model_map: LogModelMapOpt = None,
+    max_skew: MaxSkewOpt = 600.0,
+    force: ForceOpt = False,
+) -> None:
+    """Calibrate a worksheet from request logs: volume and traffic profile, shares and token bands per category,
+    failure rates by error type and latency per model.
+
+    With -w, shows what changes in that worksheet (a dry run unless --out W2). Without -w, writes a starter
+    worksheet (to --out, or stdout) with every guess marked. Bad rows are reported with line numbers.
+    """
+    from routecalc.data import logcal_yaml as ly
+    from routecalc.data.logcal import calibrate_logs as derive
+    from routecalc.outputs import check_new_file, write_atomic
+    from routecalc.report import logs as rl
+
+    if out is not None:
+        check_new_file(out, force)
+    if worksheet is not None:
+        worksheet = _editable(worksheet, "calibrate logs -w")
+    ws = _load(worksheet) if worksheet is not None else None
+    data = _read_log(file, ws, shape, fmt, category_from, category_map, columns, model_map, max_skew, strict)
+    cal = derive(data)
+    to_stdout = worksheet is None and out is None  # the YAML goes to stdout: everything else to stderr
+    say = err_console if to_stdout else console
+    for item in rl.calibration_summary(cal):
+        say.print(printable(item) if isinstance(item, str) else item, highlight=False)
+    _warn(data.report.lines() + rl.notes(cal), stderr=to_stdout)
+    if ws is None:
+        text = ly.checked_starter(cal, f"Calibrated from {file.name}")
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(out, text)
+            _done(f"wrote {printable(str(out))}")
+        say.print(
+            "Pass rates, quality thresholds and policies are not in a log: every line marked GUESS is a guess.",
+            highlight=False,
+        )
+        return
+    assert worksheet is not None
+    update = ly.plan_update(worksheet, ws, cal)
+    console.print(rl.changes_table(update))
+    skipped = []
+    if update.skipped_categories:
+        skipped.append(f"categories not in the worksheet (skipped): {', '.join(update.skipped_categories)}")
+    if update.skipped_models:
+        skipped.append(
+            f"models not in the worksheet (skipped; --model-map maps names): {', '.join(update.skipped_models)}"
+        )
+    if update.zeroed:
+        skipped.append(f"worksheet categories without calls in the log get share 0: {', '.join(update.zeroed)}")
+    _warn(skipped)
+    if out is None:
+        console.print(
+            f"dry run: {update.n_changes} change(s); nothing written. Use --out W2 to write the updated worksheet.",
+            highlight=False,
+        )
+        return
+    write_atomic(out, update.text)
+    _done(f"wrote {printable(str(out))} ({update.n_changes} change(s))")
+
+
+@app.command()
+def backtest(
+    file: LogFileArg,
+    worksheet: Annotated[
+        Path, typer.Option("--worksheet", "-w", help="The worksheet whose estimate is checked.", show_default=False)
+    ],
+    policy: Annotated[str, typer.Option("--policy", "-p", help="The policy that served the logged traffic.")],
+    invoice: Annotated[
+        float | None,
+        typer.Option(
+            "--invoice", min=0, help="What the bill says the period cost (worksheet currency).", show_default=False
+        ),
+    ] = None,
+    requests: Annotated[
+        float | None,
+        typer.Option(
+            "--requests",
+            min=0,
+            help="Requests in the logged period (default: the log's calls / the policy's calls per request).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    strict: StrictOpt = False,
+    shape: LogShapeOpt = LogShape.auto,
+    log_format: LogFormatOpt = EvalFormat.auto,
+    category_from: CategoryFromOpt = None,
+    category_map: CategoryMapOpt = None,
+    columns: LogColumnsOpt = None,
+    model_map: LogModelMapOpt = None,
+    max_skew: MaxSkewOpt = 600.0,
+    seed: SeedOpt = 0,
+) -> None:
+    """Check WORKSHEET's estimate against a logged period: calls, tokens and spend per model and category, failure
+    rates and latency per model, and the total against the logs or an --invoice, each with its relative error.
+    """
+    from routecalc.data.backtest import backtest as run_backtest
+    from routecalc.report.logs import backtest_json, backtest_tables
+
+    ws = _load(worksheet)
+    ws.policy(policy)
+    data = _read_log(file, ws, shape, log_format, category_from, category_map, columns, model_map, max_skew, strict)
+    _warn(data.report.lines(), stderr=True)
+    result = run_backtest(ws, policy, data, requests=requests, invoice=invoice, seed=seed)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(backtest_json(result) + "\n")
+        return
+    for item in backtest_tables(result):
+        console.print(printable(item) if isinstance(item, str) else item, highlight=False)
+    _warn(result.notes)
 
 
 @app.command()
@@ -816,9 +1183,8 @@ def replay(
     from routecalc.engine.ev import expected_values
     from routecalc.errors import InputError
     from routecalc.report.replay import render_replay, replay_json
-    from routecalc.worksheet import load_worksheet
 
-    ws = load_worksheet(worksheet)
+    ws = _read_ws(worksheet)
     mapping = cy.model_mapping(None, parse_mapping(model_map, "--model-map"), ws)
     assert mapping is not None
     data = read_evals(
@@ -891,12 +1257,12 @@ def diff(
     parts += [f"scenario {s}" for s in scenario or ()]
     notes: list[str] = []
     if prices is not None:
-        new_ws, notes, label = reprice(new_ws, prices, rate)
+        new_ws, notes, label = reprice(new_ws, prices, rate, today=day)
         parts.append(f"prices from {label}")
-    before = run_compare(old_ws, samples=samples, seed=seed, today=day)
-    after = run_compare(new_ws, samples=samples, seed=seed, today=day)
+    before = run_compare(old_ws, samples=samples, seed=seed, today=day, progress=_progress("before"))
+    after = run_compare(new_ws, samples=samples, seed=seed, today=day, progress=_progress("after"))
     d = diff_comparisons(
-        before, after, old_ws, new_ws, day, old_label=str(old), new_label=" + ".join(parts), warnings=notes
+        before, after, old_ws, new_ws, day, old_label=_label(old), new_label=" + ".join(parts), warnings=notes
     )
     if fmt is DiffFormat.json:
         sys.stdout.write(diff_json(d) + "\n")
@@ -933,11 +1299,10 @@ def sensitivity(
     from routecalc.decide.sensitivity import analyse
     from routecalc.report.sensitivity import render_sensitivity, sensitivity_json
     from routecalc.results import compare as run_compare
-    from routecalc.worksheet import load_worksheet
 
     fraction = _swing(swing)  # refuse a bad option before spending time on the estimate
-    ws = load_worksheet(worksheet, scenario or ())
-    result = run_compare(ws, samples=samples, seed=seed)
+    ws = _load(worksheet, scenario or ())
+    result = run_compare(ws, samples=samples, seed=seed, progress=_progress())
     s = analyse(ws, result, policy, fraction, top, by.value)
     if fmt is ShowFormat.json:
         sys.stdout.write(sensitivity_json(s) + "\n")
@@ -955,7 +1320,9 @@ def simulate(
         int, typer.Option("--days", min=1, max=366, help="Days to simulate (day 1 starts at 00:00 UTC).")
     ] = 30,
     seed: SeedOpt = 0,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format (csv: a row per day).")] = Format.table,
+    fmt: Annotated[
+        SimulateFormat, typer.Option("--format", "-f", help="Output format (csv: a row per day).")
+    ] = SimulateFormat.table,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -1016,13 +1383,13 @@ def simulate(
     if policy == "winner":
         from routecalc.results import compare as run_compare
 
-        name = run_compare(ws, samples=samples, seed=seed).winner or ""
+        name = run_compare(ws, samples=samples, seed=seed, progress=_progress()).winner or ""
         if not name:
             raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
     result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
-    if fmt is Format.json:
+    if fmt is SimulateFormat.json:
         sys.stdout.write(month_json(result) + "\n")
-    elif fmt is Format.csv:
+    elif fmt is SimulateFormat.csv:
         sys.stdout.write(month_csv(result))
     else:
         if ws.operations is None:
@@ -1035,36 +1402,206 @@ def simulate(
         files = month_files(result)
         write_files(out, files, force=force)
         n_charts = sum(name.endswith(".png") for name in files)
-        (err_console if fmt is not Format.table else console).print(
-            f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)", highlight=False
-        )
+        message = f"wrote {printable(str(out))}: month.html, month.md and {n_charts} charts (PNG + SVG)"
+        if fmt is SimulateFormat.table:
+            _done(message)
+        else:
+            _note(message)
 
 
 @app.command()
-def schema(out: OutFileOpt = None, force: ForceOpt = False) -> None:
-    """Print the worksheet JSON Schema (for editor validation, e.g. yaml-language-server)."""
+def init(
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            "-m",
+            help="Price-map keys, comma-separated (default: gpt-4.1-nano,gpt-4.1-mini,gpt-4.1).",
+            show_default=False,
+        ),
+    ] = None,
+    categories: Annotated[
+        int, typer.Option("--categories", "-k", min=1, max=100, help="How many placeholder categories.")
+    ] = 3,
+    from_litellm: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-litellm",
+            help="Start from a LiteLLM proxy config.yaml ('-': stdin): its models, prices, limits and fallbacks.",
+            show_default=False,
+        ),
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option("--example", help="Copy a shipped example instead (routecalc examples).", show_default=False),
+    ] = None,
+    from_: FromOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the worksheet here (default: stdout).", show_default=False)
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Write a commented starter worksheet: real prices and context windows from the price map, every guess
+    marked GUESS. With --from-litellm, the catalog and a 'today' policy come from your LiteLLM proxy config
+    (models, prices, rpm/tpm, timeouts, retries, fallbacks and aliases), so the baseline is what really runs."""
+    from routecalc.errors import InputError, PriceSourceError
+    from routecalc.outputs import check_new_file
+
+    if out is not None:
+        check_new_file(out, force)
+    if sum(x is not None for x in (models, from_litellm, example)) > 1:
+        raise InputError("give one of --models, --from-litellm, --example")
+    if example is not None:
+        from routecalc.examples import resolve
+
+        text = resolve(f"example:{example}").read_text(encoding="utf-8")
+        _emit(text, out)
+        return
+    from routecalc import init as starter_mod
+    from routecalc.prices import load_price_map, price_source
+
+    try:
+        path, label = price_source(from_)
+        price_map = load_price_map(path)
+    except PriceSourceError as exc:
+        if from_ is not None:
+            raise
+        price_map, label = None, "no price map"
+        _warn([f"{exc}; prices are 0 placeholders (pip install 'routecalc[litellm]', or --from FILE)"], stderr=True)
+    if from_litellm is not None:
+        if str(from_litellm) == STDIN:
+            config, source = _stdin_text("LiteLLM config"), "<stdin>"
+        else:
+            from routecalc.worksheet import read_text
+
+            config, source = read_text(from_litellm), str(from_litellm)
+        result = starter_mod.from_litellm(config, source, price_map, label)
+    else:
+        keys = [k.strip() for k in models.split(",") if k.strip()] if models is not None else None
+        result = starter_mod.starter(keys, categories, price_map, label)
+    _emit(result.text, out)
+    for n in result.notes:
+        _warn([n], stderr=True)
+    _note("Every line marked GUESS is a placeholder: replace it, then run routecalc validate and routecalc compare.")
+
+
+@app.command()
+def explain(
+    worksheet: WorksheetArg,
+    policy: Annotated[str, typer.Option("--policy", "-p", help="The policy to work out.", show_default=False)],
+    category: Annotated[str, typer.Option("--category", "-c", help="The category to work out.", show_default=False)],
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    scenario: ScenarioOpt = None,
+) -> None:
+    """Work out one policy in one category by hand: the chain, each step's reach, give-up, pass, accept and
+    reject probabilities, and the arithmetic of the expected cost, quality and latency, next to the engine's
+    numbers (routers: per lane with its share of the requests)."""
+    from routecalc.explain import explain as run_explain
+    from routecalc.report.explain import explanation_json, render_explanation
+
+    ws = _load(worksheet, scenario or ())
+    e = run_explain(ws, policy, category)
+    if fmt is ShowFormat.json:
+        sys.stdout.write(explanation_json(e) + "\n")
+    else:
+        console.print(render_explanation(e, console.width))
+
+
+@app.command()
+def examples(
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+) -> None:
+    """List the example worksheets shipped with routecalc: run one with routecalc compare example:NAME."""
+    from routecalc.contract import dumps
+    from routecalc.examples import list_examples
+
+    found = list_examples()
+    if fmt is ShowFormat.json:
+        rows = [{"name": e.name, "title": e.title, "description": e.description, "path": str(e.path)} for e in found]
+        sys.stdout.write(dumps("examples", {"examples": rows}) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for e in found:
+        table.add_row(Text(f"example:{e.name}"), Text(e.description or e.title))
+    console.print(table)
+    _note("Run one: routecalc compare example:support-triage · copy one: routecalc init --example NAME -o my.yaml")
+
+
+SCHEMA_KINDS = ["worksheet", *OUTPUTS]  # the worksheet's schema, then one per JSON output kind
+SchemaKind = StrEnum("SchemaKind", {k: k for k in SCHEMA_KINDS})  # type: ignore[misc]
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        SchemaKind,
+        typer.Option(
+            "--output",
+            help="Which schema: the worksheet's (default), or that of a command's JSON output: "
+            + ", ".join(SCHEMA_KINDS[1:])
+            + ".",
+        ),
+    ] = SchemaKind.worksheet,
+    out: OutFileOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Print a JSON Schema: the worksheet's (for editor validation, e.g. yaml-language-server) or, with
+    --output KIND, that of a command's --format json output (for CI and notebooks). The same files ship in the
+    package: routecalc/schema/."""
     import json
 
     from routecalc.outputs import check_new_file, write_atomic
-    from routecalc.worksheet import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output.value == "worksheet":
+        from routecalc.worksheet import json_schema
+
+        data = json_schema()
+    else:
+        from routecalc.contract.schemas import output_schema
+
+        data = output_schema(output.value)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
     check_new_file(out, force)
     write_atomic(out, text)
-    console.print(f"wrote {printable(str(out))}", highlight=False)
+    _done(f"wrote {printable(str(out))}")
 
 
-@app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False) -> None:
-    """Estimate the cost, latency and quality of LLM routing policies before you ship them."""
-    if version:
+def _show_version(value: bool) -> None:
+    if value:
         from routecalc._version import __version__
 
         console.print(f"routecalc {__version__}")
         raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Show the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Results and errors only: no warnings, notes or progress bar.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also say what is read and how long each stage takes (stderr).")
+    ] = False,
+) -> None:
+    """Estimate the cost, latency and quality of LLM routing policies before you ship them.
+
+    Exit codes: 0 ok, 1 a check failed (compare --expect, --require-winner, --max-monthly-cost) or another
+    error, 2 invalid input (worksheet, file, option), 3 refused to overwrite a file routecalc did not write.
+    """
+    _state.quiet, _state.verbose = quiet, verbose and not quiet
+    _state.stdin_text = _state.stdin_sha256 = None
+    _state.warned.clear()
 
 
 def main() -> None:

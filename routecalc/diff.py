@@ -20,9 +20,10 @@ from routecalc.chains import compile_worksheet
 from routecalc.engine.ev import expected_values
 from routecalc.errors import InputError, PolicyError
 from routecalc.format import count, money, pct, signed_money, signed_pct
-from routecalc.prices import FieldChange
+from routecalc.prices import PRICE_FIELDS, FieldChange, current_value
 from routecalc.results import STALE_AFTER_DAYS, Comparison, PolicyResult, jsonable, stale_categories, weighted
 from routecalc.worksheet import Worksheet
+from routecalc.worksheet.pricing import LongContext, PriceProvenance
 
 MAX_MOVERS = 6  # inputs shown in the table (all of them in JSON)
 UNIT_LABEL = {"per_1m": "per 1M tokens", "per_1k": "per 1K tokens"}
@@ -33,12 +34,25 @@ _MODEL_SETTINGS = (
     "timeout_s",
     "error_latency_s",
     "output_ratio",
+    "reasoning_ratio",
     "provider",
     "litellm_model",
     "rpm",
     "tpm",
 )
-_SHORT = {"price_in": "input", "price_out": "output", "price_cache": "cache read"}
+_SHORT = {
+    "price_in": "input",
+    "price_out": "output",
+    "price_cache": "cache read",
+    "price_cache_write": "cache write",
+    "price_reasoning": "reasoning",
+    "price_in_batch": "batch input",
+    "price_out_batch": "batch output",
+    **{f"long_context.{k}": f"long-context {v}" for k, v in (("price_in", "input"), ("price_out", "output"))},
+    "long_context.price_cache": "long-context cache read",
+    "long_context.price_cache_write": "long-context cache write",
+}
+LONG_ABOVE = "long_context.above_tokens"
 _TASK_SETTINGS = (
     "tokens_in",
     "tokens_out",
@@ -46,6 +60,9 @@ _TASK_SETTINGS = (
     "latency_budget_s",
     "validator",
     "cached_share",
+    "cache_write_share",
+    "batch_share",
+    "reasoning_ratio",
     "cost_bad_answer",
     "cost_failed",
 )
@@ -59,8 +76,8 @@ class PolicyDelta:
     kind: str
     monthly_before: float | None
     monthly_after: float | None
-    savings_before: float | None  # vs each side's baseline, positive = cheaper
-    savings_after: float | None
+    vs_baseline_before: float | None  # cost change vs each side's baseline: this minus it, positive costs more
+    vs_baseline_after: float | None
     quality_before: float | None
     quality_after: float | None
     p95_before_s: float | None
@@ -72,6 +89,7 @@ class PolicyDelta:
 
     @property
     def change_monthly(self) -> float | None:
+        """After minus before (per month): positive costs more."""
         if self.monthly_before is None or self.monthly_after is None:
             return None
         return self.monthly_after - self.monthly_before
@@ -157,6 +175,8 @@ class WorksheetDiff:
     seed: int
     today: dt.date
     hist_rel_error: float  # one histogram bin, relative (the coarser side's)
+    prices_before: PriceProvenance | None = None  # where each side's prices come from
+    prices_after: PriceProvenance | None = None
 
     @property
     def flips(self) -> bool:
@@ -169,7 +189,8 @@ class WorksheetDiff:
         raise PolicyError(f"unknown policy {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: money in ``currency`` per month, prices per ``price_unit``, seconds in ``_s`` keys."""
+        """JSON-ready (the ``diff`` output): money in ``currency`` per month, prices per ``price_unit``, seconds in
+        ``_s`` keys; every cost change is after minus before (or policy minus baseline): positive costs more."""
         return jsonable(
             {
                 "worksheet": self.worksheet,
@@ -189,9 +210,12 @@ class WorksheetDiff:
                         "name": p.name,
                         "kind": p.kind,
                         "monthly_cost": {"before": p.monthly_before, "after": p.monthly_after},
-                        "change_monthly": p.change_monthly,
-                        "change_pct": p.change_pct,
-                        "savings_monthly": {"before": p.savings_before, "after": p.savings_after},
+                        "cost_change_monthly": p.change_monthly,
+                        "cost_change_pct": p.change_pct,
+                        "cost_change_vs_baseline_monthly": {
+                            "before": p.vs_baseline_before,
+                            "after": p.vs_baseline_after,
+                        },
                         "quality": {"before": p.quality_before, "after": p.quality_after},
                         "p95_s": {"before": p.p95_before_s, "after": p.p95_after_s},
                         "p95_change_s": p.p95_change_s,
@@ -234,6 +258,10 @@ class WorksheetDiff:
                     "percentile_histogram_relative_error": self.hist_rel_error,
                 },
                 "today": self.today.isoformat(),
+                "prices": {
+                    "before": self.prices_before.to_dict() if self.prices_before else None,
+                    "after": self.prices_after.to_dict() if self.prices_after else None,
+                },
             }
         )
 
@@ -276,8 +304,8 @@ def _policy_deltas(old: Comparison, new: Comparison) -> list[PolicyDelta]:
                 kind=ref.kind,
                 monthly_before=a.monthly_cost if a else None,
                 monthly_after=b.monthly_cost if b else None,
-                savings_before=a.savings_monthly if a else None,
-                savings_after=b.savings_monthly if b else None,
+                vs_baseline_before=a.cost_change_monthly if a else None,
+                vs_baseline_after=b.cost_change_monthly if b else None,
                 quality_before=a.quality if a else None,
                 quality_after=b.quality if b else None,
                 p95_before_s=a.p95_s if a else None,
@@ -308,15 +336,16 @@ def _price_changes(old_ws: Worksheet, new_ws: Worksheet) -> list[ModelPriceChang
         except InputError:
             continue
         fields = []
-        for fld in ("price_in", "price_out", "price_cache"):
-            before = _in_unit(new_ws, _per_token(old_ws, getattr(o, fld)))
-            after = getattr(m, fld)
+        for fld in PRICE_FIELDS:
+            before = _in_unit(new_ws, _per_token(old_ws, current_value(o, fld)))
+            after = current_value(m, fld)
             if before is None and after is None:
                 continue
             if before is None or after is None or not math.isclose(before, after, rel_tol=1e-9, abs_tol=1e-15):
                 fields.append(FieldChange(fld, before, after))
-        if o.context_window != m.context_window and m.context_window is not None:
-            fields.append(FieldChange("context_window", o.context_window, m.context_window))
+        for fld in (LONG_ABOVE, "context_window"):
+            if current_value(o, fld) != current_value(m, fld) and current_value(m, fld) is not None:
+                fields.append(FieldChange(fld, current_value(o, fld), current_value(m, fld)))
         if fields:
             out.append(ModelPriceChange(m.name, tuple(fields)))
     return out
@@ -357,8 +386,8 @@ def _changed_inputs(old_ws: Worksheet, new_ws: Worksheet) -> list[tuple[str, str
             continue
         update: dict[str, Any] = {}
         parts = []
-        for fld in ("price_in", "price_out", "price_cache"):
-            a, b = _per_token(old_ws, getattr(o, fld)), _per_token(new_ws, getattr(m, fld))
+        for fld in PRICE_FIELDS:
+            a, b = _per_token(old_ws, current_value(o, fld)), _per_token(new_ws, current_value(m, fld))
             if a != b and not (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)):
                 update[fld] = _in_unit(old_ws, b)
                 short = _SHORT[fld]
@@ -367,8 +396,12 @@ def _changed_inputs(old_ws: Worksheet, new_ws: Worksheet) -> list[tuple[str, str
                 else:
                     after = _fmt_unit_price(new_ws, _in_unit(new_ws, b))
                     parts.append(f"{short} {_fmt_unit_price(new_ws, _in_unit(new_ws, a))} → {after} {unit}")
-        if update:
-            hybrid = _replace_model(old_ws, o.model_copy(update=update))
+        a_t, b_t = current_value(o, LONG_ABOVE), current_value(m, LONG_ABOVE)
+        if a_t != b_t:
+            tier = f"threshold {a_t:,} → {b_t:,} tokens" if a_t and b_t else "removed"
+            parts.append("long-context tier " + (f"added above {b_t:,} tokens" if a_t is None else tier))
+        if update or a_t != b_t:
+            hybrid = _replace_model(old_ws, o.model_copy(update=_long_as_one(old_ws, new_ws, m, update, o)))
             out.append((f"prices: {name}", ", ".join(parts), hybrid))
         settings = [f for f in _MODEL_SETTINGS if getattr(o, f) != getattr(m, f)]
         if settings:
@@ -377,6 +410,14 @@ def _changed_inputs(old_ws: Worksheet, new_ws: Worksheet) -> list[tuple[str, str
     for name in old_models.keys() - new_models.keys():
         out.append((f"model removed: {name}", "no longer in the catalog", None))
 
+    if old_ws.discounts != new_ws.discounts:
+        providers = sorted(old_ws.discounts.keys() | new_ws.discounts.keys())
+        moved = [
+            f"{p} {pct(old_ws.discounts.get(p, 0.0), 0)} → {pct(new_ws.discounts.get(p, 0.0), 0)} off"
+            for p in providers
+            if old_ws.discounts.get(p, 0.0) != new_ws.discounts.get(p, 0.0)
+        ]
+        out.append(("discounts", ", ".join(moved), old_ws.model_copy(update={"discounts": new_ws.discounts})))
     if not math.isclose(old_ws.volume.per_month, new_ws.volume.per_month, rel_tol=1e-12):
         out.append(
             (
@@ -449,6 +490,20 @@ def _changed_inputs(old_ws: Worksheet, new_ws: Worksheet) -> list[tuple[str, str
     if old_ws.baseline != new_ws.baseline:
         out.append(("baseline", f"{old_ws.baseline} → {new_ws.baseline}", None))
     return out
+
+
+def _long_as_one(old_ws: Worksheet, new_ws: Worksheet, m: Any, update: dict[str, Any], o: Any) -> dict[str, Any]:
+    """A model update with its ``long_context.*`` prices as one ``long_context``: the new tier whole, in the old
+    worksheet's price unit (or none, when the new model has none)."""
+    flat = {k: v for k, v in update.items() if not k.startswith("long_context.")}
+    if len(flat) == len(update) and current_value(o, LONG_ABOVE) == current_value(m, LONG_ABOVE):
+        return flat
+    lc = m.long_context
+    if lc is None:
+        return flat | {"long_context": None}
+    fields = ("price_in", "price_out", "price_cache", "price_cache_write")
+    scaled = {f: _in_unit(old_ws, _per_token(new_ws, getattr(lc, f))) for f in fields if getattr(lc, f) is not None}
+    return flat | {"long_context": LongContext(above_tokens=lc.above_tokens, **scaled)}
 
 
 def _opt_pct(v: float | None) -> str:
@@ -718,4 +773,6 @@ def diff_comparisons(
         seed=new.seed,
         today=today,
         hist_rel_error=_bin_error(old, new),
+        prices_before=old.prices,
+        prices_after=new.prices,
     )

@@ -1,6 +1,8 @@
 """One exception hierarchy: everything routecalc raises on purpose derives from RoutecalcError.
 
 The CLI turns any RoutecalcError into a red message and the error's ``exit_code``; anything else is a bug.
+Exit codes: 0 ok, 1 a check the user asked for failed (CheckFailed) or another error, 2 invalid input
+(InputError), 3 refused to overwrite a file routecalc did not write (OutputExistsError).
 """
 
 from __future__ import annotations
@@ -88,3 +90,16 @@ class OutputExistsError(RoutecalcError):
     """Refusing to replace a file routecalc did not create (use --force)."""
 
     exit_code = 3
+
+
+class CheckFailed(RoutecalcError):
+    """A check the user asked for did not pass (``compare --expect``, ``--require-winner``,
+    ``--max-monthly-cost``): the output was produced in full, and the message says which check failed and why.
+    Exit code 1, so a CI job fails on it while bad input (2) stays distinguishable."""
+
+    exit_code = 1
+
+    def __init__(self, failures: list[str]):
+        self.failures = list(failures)
+        n = len(self.failures)
+        super().__init__(f"{n} check{'s' if n != 1 else ''} failed:\n" + "\n".join(f"  - {f}" for f in self.failures))

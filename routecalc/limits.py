@@ -8,6 +8,7 @@ The README section "Input limits" lists these numbers; change them here and ther
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from pathlib import Path
@@ -27,6 +28,8 @@ MAX_NUMBER = 1e15  # no worksheet quantity is larger; keeps every product of a f
 PRICE_WARN_PER_1M = 1_000.0  # worksheet currency per 1M tokens: above this, a warning (a unit typo?)
 PRICE_MAX_PER_1M = 1_000_000.0  # worksheet currency per 1M tokens (1 per token): above this, refused
 MAX_SEED = 2**63 - 1  # --seed range: 0 .. 2**63 - 1
+MIN_SAMPLES = 1_000  # --samples: fewer Monte Carlo requests give no usable P95
+MAX_SAMPLES = 2**31 - 1  # --samples: the latency histograms count in 32 bits
 REPR_CHARS = 60  # longest repr of a user's value quoted in an error message
 
 
@@ -79,6 +82,35 @@ def read_text(path: str | Path, limit: int, error: type[InputError] = InputError
         raise error(
             f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); save the {what} as UTF-8"
         ) from None
+
+
+def parse_samples(text: str, option: str = "--samples") -> int:
+    """A Monte Carlo sample count as people write it: ``200000``, ``200_000``, ``200,000``, ``2e5``, ``1e8``.
+
+    It must be a whole number from ``MIN_SAMPLES`` to ``MAX_SAMPLES``; anything else is an InputError saying why.
+    """
+    raw = str(text).strip()
+    clean = raw.replace("_", "").replace(",", "")
+    value: int | None = None
+    if clean.isdigit() and len(clean) <= 20:
+        value = int(clean)
+    elif len(clean) <= 20:
+        try:
+            number = float(clean)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number == int(number):
+            value = int(number)
+    if value is None:
+        raise InputError(f"{option}: not a whole number of requests: {short_repr(raw)} (e.g. 200000, 2e5, 1e8)")
+    if value < MIN_SAMPLES:
+        raise InputError(f"{option}: at least {MIN_SAMPLES:,} requests (got {value:,})")
+    if value > MAX_SAMPLES:
+        raise InputError(
+            f"{option}: at most {MAX_SAMPLES:,} requests (about 2.1e9: the latency histograms count in 32 bits); "
+            f"got {value:,.0f}"
+        )
+    return value
 
 
 def short_repr(value: object, limit: int = REPR_CHARS) -> str:

@@ -274,7 +274,6 @@ class MonthResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; units in key names or documented here: money in ``currency``, ``_s`` seconds, shares."""
         out = {
-            "schema_version": SCHEMA_VERSION,
             "routecalc_version": __version__,
             "worksheet": self.worksheet,
             "policy": self.policy,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -16,12 +17,14 @@ import numpy as np
 from routecalc._version import __version__
 from routecalc.advice import Advisory, advisories
 from routecalc.chains import STRONGEST, RoutingProblem, compile_worksheet, strongest_model
+from routecalc.contract import jsonable
 from routecalc.engine.ev import Metrics, expected_values
 from routecalc.engine.mc import MonteCarlo, simulate
 from routecalc.errors import InputError, PolicyError
 from routecalc.format import pct
-from routecalc.limits import MAX_SEED, short_repr
+from routecalc.limits import MAX_SAMPLES, MAX_SEED, MIN_SAMPLES, short_repr
 from routecalc.worksheet import DAYS_PER_MONTH, Worksheet
+from routecalc.worksheet.pricing import PriceProvenance, price_provenance
 
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SEED = 0
@@ -94,8 +97,9 @@ class CategoryResult:
     budget_s: float | None
     latency_ok: bool
     escalation: float
-    fallback: float
+    fallback: float  # share that abandoned at least one step after provider errors (see fallback_route)
     steps: tuple[StepTarget, ...] = ()  # per-step latency targets of the policy's chain, if it sets any
+    fallback_route: bool = False  # some step sends provider errors on to another step (else `fallback` = giving up)
 
     @property
     def ok(self) -> bool:
@@ -135,7 +139,7 @@ class CategoryResult:
                     (
                         over / t.target_s,
                         f"{self.category}: step {t.step + 1} P95 {t.p95_s:.2f} s > its target {t.target_s:g} s "
-                        f"({over:.2f} s over, {t.served:.1%} of requests answered there)",
+                        f"({over:.2f} s over, {pct(t.served)} of requests answered there)",
                     )
                 )
         return max(misses) if misses else None
@@ -167,7 +171,7 @@ class PolicyResult:
     p95_s: float
     p99_s: float
     escalation: float
-    fallback: float
+    fallback: float  # share that abandoned at least one step after provider errors (see fallback_route)
     risk_per_request: float
     risk_monthly: float
     answered: dict[str, float]  # model -> share of requests it answered (delivered)
@@ -179,9 +183,10 @@ class PolicyResult:
     deadline_waste_monthly: float = 0.0  # spend on tries abandoned at a deadline
     router_cost_monthly: float = 0.0  # classifiers' spend
     served_by_step: tuple[float, ...] = ()  # share of requests answered at each chain step
-    savings_monthly: float | None = None  # vs the comparison's baseline; positive = cheaper
-    savings_pct: float | None = None
+    cost_change_monthly: float | None = None  # vs the comparison's baseline: this minus it; positive = costs more
+    cost_change_pct: float | None = None
     is_baseline: bool = False
+    fallback_route: bool = False  # in some category with traffic, a step sends provider errors to another step
 
     @property
     def meets_targets(self) -> bool:
@@ -213,6 +218,7 @@ class Comparison:
     ev: Metrics = field(repr=False)
     mc: MonteCarlo = field(repr=False)
     objective: str = "cost"  # the winner rule (see objective_value)
+    prices: PriceProvenance | None = None  # where the worksheet's prices come from
 
     @property
     def winner_rule(self) -> str:
@@ -238,7 +244,11 @@ class Comparison:
         return self.policy(self.winner) if self.winner else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: units in key names (``_s`` seconds, ``_monthly`` per month, money in ``currency``)."""
+        """JSON-ready (the ``compare`` output, schema ``routecalc schema --output compare``): units in key names
+        (``_s`` seconds, ``_monthly`` per month, ``_per_request``, money in ``currency``), rates as fractions,
+        cost changes vs the baseline as this policy minus the baseline (positive costs more)."""
+        from routecalc.tabular import policy_dict
+
         out = {
             "routecalc_version": __version__,
             "worksheet": self.worksheet,
@@ -247,7 +257,8 @@ class Comparison:
             "days_per_month": DAYS_PER_MONTH,
             "baseline": self.baseline,
             "winner": self.winner,
-            **({"objective": self.objective} if self.objective != "cost" else {}),
+            "objective": self.objective,
+            "winner_rule": self.winner_rule,
             "strongest_model": self.strongest_model,
             "monte_carlo": {
                 "samples": self.samples,
@@ -257,25 +268,17 @@ class Comparison:
             "warnings": self.warnings,
             "advisories": self.advisories,
             "advice": [asdict(a) for a in self.advice],
+            **({"prices": self.prices.to_dict()} if self.prices is not None else {}),
+            "policies": [policy_dict(p) for p in self.policies],
         }
-        out["policies"] = [
-            asdict(p) | {"meets_targets": p.meets_targets, "nearest_miss": p.nearest_miss} for p in self.policies
-        ]
         return jsonable(out)
 
+    def to_frame(self, by: str = "policy", metric: str = "quality") -> Any:
+        """The comparison as a pandas DataFrame (``routecalc.tabular.comparison_frame``): ``by="policy"``
+        policies x metrics, ``by="category"`` categories x policies for one per-category ``metric``."""
+        from routecalc.tabular import comparison_frame
 
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types from dataclass dicts with numpy scalars; NaN/inf become null."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return None if not np.isfinite(v) else v
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+        return comparison_frame(self, by, metric)
 
 
 def weighted(values: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -356,11 +359,13 @@ def summarize(
         quality_ok = (ev.quality >= tt.threshold - 1e-12).tolist()
         latency_ok = (np.isnan(tt.budget_s) | (w == 0) | (p95 <= tt.budget_s)).tolist()  # no traffic, no P95
     shares, thresholds = w.astype(float).tolist(), tt.threshold.astype(float).tolist()
+    # (P, C): some step of some lane sends a provider error (any type) on to another step
+    fb_route = ((ch.on_failure >= 0) & (ch.model >= 0)[..., None]).any(axis=(2, 3, 4))
     cols = [a.tolist() for a in (cost, ev.quality, p95, p95_lo, p95_hi, ev.escalation, ev.fallback)]
     results = []
     for p, name in enumerate(ch.names):
         cost_p, q_p, p95_p, lo_p, hi_p, esc_p, fb_p = (a[p] for a in cols)
-        qok_p, lok_p = quality_ok[p], latency_ok[p]
+        qok_p, lok_p, fbr_p = quality_ok[p], latency_ok[p], fb_route[p].tolist()
         cats = [
             CategoryResult(
                 category=cname,
@@ -376,13 +381,14 @@ def summarize(
                 escalation=esc_p[c],
                 fallback=fb_p[c],
                 steps=step_targets.get((p, c), ()),
+                fallback_route=fbr_p[c],
             )
             for c, cname in enumerate(tt.names)
         ]
-        savings = savings_pct = None
+        change = change_pct = None
         if base_ix is not None:
-            savings = float((total[base_ix] - total[p]) * vol)
-            savings_pct = float((total[base_ix] - total[p]) / total[base_ix] * 100) if total[base_ix] else None
+            change = float((total[p] - total[base_ix]) * vol)
+            change_pct = float((total[p] - total[base_ix]) / total[base_ix] * 100) if total[base_ix] else None
         results.append(
             PolicyResult(
                 name=name,
@@ -418,9 +424,10 @@ def summarize(
                 deadline_waste_monthly=float(extra["waste"][p] * vol),
                 router_cost_monthly=float(extra["router"][p] * vol),
                 served_by_step=tuple(float(v) for v in served[p]),
-                savings_monthly=savings,
-                savings_pct=savings_pct,
+                cost_change_monthly=change,
+                cost_change_pct=change_pct,
                 is_baseline=p == base_ix,
+                fallback_route=bool((fb_route[p] & (w > 0)).any()),
             )
         )
     return results
@@ -497,16 +504,22 @@ def compare(
     seed: int = DEFAULT_SEED,
     today: dt.date | None = None,
     objective: str = "cost",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
     """Run both engines on a worksheet's policies (plus all-to-strongest) and pick the winner: the policy meeting
-    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value)."""
+    every target with the least ``objective`` (``cost``, ``cost+risk`` or ``latency``; see objective_value).
+    ``progress(done, samples)`` is told how far the Monte Carlo run is (engine.mc.simulate)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed must be an integer from 0 to 2^63-1 (got {short_repr(seed)})")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not MIN_SAMPLES <= samples <= MAX_SAMPLES:
+        raise InputError(
+            f"samples must be a whole number from {MIN_SAMPLES:,} to {MAX_SAMPLES:,} (got {short_repr(samples)})"
+        )
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective {short_repr(objective)} (one of {', '.join(OBJECTIVES)})")
     problem = compile_worksheet(ws)
     ev = expected_values(problem)
-    mc = simulate(problem, samples, np.random.default_rng(seed))
+    mc = simulate(problem, samples, np.random.default_rng(seed), progress=progress)
     strongest = strongest_model(ws)
     baseline = ws.baseline or (STRONGEST if strongest else None)
     descriptions: dict[str, str | None] = {p.name: p.description for p in ws.policies}
@@ -536,6 +549,7 @@ def compare(
         mc=mc,
         objective=objective,
         advice=advice,
+        prices=price_provenance(ws),
     )
 
 

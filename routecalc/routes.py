@@ -4,15 +4,17 @@ A policy's route for a category is a chain of steps, or a router (a weighted ``s
 a ``classifier``'s predicted label) of routes. Every leaf chain becomes a lane. Which lane a request takes
 depends on
 
-* its *segment*: the interval its input tokens fall in (cut at every rule threshold and every context window of
-  a model the category may use) and its values of the attributes the rules test;
+* its *segment*: the interval its input tokens fall in (cut at every rule threshold, every context window of
+  a model the category may use and every long-context price threshold of the catalog) and its values of the
+  attributes the rules test;
 * its *tier* (a classifier routes by its prediction, drawn from the confusion row of the request's true tier);
 * chance, for splits.
 
 ``lane_weights`` gives, per (tier, segment), each lane's probability: the product along the path of split
 weights, rule matches (first match wins) and confusion probabilities. Segments are exact intervals of the
 lognormal token band, so the expected-value engine stays closed form: a segment carries its probability and its
-conditional mean input tokens, and a step whose model's window lies below a segment overflows for all of it.
+conditional mean input tokens, and a step whose model's window lies below a segment overflows for all of it (and
+a model whose long-context threshold lies below it bills all of it at its long-context prices).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class SegmentTable:
     ``interval`` / ``combo`` ``(C, G)``: its interval and attribute-combination index; ``n_combos`` ``(C,)``;
     ``combo_prob`` ``(C, A)``: probability of each attribute combination (Monte Carlo draws it).
     ``window`` ``(C, M)``: the context windows enforced (see :func:`modelled_windows`); both engines skip a step
-    whose window a request exceeds, so their overflow shares agree.
+    whose window a request exceeds, so their overflow shares agree. ``long_above`` ``(C, M)``: the long-context
+    price thresholds enforced alike (a prompt longer than it is billed at the model's long-context prices).
     """
 
     edges: np.ndarray
@@ -53,6 +56,7 @@ class SegmentTable:
     n_combos: np.ndarray
     combo_prob: np.ndarray
     window: np.ndarray  # (C, M) context window enforced per category and catalog entry (inf: none)
+    long_above: np.ndarray  # (C, M) long-context price threshold enforced (inf: none, or never reached)
 
     def take(self, ix: np.ndarray) -> SegmentTable:
         """The segments of categories ``ix`` only, in that order."""
@@ -65,12 +69,30 @@ class SegmentTable:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One router decision on the way to a lane: a split arm, a rule, or a classifier's predicted label.
+
+    ``index`` is the arm / rule / label position in the router; ``label`` reads as the worksheet says it
+    (the predicted label, ``rule 2``, ``else``, ``arm 1``); ``weight`` is a split arm's weight, ``when`` a rule's
+    condition (None for the default rule), ``classifier`` the classifier's name.
+    """
+
+    kind: str  # "split" | "rule" | "classifier"
+    index: int
+    label: str
+    weight: float | None = None
+    when: Condition | None = None
+    classifier: str | None = None
+
+
+@dataclass(frozen=True)
 class Lane:
     """One leaf chain of a category's route, and what reaches it."""
 
     steps: tuple[StepSpec, ...]
     weight: np.ndarray  # (T, G): probability of taking this lane given the true tier and the segment
     classifiers: tuple[str, ...]  # classifiers on the path (each adds its cost and latency)
+    path: tuple[Branch, ...] = ()  # the router decisions that lead here, outermost first (exports read them)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -97,9 +119,20 @@ def modelled_windows(ws: Worksheet, task: TaskSpec) -> dict[str, float]:
     }
 
 
+def modelled_long_context(ws: Worksheet, task: TaskSpec) -> dict[str, float]:
+    """The long-context price thresholds the engines apply in a category: those its prompts exceed at least 1 in
+    10^6 times (as for windows). Every catalog model's counts, so optimize's candidates are priced alike."""
+    return {
+        m.name: float(m.long_context.above_tokens)
+        for m in ws.models
+        if m.long_context is not None and _exceeds(task, m.long_context.above_tokens) >= MIN_OVERFLOW
+    }
+
+
 def _thresholds(ws: Worksheet, task: TaskSpec, policies: Sequence[PolicySpec]) -> list[float]:
-    """Cut points of a category's input tokens: rule thresholds and the windows of models it may use."""
-    cuts: set[float] = set()
+    """Cut points of a category's input tokens: rule thresholds, the windows of models it may use, and the
+    long-context price thresholds of the catalog."""
+    cuts: set[float] = set(modelled_long_context(ws, task).values())
     windows = modelled_windows(ws, task)
     for pol in policies:
         route = pol.routes.get(task.name)
@@ -211,11 +244,15 @@ def segment_table(
         n_combos[c] = len(cp)
     names = list(catalog) or [m.name for m in ws.models]
     window = np.full((C, len(names)), np.inf)
+    long_above = np.full((C, len(names)), np.inf)
     for c, task in enumerate(ws.tasks):
         for name, w in modelled_windows(ws, task).items():
             window[c, names.index(name)] = w
+        for name, t in modelled_long_context(ws, task).items():
+            long_above[c, names.index(name)] = t
     return SegmentTable(
         window=window,
+        long_above=long_above,
         edges=edges,
         prob=out["prob"],
         x_mean=out["x_mean"],
@@ -256,27 +293,30 @@ def lanes(ws: Worksheet, route: list[StepSpec] | Router, c: int, seg: SegmentTab
 
     out: list[Lane] = []
 
-    def walk(r: list[StepSpec] | Router, mass: np.ndarray, via: tuple[str, ...]) -> None:
+    def walk(r: list[StepSpec] | Router, mass: np.ndarray, via: tuple[str, ...], path: tuple[Branch, ...]) -> None:
         if isinstance(r, list):
-            out.append(Lane(tuple(r), mass, via))
+            out.append(Lane(tuple(r), mass, via, path))
             return
         if r.split is not None:
-            for arm in r.split:
-                walk(arm.route, mass * arm.weight, via)
+            for i, arm in enumerate(r.split):
+                branch = Branch("split", i, f"arm {i + 1}", weight=arm.weight)
+                walk(arm.route, mass * arm.weight, via, (*path, branch))
         elif r.rules is not None:
             left = np.ones(G, dtype=bool)
-            for rule in r.rules:
+            for i, rule in enumerate(r.rules):
                 hit = left if rule.when is None else left & matches(rule.when)
-                walk(rule.route, mass * hit[None, :], via)
+                label = "else" if rule.when is None else f"rule {i + 1}"
+                walk(rule.route, mass * hit[None, :], via, (*path, Branch("rule", i, label, when=rule.when)))
                 left = left & ~hit
         else:
             clf: ClassifierSpec = classifiers[r.classifier or ""]
             conf = np.array(clf.matrix())  # (true, predicted) over clf.labels
             order = [clf.labels.index(t) for t in tiers]  # the task's tiers in the classifier's label order
             for j, label in enumerate(clf.labels):
-                walk((r.routes or {})[label], mass * conf[order, j][:, None], (*via, clf.name))
+                branch = Branch("classifier", j, label, classifier=clf.name)
+                walk((r.routes or {})[label], mass * conf[order, j][:, None], (*via, clf.name), (*path, branch))
 
-    walk(route, np.ones((T, G)), ())
+    walk(route, np.ones((T, G)), (), ())
     return out
 
 
@@ -304,7 +344,7 @@ def window_warnings(ws: Worksheet) -> list[str]:
     return out
 
 
-def _condition_text(cond: Condition) -> str:
+def condition_text(cond: Condition) -> str:
     parts = []
     if cond.input_tokens_gt is not None:
         parts.append(f"input > {cond.input_tokens_gt:,.0f} tokens")
@@ -349,7 +389,7 @@ def route_text(pol: PolicySpec, route: list[StepSpec] | Router) -> str:
         return "split " + " / ".join(f"{arm.weight:.0%} ({route_text(pol, arm.route)})" for arm in route.split)
     if route.rules is not None:
         return "; ".join(
-            f"{'if ' + _condition_text(r.when) if r.when is not None else 'else'}: ({route_text(pol, r.route)})"
+            f"{'if ' + condition_text(r.when) if r.when is not None else 'else'}: ({route_text(pol, r.route)})"
             for r in route.rules
         )
     routes = route.routes or {}

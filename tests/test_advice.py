@@ -264,23 +264,24 @@ def test_report_lists_escalation_advice_from_the_comparison() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Price-map fields the estimate ignores (prices update, diff --prices)
+# Price-map fields that change a bill: imported now (prices update, diff --prices), the rest reported
 
 
-def test_price_map_fields_the_estimate_ignores_are_named() -> None:
+def test_price_map_fields_that_change_a_bill_are_imported_not_ignored() -> None:
     from routecalc import prices
 
     ws = routecalc.validate_worksheet(sheet())
     per_token = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, "litellm_provider": "openai"}
     price_map = {
-        # small: a long-prompt tier and a cache-write price, both dearer than what the estimate charges
+        # small: a long-prompt tier, a cache-write price and a batch price: each becomes a worksheet field
         "small": per_token
         | {
             "input_cost_per_token_above_200k_tokens": 2e-6,
             "cache_creation_input_token_cost": 1.25e-6,
-            "input_cost_per_token_batches": 5e-7,  # another service tier, not a charge the estimate misses
+            "input_cost_per_token_batches": 5e-7,
+            "input_cost_per_token_priority": 2e-6,  # a service tier the estimate does not bill: reported
         },
-        # large: reasoning tokens at the output price and a cache write at the input price change nothing
+        # large: reasoning tokens at the output price and a cache write at the input price
         "large": {
             "input_cost_per_token": 1e-5,
             "output_cost_per_token": 2e-5,
@@ -289,13 +290,17 @@ def test_price_map_fields_the_estimate_ignores_are_named() -> None:
             "litellm_provider": "openai",
         },
     }
-    changes = prices.price_updates(ws, price_map)
-    assert [c.ignored for c in changes] == [
-        ("cache_creation_input_token_cost", "input_cost_per_token_above_200k_tokens"),
-        (),
-    ]
-    (text,) = prices.warnings(changes)
-    assert text.startswith(
-        "small: the price map also has cache_creation_input_token_cost, input_cost_per_token_above_200k_tokens "
-        "(entry small); the estimate uses one input, output and cached-input price per token and ignores them"
-    )
+    small, large = prices.price_updates(ws, price_map)
+    # per token x 1e6 = per 1M tokens; the tier's output price is the standard one (the map gives none above 200k)
+    assert {f.field: f.new for f in small.fields} == {
+        "price_cache_write": 1.25,
+        "price_in_batch": 0.5,
+        "long_context.above_tokens": 200_000,
+        "long_context.price_in": 2.0,
+        "long_context.price_out": 2.0,
+    }
+    assert small.unused == ("input_cost_per_token_priority",)
+    assert {f.field: f.new for f in large.fields} == {"price_cache_write": 10.0, "price_reasoning": 20.0}
+    assert large.unused == ()
+    summary = prices.unused_summary([small, large])
+    assert summary is not None and "input_cost_per_token_priority (small)" in summary

@@ -73,7 +73,7 @@ def test_routing_shares_sum_to_one(support_cmp: routecalc.Comparison) -> None:
         assert data.shares[i, -1] == pytest.approx(p.failed, abs=1e-15)
         assert data.shares[i, -2] == pytest.approx(p.human_review, abs=1e-15)
         assert data.escalation[i] == pytest.approx(p.escalation)
-        assert data.fallback[i] == pytest.approx(p.fallback)
+        assert data.fallback[i] == pytest.approx(p.fallback if p.fallback_route else 0.0)  # none: no fallback step
     # a static policy never escalates; the "today" baseline answers everything with gpt-4.1 (minus failures)
     today = data.policies.index("today")
     assert data.escalation[today] == 0

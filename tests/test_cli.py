@@ -166,6 +166,6 @@ def test_compare_objective_option(support_path: Path) -> None:
     table = runner.invoke(app, ["compare", str(support_path), *FAST, "--objective", "latency"], env={"COLUMNS": "200"})
     assert "★ = fastest policy (lowest mean latency) meeting every target" in table.output
     default = runner.invoke(app, ["compare", str(support_path), "-f", "json", *FAST])
-    assert "objective" not in json.loads(default.stdout)  # the default output is unchanged
+    assert json.loads(default.stdout)["objective"] == "cost"  # always said (schema_version 1 of the output)
     bad = runner.invoke(app, ["compare", str(support_path), "--objective", "cheap"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -62,9 +62,9 @@ def test_winner_flips_when_its_model_is_three_times_pricier(flip) -> None:
     assert small.monthly_after == pytest.approx(6000)
     assert small.change_monthly == pytest.approx(4000)
     assert small.change_pct == pytest.approx(200)  # 4000 / 2000
-    # savings vs the baseline p-big ($4,000/mo): +$2,000 before, -$2,000 after
-    assert small.savings_before == pytest.approx(2000)
-    assert small.savings_after == pytest.approx(-2000)
+    # cost change vs the baseline p-big ($4,000/mo): 2,000 - 4,000 = -$2,000 before, 6,000 - 4,000 = +$2,000 after
+    assert small.vs_baseline_before == pytest.approx(-2000)
+    assert small.vs_baseline_after == pytest.approx(2000)
     big = flip.policy("p-big")
     assert big.change_monthly == pytest.approx(0)
     assert small.quality_before == small.quality_after == pytest.approx(0.95)
@@ -155,7 +155,7 @@ def test_renderers(flip) -> None:
 
     narrow, wide = screen(80), screen(140)
     assert "p-small" in narrow and "p-big" in narrow
-    assert "Savings vs" not in narrow and "Savings vs" in wide  # below 100 columns the savings column is dropped
+    assert "vs p-big" not in narrow and "vs p-big" in wide  # below 100 columns the vs-baseline column is dropped
 
 
 def test_support_triage_december_prices() -> None:

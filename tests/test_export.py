@@ -21,8 +21,9 @@ import routecalc
 from routecalc.cli import app
 from routecalc.errors import ExportError, PolicyError
 from routecalc.export import export_policy
+from routecalc.export.graph import check_fallbacks
 from routecalc.export.litellm import choose_grouping
-from routecalc.export.plan import Source, api_key_env, build_plan, check_fallbacks
+from routecalc.export.plan import Source, api_key_env, build_plan
 from routecalc.worksheet import MAX_CHAIN, file_sha256, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,67 @@ def test_golden(support_ws: routecalc.Worksheet, target: str, policy: str) -> No
         path.write_text(result.text, encoding="utf-8")
     assert path.exists(), f"missing golden file {path.name}: run with ROUTECALC_UPDATE_GOLDEN=1"
     assert result.text == path.read_text(encoding="utf-8")
+
+
+ROUTING_REL = "worksheets/support-routing.yaml"
+
+
+@pytest.mark.parametrize("target", ["litellm", "portkey", "json"])
+def test_golden_routing_patterns(target: str) -> None:
+    """Every routing pattern (split, rules, classifier, tool, deadline, per-error-type failover) in each target."""
+    ws = routecalc.load_worksheet(ROOT / ROUTING_REL)
+    result = export_policy(ws, None, "patterns", target, Source(ROUTING_REL, "0" * 64))
+    ext = "yaml" if target == "litellm" else "json"
+    path = GOLDEN / f"support-routing.patterns.{target}.{ext}"
+    if UPDATE:
+        path.write_text(result.text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path.name}: run with ROUTECALC_UPDATE_GOLDEN=1"
+    assert result.text == path.read_text(encoding="utf-8")
+    if target == "json":
+        jsonschema.Draft202012Validator(POLICY_SCHEMA).validate(result.data)
+    if target == "portkey":
+        jsonschema.Draft202012Validator(PORTKEY_SCHEMA).validate(result.data)
+
+
+def test_routing_plan_reads_the_compiled_lanes() -> None:
+    """The plan's lanes, shares and per-type targets are the compiled arrays', checked by hand."""
+    ws = routecalc.load_worksheet(ROOT / ROUTING_REL)
+    plan = build_plan(ws, "patterns")
+    cats = {c.name: c for c in plan.categories}
+    classify = cats["classify"]
+    assert [lane.key for lane in classify.lanes] == ["arm1", "arm2"]
+    assert [round(lane.share, 12) for lane in classify.lanes] == [0.9, 0.1]
+    assert classify.lanes[0].steps[0].deadline_s == 2 and classify.lanes[0].steps[0].on_deadline == 1
+    refund = cats["refund"]  # P(predicted simple) = 0.6 x 0.85 + 0.4 x 0.10 = 0.55
+    assert [lane.key for lane in refund.lanes] == ["simple", "complex"]
+    assert refund.lanes[0].share == pytest.approx(0.55) and refund.lanes[1].share == pytest.approx(0.45)
+    dispute = cats["dispute"].steps[0]
+    assert dict(dispute.on_failure) == {"timeout": 1, "5xx": 1, "429": 2, "content_filter": 1}
+    faq = cats["faq"].lanes[0]
+    assert faq.steps[0].tool == "kb-search" and faq.entry == 1 and faq.failure_path() == [1]
+    summarize = cats["summarize"]
+    assert [lane.key for lane in summarize.lanes] == ["rule1", "else"]
+    assert summarize.lanes[1].steps[0].on_overflow == 1  # claude-sonnet-4's 200k window: next step
+    assert summarize.route.startswith("if input > 150,000 tokens: (gpt-4.1); else:")
+
+
+def test_routes_without_fallback_are_listed_for_both_routers() -> None:
+    """faq (kb-search, then gpt-4.1 alone) and summarize's long-prompt rule (gpt-4.1 alone) have one model on
+    their router path: a provider failure there fails the request; both exports say so, the other lanes do not."""
+    ws = routecalc.load_worksheet(ROOT / ROUTING_REL)
+    lonely = "faq: gpt-4.1; summarize [rule 1]: gpt-4.1"
+    lite = export_policy(ws, None, "patterns", "litellm").text
+    assert (
+        "# No fallback (a provider failure fails the request):\n#   faq: gpt-4.1\n#   summarize [rule 1]: gpt-4.1\n"
+        in lite
+    )
+    portkey = export_policy(ws, None, "patterns", "portkey").warnings
+    assert [w for w in portkey if w.startswith("no fallback")] == [
+        f"no fallback (a provider failure fails the request): {lonely}"
+    ]
+    support = routecalc.load_worksheet(ROOT / SUPPORT_REL)  # every tiered+fallback chain has a second model
+    assert not [w for w in export_policy(support, None, "tiered+fallback", "portkey").warnings if "no fallback" in w]
+    assert "No fallback" not in export_policy(support, None, "tiered+fallback", "litellm").text
 
 
 def test_exports_are_deterministic(support_ws: routecalc.Worksheet, support_cmp: routecalc.Comparison) -> None:
@@ -123,7 +185,7 @@ def test_portkey_and_json_validation_refuse_bad_documents(support_ws: routecalc.
         portkey.validate(bad)
     doc = export_policy(support_ws, None, "cheap-first", "json").data
     bad = copy.deepcopy(doc)
-    bad["categories"][0]["steps"][1]["on_failure"] = 0
+    bad["categories"][0]["lanes"][0]["steps"][1]["on_failure"]["5xx"] = 0
     with pytest.raises(ExportError, match="is not a later step"):
         routecalc_json.validate(bad)
 
@@ -185,24 +247,23 @@ def test_per_1k_prices_and_assumed_litellm_id() -> None:
     assert api_key_env("together_ai") == "TOGETHER_AI_API_KEY"
 
 
-def test_context_window_fallback() -> None:
+def test_context_window_fallbacks_follow_the_compiled_overflow_targets() -> None:
     data = support_data()
-    data["models"][0]["context_window"] = 4000  # gpt-4.1-mini; dispute needs 12000 + 1200 at p95
-    result = export_policy(sheet(data), None, "cheap-first", "litellm")
+    data["models"][0]["context_window"] = 4000  # gpt-4.1-mini; every category's band exceeds 4,000 tokens at times
+    ws = sheet(data)
+    result = export_policy(ws, None, "cheap-first", "litellm")
     rs = result.data["router_settings"]
-    assert rs["context_window_fallbacks"] == [  # extract needs 3000 + 400 at p95: fits
-        {"route-faq": ["route-faq~2"]},
-        {"route-refund": ["route-refund~2"]},
-        {"route-dispute": ["route-dispute~2"]},
-    ]
-    # classify (1500 + 40 tokens at p95) fits; a static route gets an extra group with the largest window
+    # the cascade's step 1 is gpt-4.1-mini everywhere; a prompt too long for it goes where a 5xx would (next step)
+    expected = [{f"route-{c}": [f"route-{c}~2"]} for c in ("classify", "extract", "faq", "refund", "dispute")]
+    assert rs["context_window_fallbacks"] == expected
+    plan = build_plan(ws, "cheap-first")
+    assert all(c.steps[0].on_overflow == 1 for c in plan.categories)
+    assert all(c.steps[1].on_overflow is None for c in plan.categories)  # 1M-token models: never overflowed
+    # a static route overflows into nothing (the estimate counts those requests failed): no fallback is invented
+    data["policies"][1]["routes"]["classify"] = "gpt-4.1-mini"
     result = export_policy(sheet(data), None, "tiered", "litellm")
     assert "context_window_fallbacks" not in result.data["router_settings"]
-    data["policies"][1]["routes"]["classify"] = "gpt-4.1-mini"
-    data["tasks"][0]["tokens_in"] = {"p50": 3000, "p95": 9000}
-    result = export_policy(sheet(data), None, "tiered", "litellm")
-    ctx = result.data["router_settings"]["context_window_fallbacks"]
-    assert {"gpt-4.1-mini": ["gpt-4.1"]} in ctx and {"route-classify": ["gpt-4.1"]} in ctx
+    assert build_plan(sheet(data), "tiered").categories[0].steps[0].on_overflow == "fail"
 
 
 def chain_sheet() -> dict[str, Any]:
@@ -232,8 +293,9 @@ def test_chain_policy_exports_failure_path_and_warns() -> None:
     legs = pk["targets"][0]["targets"]
     assert [leg["override_params"]["model"] for leg in legs] == ["gpt-4.1-mini", "claude-3-5-haiku-20241022"]
     doc = export_policy(ws, None, "chainy", "json").data
-    steps = doc["categories"][0]["steps"]
-    assert [s["on_failure"] for s in steps] == [1, "fail", "fail"]
+    steps = doc["categories"][0]["lanes"][0]["steps"]
+    assert [s["on_failure"]["5xx"] for s in steps] == [1, "fail", "fail"]
+    assert all(len(set(s["on_failure"].values())) == 1 for s in steps)  # one target for every error type
     assert [s["on_reject"] for s in steps] == [2, None, None]
     jsonschema.validate(doc, POLICY_SCHEMA)
 
@@ -286,8 +348,12 @@ def test_portkey_matches_gateway_schema(support_ws: routecalc.Worksheet, policy:
     jsonschema.Draft202012Validator(PORTKEY_SCHEMA).validate(cfg)
     assert cfg["strategy"]["mode"] == "conditional"
     for t in cfg["targets"]:
-        assert t["strategy"] == {"mode": "fallback", "on_status_codes": [429, 500, 502, 503, 504]}
-        assert all(leg["api_key"].startswith("${") for leg in t["targets"])
+        legs = t["targets"] if "strategy" in t else [t]  # a one-model route is a bare leg
+        if "strategy" in t:  # 408: the gateway's answer to its own request_timeout falls back like a 5xx
+            assert t["strategy"] == {"mode": "fallback", "on_status_codes": [408, 429, 500, 502, 503, 504]}
+        for leg in legs:
+            assert "api_key" not in leg and leg["forward_headers"] in (["authorization"], ["x-api-key"])
+            assert isinstance(leg["request_timeout"], int) and leg["request_timeout"] >= 1000  # ms
 
 
 def test_portkey_schema_mirror_rejects_bad_configs() -> None:

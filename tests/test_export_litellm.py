@@ -225,11 +225,49 @@ def test_context_window_fallback_routes_long_prompts() -> None:
     data = copy.deepcopy(read_yaml(ROOT / "worksheets/support-triage.yaml"))
     data["models"][0]["context_window"] = 200  # gpt-4.1-mini
     ws = routecalc.validate_worksheet(data, "ctx")
-    for policy in ("cheap-first", "tiered"):
-        cfg = exported(ws, policy)
-        assert cfg["router_settings"]["context_window_fallbacks"]
-        r = router(cfg, num_retries=0)
-        short = r.completion(model="route-classify", messages=MSGS)
-        assert short._hidden_params["model_id"] in ("route-classify--gpt-4.1-mini", "gpt-4.1-mini")
-        long = r.completion(model="route-classify", messages=[{"role": "user", "content": "word " * 400}])
-        assert long._hidden_params["model_id"] in ("route-classify~2--gpt-4.1", "gpt-4.1")
+    cfg = exported(ws, "cheap-first")  # the cascade moves a prompt too long for gpt-4.1-mini on to step 2
+    assert cfg["router_settings"]["context_window_fallbacks"]
+    r = router(cfg, num_retries=0)
+    short = r.completion(model="route-classify", messages=MSGS)
+    assert short._hidden_params["model_id"] == "route-classify--gpt-4.1-mini"
+    long = r.completion(model="route-classify", messages=[{"role": "user", "content": "word " * 400}])
+    assert long._hidden_params["model_id"] == "route-classify~2--gpt-4.1"
+    # a static route has nowhere to go: the estimate counts those requests failed, and so does the router
+    cfg = exported(ws, "tiered")
+    assert "context_window_fallbacks" not in cfg["router_settings"]
+    with pytest.raises(litellm.ContextWindowExceededError):
+        router(cfg, num_retries=0).completion(
+            model="route-classify", messages=[{"role": "user", "content": "w " * 400}]
+        )
+
+
+SHIPPED = [  # mmlu-cascade: 57 categories x 3 policies, about 7 s
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("mmlu") else n
+    for n in sorted(p.name for p in (ROOT / "worksheets").glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_worksheet_exports_and_loads(name: str) -> None:
+    """Every policy of every shipped worksheet, as a user would export it: the proxy's ConfigYAML keeps the keys,
+    the master key is an os.environ reference, no key or ${VAR} is in the file, and every group (aliases too)
+    answers from one of its own deployments in a Router built from the file."""
+    from litellm.proxy._types import ConfigYAML
+
+    ws = routecalc.load_worksheet(ROOT / "worksheets" / name)
+    assert ws.policies, name
+    for pol in ws.policies:
+        text = export_policy(ws, None, pol.name, "litellm").text
+        assert "${" not in text and "sk-" not in text, pol.name
+        cfg = yaml.safe_load(text)
+        validated = ConfigYAML.model_validate(cfg)
+        assert validated.general_settings.master_key == "os.environ/LITELLM_MASTER_KEY", pol.name
+        assert all(d["litellm_params"]["api_key"].startswith("os.environ/") for d in cfg["model_list"]), pol.name
+        r = router(cfg)
+        aliases = cfg["router_settings"].get("model_group_alias") or {}
+        own = {}
+        for d in cfg["model_list"]:
+            own.setdefault(d["model_name"], set()).add(d["model_info"]["id"])
+        for group in sorted(set(own) | set(aliases)):
+            answer = r.completion(model=group, messages=MSGS).choices[0].message.content
+            assert answer.removeprefix("answer from ") in own[aliases.get(group, group)], (pol.name, group, answer)

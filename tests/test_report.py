@@ -86,11 +86,11 @@ def test_markdown_twin_references_existing_pngs(markdown: str, files: dict[str, 
 
 def test_recommendation_savings_per_month_and_year(markdown: str, support_cmp: routecalc.Comparison) -> None:
     w = support_cmp.winner_result
-    assert w is not None and w.savings_monthly is not None and w.savings_monthly > 0
+    assert w is not None and w.cost_change_monthly is not None and w.cost_change_monthly < 0
     assert f"**Run {md_escape(w.name)}**" in markdown
-    monthly = routecalc.format.money(w.savings_monthly, "USD", "/month")
-    yearly = routecalc.format.money(w.savings_monthly * 12, "USD", "/year")
-    assert f"Saves {monthly} ({yearly}, {w.savings_pct:.1f}%) vs today" in markdown
+    monthly = routecalc.format.money(-w.cost_change_monthly, "USD", "/month")
+    yearly = routecalc.format.money(-w.cost_change_monthly * 12, "USD", "/year")
+    assert f"Saves {monthly} ({yearly}, {-(w.cost_change_pct or 0):.1f}%) vs today" in markdown
     assert "### What it risks" in markdown
 
 
@@ -112,6 +112,38 @@ def test_warnings_and_provenance(markdown: str, support_path: Path) -> None:
     assert f"routecalc {routecalc.__version__}" in markdown
     assert "seed 7, 100,000 samples" in markdown
     assert "Generated: 2026-11-25" in markdown
+
+
+def test_appendix_shows_the_winners_router_configs(
+    markdown: str, page: str, support_ws: routecalc.Worksheet, support_cmp: routecalc.Comparison, support_path: Path
+) -> None:
+    """The appendix holds the winner's LiteLLM YAML and Portkey JSON exactly as ``routecalc export`` writes them."""
+    import json
+
+    from routecalc.export import export_policy
+    from routecalc.export.plan import Source
+    from routecalc.worksheet import file_sha256
+
+    source = Source(support_path.name, file_sha256(support_path))
+    appendix = markdown[markdown.index("## Appendix: router configs for the winner") :]
+    lite = export_policy(support_ws, support_cmp, str(support_cmp.winner), "litellm", source).text
+    portkey = export_policy(support_ws, support_cmp, str(support_cmp.winner), "portkey", source).text
+    assert f"```yaml\n{lite}```" in appendix and f"```json\n{portkey}```" in appendix
+    assert yaml.safe_load(lite)["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert json.loads(portkey)["strategy"]["mode"] == "conditional"
+    assert html.escape(lite.splitlines()[0]) in page and '<pre class="code">' in page
+
+
+def test_appendix_without_a_winner_says_so() -> None:
+    from routecalc.report.appendix import router_configs
+    from routecalc.report.document import Heading
+
+    class NoWinner:
+        winner = None
+
+    blocks = router_configs(None, NoWinner(), None, ())  # type: ignore[arg-type]
+    assert blocks[0] == Heading(1, "Appendix: router configs for the winner")
+    assert "no winner to export" in str(blocks[1])
 
 
 def test_generated_date_drives_review_age(support_ws, support_cmp, support_path) -> None:

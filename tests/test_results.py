@@ -54,15 +54,15 @@ def test_all_to_strongest_is_always_there_and_default_baseline() -> None:
     strongest = c.policy(STRONGEST)
     small = c.policy("small")
     assert strongest.monthly_cost == pytest.approx(20.0)  # 1000 requests x $0.020
-    # savings vs baseline: (0.020 - 0.002) x 1000 = $18/month, 90 %
-    assert small.savings_monthly == pytest.approx(18.0)
-    assert small.savings_pct == pytest.approx(90.0)
+    # cost change vs baseline: (0.002 - 0.020) x 1000 = -$18/month (it saves), -90 %
+    assert small.cost_change_monthly == pytest.approx(-18.0)
+    assert small.cost_change_pct == pytest.approx(-90.0)
 
 
 def test_named_baseline() -> None:
     c = run(with_policies(two_model_sheet(baseline="small"), SMALL, LARGE))
     assert c.baseline == "small"
-    assert c.policy("large").savings_monthly == pytest.approx(-18.0)
+    assert c.policy("large").cost_change_monthly == pytest.approx(18.0)  # costs $18/month more than small
 
 
 def test_independence_note_names_the_categories() -> None:

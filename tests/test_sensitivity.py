@@ -248,12 +248,25 @@ def rich_sheet(latency_law: bool = False) -> dict:
     return s
 
 
+def invoice_sheet() -> dict:
+    """The rich sheet billed like an invoice: provider discounts, cache writes and reasoning tokens whose prices
+    default to price_in / price_out (so a swung price must carry them, net of the discount), a batch share."""
+    s = rich_sheet()
+    s["discounts"] = {"openai": 0.2, "b": 0.1}
+    s["models"][0].update(reasoning_ratio=0.5)
+    s["models"][2].update(reasoning_ratio=1.5, price_in_batch=2, price_out_batch=4)
+    for t in s["tasks"]:
+        t.update(cache_write_share=0.2, batch_share=0.25)
+    return s
+
+
 CASES = {
     "rich": rich_sheet(),
     "rich-latency-law": rich_sheet(latency_law=True),
     "support-triage": WORKSHEETS / "support-triage.yaml",
     "rag-assistant": WORKSHEETS / "rag-assistant.yaml",
     "structured-extraction": WORKSHEETS / "structured-extraction.yaml",
+    "invoice": invoice_sheet(),
 }
 
 

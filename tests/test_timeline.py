@@ -151,6 +151,23 @@ def test_agrees_with_expected_values_when_every_effect_is_off(policy: str) -> No
         assert abs(got - rate) <= 4 * np.sqrt(rate * (1 - rate) / n) + 1e-12, (name, got, rate)
 
 
+def test_bills_batch_shares_like_the_expected_values() -> None:
+    """The time engine draws the batch uniform and bills per billing mode like Monte Carlo. pair_sheet's cheap
+    policy on a ($1 in / $2 out per 1M, 1000 / 500 tokens = $0.002): batch prices half (a batched request $0.001),
+    40 % batched: 0.6 x 0.002 + 0.4 x 0.001 = $0.0016 a request, which the EV engine also says."""
+    sheet = pair_sheet()
+    sheet["models"][0] |= {"price_in_batch": 0.5, "price_out_batch": 1.0}
+    sheet["tasks"][0]["batch_share"] = 0.4
+    problem = compiled(sheet)
+    p = problem.chains.names.index("cheap")
+    assert routecalc.expected_values(problem).cost[p, 0] == pytest.approx(0.0016)
+    tl = run(problem, "cheap", expected_arrivals(20_000, 1, 60.0), seed=4)
+    n = tl.total("requests")
+    # per request $0.002 (60 %) or $0.001 (40 %): sd 0.001 x sqrt(0.6 x 0.4) = 0.00049 < 0.0005; 4 sigma
+    assert abs(tl.total("spend") / n - 0.0016) <= 4 * 0.0005 / np.sqrt(n)
+    assert tl.total("spend") / n < 0.0019  # not the standard price for all
+
+
 def test_same_seed_same_bytes_and_a_longer_run_repeats_the_days() -> None:
     fx = Effects(breaker=BreakerSpec(np.array([True, True]), 2, 60.0, 60.0, True))
     sheet = pair_sheet()

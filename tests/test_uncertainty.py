@@ -78,7 +78,7 @@ def test_winner_probabilities_sum_to_one_with_no_winner(support_ws, support_cmp)
     assert total + (u.p_no_winner or 0) == pytest.approx(1.0, abs=1e-12)
     for p in u.policies:
         assert p.p_winner <= p.p_meets_targets  # a winner meets every target
-        for iv in (p.monthly_cost, p.quality, p.savings_monthly):
+        for iv in (p.monthly_cost, p.quality, p.cost_change_monthly):
             assert iv is None or iv.low <= iv.median <= iv.high
 
 
@@ -330,7 +330,7 @@ def test_compare_table_shows_intervals_and_advice(support_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "Uncertainty — 500 draws from the posteriors of the eval counts (seed 0)" in text
-    for row in ("Monthly cost (USD, 90%)", "Savings vs today (USD, 90%)", "Quality (90%)", "P(meets every target)"):
+    for row in ("Monthly cost (USD, 90%)", "Cost change vs today (USD, 90%)", "Quality (90%)", "P(meets every target)"):
         assert row in text
     assert "Fixed, no counts: validator catch and false-reject rates" in text
     assert "Latency budgets come from the point-estimate Monte Carlo run and are not redrawn." in text
@@ -399,7 +399,7 @@ def test_report_risk_section(support_ws, support_cmp, support_path: Path) -> Non
     plain = to_markdown(build.report_document(support_ws, support_cmp, support_path, TODAY))
     md = to_markdown(build.report_document(support_ws, support_cmp, support_path, TODAY, uncertainty=u))
     assert "# Risk: how sure is the decision?" in md and "Risk: how sure" not in plain
-    assert "| Policy | Monthly cost (USD, 90%) | Savings vs today (USD, 90%) | Quality (90%) |" in md
+    assert "| Policy | Monthly cost (USD, 90%) | Cost change vs today (USD, 90%) | Quality (90%) |" in md
     assert "Fixed, no counts: validator catch and false-reject rates" in md
     assert md.replace(md[md.index("## Risk") : md.index("## Charts")], "") == plain  # nothing else moves
 

@@ -281,16 +281,36 @@ def _mentions(outcomes: Any, models: set[str]) -> bool:
     return bool(named & models)
 
 
-def plan_update(path: Path, ws: Worksheet, cal: Calibration) -> Update:
-    """The worksheet at ``path`` with the calibration applied (see module docstring); nothing is written here."""
+def flow_map(data: Mapping[str, Any]) -> Any:
+    """A mapping for ruamel.yaml's round trip, written in flow style (``{p50: 1, p95: 2}``), nested too."""
+    from ruamel.yaml.comments import CommentedMap
+
+    m = CommentedMap()
+    for k, v in data.items():
+        m[k] = flow_seq(v) if isinstance(v, list) else (flow_map(v) if isinstance(v, dict) else v)
+    m.fa.set_flow_style()
+    return m
+
+
+def flow_seq(items: list) -> Any:
+    """A list for ruamel.yaml's round trip, written in flow style."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    s = CommentedSeq(flow_map(v) if isinstance(v, dict) else v for v in items)
+    s.fa.set_flow_style()
+    return s
+
+
+def round_trip(path: Path, what: str) -> tuple[Any, Any, dict[str, Any], str]:
+    """(ruamel YAML instance, its round-trip document, the plain data, the text) of a worksheet whose tasks are
+    written in the YAML (InputError for a CSV task table: ``what`` names the command in the message)."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     text = path.read_text(encoding="utf-8")
     plain = parse_yaml(text, str(path))
     if not isinstance(plain.get("tasks"), list):
         raise InputError(
-            f"{path}: its tasks are in a CSV table ({plain.get('tasks')!r}); calibrate -w edits task lists written "
+            f"{path}: its tasks are in a CSV table ({plain.get('tasks')!r}); {what} -w edits task lists written "
             "in the YAML. Run without -w to get a worksheet with the calibrated tasks, and merge by hand."
         )
     mapping_indent, offset = _indents(text)
@@ -298,20 +318,15 @@ def plan_update(path: Path, ws: Worksheet, cal: Calibration) -> Update:
     rt.preserve_quotes = True
     rt.width = 4096
     rt.indent(mapping=mapping_indent, sequence=offset + 2, offset=offset)
-    doc = rt.load(text)
+    return rt, rt.load(text), plain, text
+
+
+def plan_update(path: Path, ws: Worksheet, cal: Calibration) -> Update:
+    """The worksheet at ``path`` with the calibration applied (see module docstring); nothing is written here."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    rt, doc, plain, _ = round_trip(path, "calibrate")
     expected = copy.deepcopy(plain)
-
-    def flow_map(data: Mapping[str, Any]) -> Any:
-        m = CommentedMap()
-        for k, v in data.items():
-            m[k] = flow_seq(v) if isinstance(v, list) else (flow_map(v) if isinstance(v, dict) else v)
-        m.fa.set_flow_style()
-        return m
-
-    def flow_seq(items: list) -> Any:
-        s = CommentedSeq(flow_map(v) if isinstance(v, dict) else v for v in items)
-        s.fa.set_flow_style()
-        return s
 
     def block_outcomes(data: Mapping[str, Any]) -> Any:
         m = CommentedMap()

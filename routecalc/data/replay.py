@@ -26,6 +26,7 @@ import numpy as np
 from routecalc.chains import RoutingProblem
 from routecalc.data import metrics as rm
 from routecalc.data.evals import EvalData
+from routecalc.engine.billing import token_prices
 from routecalc.engine.ev import Metrics
 from routecalc.engine.mc import CHUNK, _Chunk, bins_per_decade
 from routecalc.engine.walk import GOOD, HUMAN_REVIEW, Workspace
@@ -276,8 +277,9 @@ def _research(problem, cat, outcome, x, y, columns, rows, weights, policy_cost, 
     ys = (y[rows] if y is not None and not np.isnan(y[rows]).any() else tt.y_mean[cat[rows]])[:, None]
     m = np.array(models)
     c_rows = cat[rows][:, None]
-    price_in = mt.price_in[m] + tt.cached_share[c_rows] * (mt.price_cache[m] - mt.price_in[m])
-    per_prompt_cost = xs * price_in + ys * mt.output_ratio[m] * mt.price_out[m] + mt.call_cost[m]
+    long = xs > problem.segments.long_above[c_rows, m]  # this prompt's tier; the category's batch share mixed in
+    price = token_prices(mt, tt, m, c_rows, long, tt.batch_share[c_rows])
+    per_prompt_cost = xs * price.answer_in + ys * price.answer_out + mt.call_cost[m]
     passed = outcome[rows][:, m].astype(bool)
     w = weights[rows]
     singles = rm.single_models(passed, per_prompt_cost, w)

@@ -166,7 +166,14 @@ class Optimization:
                 "budget_mix": None
                 if self.mix is None
                 else {
-                    **self.mix.__dict__,
+                    "lam": self.mix.lam,
+                    "p": self.mix.p,
+                    "monthly_cost_low": self.mix.monthly_lo,
+                    "monthly_cost_high": self.mix.monthly_hi,
+                    "quality_low": self.mix.quality_lo,
+                    "quality_high": self.mix.quality_hi,
+                    "monthly_cost": self.mix.monthly,
+                    "quality": self.mix.quality,
                     "routes": [{"category": c, "cheaper": a, "dearer": b} for c, a, b in self.mix.routes],
                 },
                 "notes": self.notes,
@@ -174,11 +181,19 @@ class Optimization:
         )
 
 
+def _route_dict(r: Route) -> dict[str, Any]:
+    """A route in the JSON output: money per request in the document's currency (``_per_request``)."""
+    d = dict(r.__dict__)
+    d["cost_per_request"] = d.pop("cost")
+    d["risk_per_request"] = d.pop("risk")
+    return d
+
+
 def _category_dict(c: CategoryPick) -> dict[str, Any]:
     return {
         "category": c.rules.category,
         "share": c.rules.share,
-        "route": None if c.route is None else c.route.__dict__,
+        "route": None if c.route is None else _route_dict(c.route),
         "margins": [m.__dict__ for m in c.margins],
         "candidates": c.candidates,
         "feasible_by_expected_values": c.feasible,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from routecalc.chains import RoutingProblem, compile_worksheet
+from routecalc.chains import RoutingProblem, compile_worksheet, price_row
 from routecalc.decide.uncertainty import CATCH, CONDITIONAL, FALSE_REJECT, PASS, Draws, Plan, draw_metrics
 from routecalc.engine.ev import expected_values, needs_latency_law
 from routecalc.format import money, pct, seconds
@@ -562,7 +562,6 @@ class Evaluator:
                 store[name] = np.repeat(getattr(table, name)[None], N, axis=0)
             return store[name]
 
-        k_unit = self.ws.tokens_per_price_unit
         for n in range(N):  # one assignment per setting, into arrays that are then evaluated together
             i = int(idx[n])
             if i < 0:
@@ -570,10 +569,15 @@ class Evaluator:
             inp, v = self.inputs[i], float(val[n])
             m = model_ix.get(inp.model or "", -1)
             c = self._cats.index(inp.category) if inp.category is not None else -1
-            if kind[n] in _MODEL_FIELDS:
-                arr(models, mt, _MODEL_FIELDS[kind[n]])[n, m] = v / k_unit if kind[n] != FAILURE else v
-                if kind[n] == PRICE_IN and self.ws.models[m].price_cache is None:  # cached tokens pay price_in
-                    arr(models, mt, "price_cache")[n, m] = v / k_unit
+            if kind[n] == FAILURE:
+                arr(models, mt, "fail")[n, m] = v
+            elif kind[n] in _MODEL_FIELDS:
+                # the model re-priced as the compiler prices it: billed per token net of the provider's discount,
+                # with the prices that default to this one (cache, cache write, reasoning), the batch factors
+                # against an explicit batch price and the long-context tier
+                spec = self.ws.models[m].model_copy(update={_MODEL_FIELDS[kind[n]]: v})
+                for col, x in price_row(self.ws, spec).items():
+                    arr(models, mt, col)[n, m] = x
             elif kind[n] == LATENCY:
                 arr(models, mt, "ttft_mu")[n, m] += math.log(v)
                 arr(models, mt, "tpot_mu")[n, m] += math.log(v)

@@ -494,11 +494,12 @@ class Interval:
 
 @dataclass(frozen=True)
 class PolicyRisk:
-    """One policy under the draws. ``savings_monthly`` is None for the baseline itself (or without one)."""
+    """One policy under the draws. ``cost_change_monthly`` (this policy minus the baseline, positive costs more) is None for the
+    baseline itself (or without one)."""
 
     name: str
     monthly_cost: Interval
-    savings_monthly: Interval | None
+    cost_change_monthly: Interval | None
     quality: Interval
     p_meets_targets: float  # share of draws meeting every category's quality threshold and (fixed) P95 budget
     p_winner: float  # share of draws in which it is the cheapest policy meeting every target
@@ -592,7 +593,7 @@ class Uncertainty:
             {
                 "name": p.name,
                 **interval("monthly_cost", p.monthly_cost),
-                **interval("savings_monthly", p.savings_monthly),
+                **interval("cost_change_monthly", p.cost_change_monthly),
                 **interval("quality_fraction", p.quality),
                 "probability_meets_targets": p.p_meets_targets,
                 "probability_winner": p.p_winner,
@@ -655,12 +656,12 @@ def analyse(ws: Worksheet, c: Comparison, draws: int = DEFAULT_DRAWS, seed: int 
     b = names.index(c.baseline) if c.baseline in names else None
     policies = []
     for p, name in enumerate(names):
-        savings = None if b is None or b == p else Interval.of(monthly[:, b] - monthly[:, p])
+        change = None if b is None or b == p else Interval.of(monthly[:, p] - monthly[:, b])
         policies.append(
             PolicyRisk(
                 name=name,
                 monthly_cost=Interval.of(monthly[:, p]),
-                savings_monthly=savings,
+                cost_change_monthly=change,
                 quality=Interval.of(quality[:, p]),
                 p_meets_targets=float(meets[:, p].mean()),
                 p_winner=float((win == p).mean()),

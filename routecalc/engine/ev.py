@@ -4,7 +4,9 @@ For a step ``s`` of a chain reached with probability ``R_s``, model failure prob
 retries (``../shared/MODEL.md``):
 
 * abandon probability ``F = f^(1+r)``; expected failed tries ``f (1 - f^(1+r)) / (1 - f)``;
-* answer cost ``E[x] p_in + E[y] p_out (+ cached share x (p_cache - p_in))`` paid with probability ``1 - F``;
+* answer cost ``E[x] p_in' + E[y] p_out'`` paid with probability ``1 - F``, with the per-token prices of
+  :mod:`routecalc.engine.billing` (prompt cache, reasoning tokens, the batch share mixed in linearly; a segment
+  above the model's long-context threshold at its long-context prices);
 * a gated step delivers ``A_good = q (1 - false_reject)`` good and ``A_bad = (1 - q)(1 - catch)`` bad
   answers and sends the rest to ``on_reject``; ``R_s F`` goes to ``on_failure``.
 
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from routecalc.chains import CONTENT_FILTER, DELIVER, FAIL, HUMAN, RoutingProblem
+from routecalc.engine.billing import answer_costs, batch_shares
 from routecalc.engine.latency import LatencyLaw, first_of_two, unique_apply
 
 
@@ -219,12 +222,11 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     ex = sg.x_mean[rows.cat, rows.segment][None, :, None] if not sg.trivial else per_row(tt.x_mean)
     y_row = per_row(tt.y_mean) if rows.y is None else rows.y[None, :, None]
     ey = y_row * mt.output_ratio[..., m]
-    p_in = mt.price_in[..., m]
-    answer_cost = (
-        ex * p_in + ey * mt.price_out[..., m] + per_row(tt.cached_share) * ex * (mt.price_cache[..., m] - p_in)
-    )
+    bill = _bill(problem, rows, at, m)
+    answer_cost, input_cost = bill(ex, ey)
     if mt.call_cost.any():
         answer_cost = answer_cost + mt.call_cost[..., m]
+    p_in = bill.fail_in  # a failed try's input price
     failed_try_cost = n_fail * ex * p_in if problem.bill_failed_input else np.zeros_like(ex * p_in)
     failed_try_cost = np.where(overflow, 0.0, failed_try_cost)
     gate_cost = np.where(gated, per_row(tt.gate_cost_call) + (ex + ey) * per_row(tt.gate_cost_token), 0.0)
@@ -267,9 +269,7 @@ def expected_values(problem: RoutingProblem) -> Metrics:
         key = _law_key(problem, rows, m, d_ids)
         p_late, capped = unique_apply(late_and_capped, key, (np.where(timed, m, 0), np.broadcast_to(ey, d.shape), d))
         p_late = np.where(timed & valid, p_late, 0.0)
-        billed = (answer_cost, ex * p_in + per_row(tt.cached_share) * ex * (mt.price_cache[..., m] - p_in), 0.0)[
-            DEADLINE_BILLING[problem.deadline_billing]
-        ]
+        billed = (answer_cost, input_cost, 0.0)[DEADLINE_BILLING[problem.deadline_billing]]
         billed = np.broadcast_to(billed, np.broadcast_shapes(np.shape(billed), p_late.shape))
         answer_latency = np.where(timed, capped, answer_latency)  # E[min(L, d)]
         answer_cost_paid = (1 - p_late) * answer_cost + p_late * billed
@@ -281,7 +281,7 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     hedge = ch.hedge[at] >= 0
     extra: dict[str, np.ndarray] = {}
     if hedge.any():
-        h = _hedged(problem, rows, at, m, ex, y_row, q_rows, R, per_row, overflow, p_in, answer_cost)
+        h = _hedged(problem, rows, at, m, ex, y_row, q_rows, R, overflow, bill, answer_cost, input_cost)
         F, ok, okd = (np.where(hedge, h[k], v) for k, v in (("F", F), ("ok", ok), ("ok", okd)))
         a_good = np.where(hedge, h["good"], a_good)
         a_bad = np.where(hedge, 1 - h["good"], a_bad)
@@ -430,6 +430,37 @@ def expected_values(problem: RoutingProblem) -> Metrics:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _Bill:
+    """What models ``m`` bill at each (policy, row, step): the row's segment decides the long-context tier, the
+    step (else the category) the batch share, mixed in linearly (:mod:`routecalc.engine.billing`)."""
+
+    problem: RoutingProblem
+    m: np.ndarray
+    c: np.ndarray
+    long: np.ndarray
+    batch: np.ndarray
+
+    def __call__(self, ex: np.ndarray, ey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(answer cost, its input part) for ``ex`` input and ``ey`` visible output tokens."""
+        pr = self.problem
+        return answer_costs(pr.models, pr.tasks, self.m, self.c, ex, ey, self.long, self.batch)
+
+    @property
+    def fail_in(self) -> np.ndarray:
+        """A failed try's price per input token."""
+        mt = self.problem.models
+        p_in = np.where(self.long, mt.long_in[..., self.m], mt.price_in[..., self.m])
+        return p_in * (1 + self.batch * (mt.batch_in[..., self.m] - 1))
+
+
+def _bill(problem: RoutingProblem, rows: Rows, at: tuple, m: np.ndarray) -> _Bill:
+    sg, ch = problem.segments, problem.chains
+    c = rows.cat[None, :, None]
+    long = sg.x_lo[rows.cat, rows.segment][None, :, None] >= sg.long_above[c, m]
+    return _Bill(problem, m, c, long, batch_shares(problem.tasks, ch.batch_share[at], c))
+
+
 def _law_key(problem: RoutingProblem, rows: Rows, *parts: np.ndarray) -> np.ndarray:
     """An integer per (policy, row, step) naming what a latency law depends on: the row's output tokens (its
     category and quadrature node) and the given integer ``parts`` (models, deadline ids, ...)."""
@@ -450,27 +481,23 @@ def _hedged(
     y_row: np.ndarray,
     q_rows: np.ndarray,
     R: int,
-    per_row,  # type: ignore[no-untyped-def]
     over_a: np.ndarray,
-    p_in_a: np.ndarray,
+    bill_a: _Bill,
     tok_a: np.ndarray,
+    in_a: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per (policy, row, step), what a hedged step does: both legs, one try each (module docstring)."""
-    mt, ch, sg, tt = problem.models, problem.chains, problem.segments, problem.tasks
+    mt, ch, sg = problem.models, problem.chains, problem.segments
     hb = ch.hedge[at]
     mb = np.where(hb >= 0, hb, 0)
     over_b = (hb >= 0) & (sg.x_lo[rows.cat, rows.segment][None, :, None] >= sg.window[rows.cat[None, :, None], mb])
-    p_in_b = mt.price_in[..., mb]
-    ey_b = y_row * mt.output_ratio[..., mb]
-    tok_b = (
-        ex * p_in_b + ey_b * mt.price_out[..., mb] + per_row(tt.cached_share) * ex * (mt.price_cache[..., mb] - p_in_b)
-    )
+    bill_b = _bill(problem, rows, at, mb)
+    tok_b, in_b = bill_b(ex, y_row * mt.output_ratio[..., mb])
     tok_b = tok_b + mt.call_cost[..., mb]
-    xin = lambda mm, p_in: ex * p_in + per_row(tt.cached_share) * ex * (mt.price_cache[..., mm] - p_in)
     q_a = np.nan_to_num(q_rows[..., np.arange(R)[None, :, None], m])
     q_b = np.nan_to_num(q_rows[..., np.arange(R)[None, :, None], mb])
     legs = []
-    for mm, over in ((m, over_a), (mb, over_b)):
+    for mm, over, bill_leg in ((m, over_a, bill_a), (mb, over_b, bill_b)):
         f = mt.fail[..., mm]
         answers = (1 - f) * ~over
         to = mt.errors[..., mm, 0]
@@ -481,7 +508,7 @@ def _hedged(
         ]
         tau = [(p_, np.where(over & (i == 0), mt.error_latency_s[..., mm], v)) for i, (p_, v) in enumerate(tau)]
         tau = [(p_, np.where(p_ > 0, v, 0.0)) for p_, v in tau]  # an impossible outcome's latency is moot
-        bill = f * ~over * ex * mt.price_in[..., mm] if problem.bill_failed_input else 0.0
+        bill = f * ~over * ex * bill_leg.fail_in if problem.bill_failed_input else 0.0
         legs.append((answers, tau, bill))
     (a_a, tau_a, bill_a), (a_b, tau_b, bill_b) = legs
     best = ch.hedge_best[at]
@@ -532,8 +559,8 @@ def _hedged(
     b_delivers = np.where(best, a_b * ((1 - a_a) + a_a * (1 - q_a) * q_b), only_b + both * (1 - pi))
     good = np.where(best, 1 - (1 - a_a * q_a) * (1 - a_b * q_b), a_delivers * q_a + b_delivers * q_b)
     answered = 1 - none
-    lost_a = np.where(cancel, xin(m, p_in_a), tok_a)
-    lost_b = np.where(cancel, xin(mb, p_in_b), tok_b)
+    lost_a = np.where(cancel, in_a, tok_a)
+    lost_b = np.where(cancel, in_b, tok_b)
     spend_a = bill_a + np.where(best, a_a * tok_a, only_a * tok_a + both * (pi * tok_a + (1 - pi) * lost_a))
     spend_b = bill_b + np.where(best, a_b * tok_b, only_b * tok_b + both * ((1 - pi) * tok_b + pi * lost_b))
     with np.errstate(invalid="ignore", divide="ignore"):

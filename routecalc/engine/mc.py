@@ -25,7 +25,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from routecalc import limits
 from routecalc.chains import ModelTable, RoutingProblem
+from routecalc.engine.billing import batch_shares, token_prices
 from routecalc.engine.ev import Metrics
 from routecalc.engine.walk import (
     BAD,
@@ -52,7 +54,7 @@ BINS_PER_DECADE = 400  # finest resolution, used whenever the histograms fit the
 BIN_CHOICES = (400, 200, 100, 50, 25, 20, 10)
 HIST_BUDGET_BYTES = 128 * 2**20  # latency histograms: int32 counts, (P, C, DECADES * bins per decade)
 HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin at the finest resolution (~0.58 %)
-MAX_SAMPLES = 2**31 - 1  # histogram counts are int32
+MAX_SAMPLES = limits.MAX_SAMPLES  # histogram counts are int32
 NEVER_S = 1e300  # a tool's timeout: it never times out
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed);
 # below, loading it (~0.3 s, ~100 MB of RSS for LLVM) costs about what it saves
@@ -175,13 +177,20 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
     b_valid = b_model >= 0
     mb = np.where(b_valid, b_model, 0)
     gb = lambda a, fill=0.0: np.where(b_valid, a[mb], fill)
+    batch = batch_shares(tt, step(ch.batch_share), c)
+
+    def moded(mm: np.ndarray, ok: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-token prices ``(4, P, S, K)`` by billing mode: standard, long-context, batch, batch long-context."""
+        modes = [token_prices(mt, tt, mm, c, long, batched) for batched in (0.0, 1.0) for long in (False, True)]
+        return {
+            key: np.where(ok, np.stack([np.broadcast_to(getattr(pr, attr), mm.shape) for pr in modes]), 0.0)
+            for key, attr in (("price_in", "fail_in"), ("price_in_eff", "answer_in"), ("price_out", "answer_out"))
+        }
+
     b = {
         "fail": gb(mt.fail),
-        "price_in": gb(mt.price_in),
-        "price_in_eff": np.where(
-            b_valid, mt.price_in[mb] + tt.cached_share[c] * (mt.price_cache[mb] - mt.price_in[mb]), 0.0
-        ),
-        "price_out": np.where(b_valid, mt.price_out[mb] * mt.output_ratio[mb], 0.0),
+        **moded(mb, b_valid),
+        "long_above": np.where(b_valid, sg.long_above[c, mb], np.inf),
         "call_cost": gb(mt.call_cost),
         "q": np.where(b_valid, np.nan_to_num(tt.pass_rate[c, mb]), 0.0),
         "timeout_s": np.minimum(gb(mt.timeout_s, np.inf), NEVER_S),
@@ -191,11 +200,9 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
     }
     cols = {
         "fail": g(mt.fail),
-        "price_in": g(mt.price_in),
-        "price_in_eff": np.where(
-            valid, mt.price_in[m] + tt.cached_share[c] * (mt.price_cache[m] - mt.price_in[m]), 0.0
-        ),
-        "price_out": np.where(valid, mt.price_out[m] * mt.output_ratio[m], 0.0),
+        **moded(m, valid),
+        "long_above": np.where(valid, sg.long_above[c, m], np.inf),
+        "batch_share": np.where(valid, batch, 0.0),
         "ratio": g(mt.output_ratio),
         "call_cost": g(mt.call_cost),
         "q": np.where(valid, np.nan_to_num(tt.pass_rate[c, m]), 0.0),
@@ -235,7 +242,8 @@ def step_tables(problem: RoutingProblem) -> list[StepTable]:
         "b_tpot_sigma": gb(mt.tpot_sigma),
         "b_ratio": gb(mt.output_ratio),
     }
-    return [StepTable(**{k: np.ascontiguousarray(v[p]) for k, v in cols.items()}) for p in range(P)]
+    pick = lambda v, p: v[:, p] if v.ndim == 4 else v[p]  # (4, P, S, K) by billing mode, or (P, S, K)
+    return [StepTable(**{k: np.ascontiguousarray(pick(v, p)) for k, v in cols.items()}) for p in range(P)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,6 +367,7 @@ class Requests:
     segment: np.ndarray
     u_lane: np.ndarray | None
     n_router: np.ndarray | None
+    u_batch: np.ndarray | None  # (n,) a request goes through the batch API at a step when below its batch share
     S: int
     steps: dict[str, np.ndarray]  # (S, n) each: u_fail, u_good, n_ttft[, n_tpot][, ..._b]
 
@@ -396,6 +405,7 @@ class _Chunk:
             self.lane_cum[..., -1] = np.maximum(self.lane_cum[..., -1], 1.0)  # rounding: the last lane closes at 1
         self.router = bool(np.isfinite(ch.lane_latency_mu).any() or ch.lane_cost_call.any() or ch.lane_cost_token.any())
         self.router_normal = bool((ch.lane_latency_sigma > 0).any())
+        self.batch = any(bool((T.batch_share > 0).any()) for T in self.tables)
 
     def __call__(self, rng: np.random.Generator, n: int, ws: Workspace) -> _Partial:
         """One chunk: draw ``n`` requests, walk them through every policy, sum per category."""
@@ -428,7 +438,8 @@ class _Chunk:
         """Draw a chunk's requests and their random numbers. Draws, in this order: category counts (unless
         ``cat`` is given: sorted); tokens ``x``, ``y`` (unless given); request states (if any table or tiers);
         latent difficulty (if any); attribute combinations (if rules test any); lane and router-latency
-        uniform/normal (if any policy has lanes / a random classifier latency); then per chain step ``s`` below
+        uniform/normal (if any policy has lanes / a random classifier latency); the batch uniform (if any step
+        sends a share of requests through a batch API); then per chain step ``s`` below
         the longest chain present: failure uniform, answer uniform, TTFT normal (and TPOT normal if any
         model's TPOT is lognormal), and the same four for hedged steps' second models if any."""
         tt, oc, sg = self.problem.tasks, self.problem.outcomes, self.problem.segments
@@ -463,6 +474,7 @@ class _Chunk:
             segment = segment + _pick(self.combo_cum, np.arange(C) * A, np.full(C, A), cat, rng.random(n)) - cat * A
         u_lane = rng.random(n) if self.lanes else None
         n_router = rng.standard_normal(n) if self.router_normal else None
+        u_batch = rng.random(n) if self.batch else None
         S = int(self.steps[counts > 0].max())
         names = ["u_fail", "u_good", "n_ttft"] + (["n_tpot"] if self.lognormal_tpot else [])
         names += [k + "_b" for k in names] if self.hedged else []
@@ -470,7 +482,7 @@ class _Chunk:
         for s in range(S):
             for k in names:
                 (rng.random if k.startswith("u_") else rng.standard_normal)(out=steps[k][s])
-        return Requests(cat, counts, x, y, state, z, segment, u_lane, n_router, S, steps)
+        return Requests(cat, counts, x, y, state, z, segment, u_lane, n_router, u_batch, S, steps)
 
     def walks(self, req: Requests, ws: Workspace, outcome: np.ndarray | None = None) -> Iterator[tuple]:
         """Walk the requests through each policy in turn: ``(policy, lane keys, step table, walk, router cost)``.
@@ -537,6 +549,7 @@ class _Chunk:
             u_good_b=st.get("u_good_b"),
             alat_b=alat_b,
             q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
+            u_batch=req.u_batch,
         )
         cfg = Settings(
             backoff=float(ch.backoff_s[p]),
@@ -723,8 +736,12 @@ def simulate(
     rng: np.random.Generator,
     threads: int | None = None,
     engine: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> MonteCarlo:
     """Simulate ``samples`` requests through every policy (chunked; see module docstring).
+
+    ``progress(done, samples)``, if given, is called after each chunk is added (requests simulated so far, in
+    chunk order): a caller's progress bar; it never changes the numbers.
 
     ``rng`` is only used to spawn one child generator per chunk, so ``default_rng(seed)`` gives the same
     numbers on any machine; ``threads`` (default: every CPU available) and ``engine`` (``numpy``, ``numba``, or
@@ -761,11 +778,13 @@ def simulate(
         return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), local.ws)
 
     total: _Partial | None = None
-    for part in _ordered(run, n_chunks, threads or default_threads()):
+    for i, part in enumerate(_ordered(run, n_chunks, threads or default_threads())):
         if total is None:
             total = part
         else:
             total.add(part)
+        if progress is not None:
+            progress(min((i + 1) * CHUNK, samples), samples)
     assert total is not None
     ss.spawn(n_chunks)  # leave the parent as rng.spawn(n_chunks) would: a second run draws new numbers
     mc = _finish(total, samples, hist, bins, M, problem.chains.human_cost)

@@ -216,7 +216,7 @@ class _Run:
         tables = self.mc.tables
         self.KV = tables[0].model.shape[1]  # keys per variant
         self.T = StepTable(
-            **{f.name: np.concatenate([getattr(t, f.name) for t in tables], axis=1) for f in fields(StepTable)}
+            **{f.name: np.concatenate([getattr(t, f.name) for t in tables], axis=-1) for f in fields(StepTable)}
         )
         self.packed = pack(self.T) if engine == "numba" else None
         self.V = len(variants)
@@ -306,6 +306,7 @@ class _Run:
             t_end=hi * bs,
             S=req.S,
             cfg=ch_cfg,
+            u_batch=None if req.u_batch is None else req.u_batch[inv],
         )
         return ch
 
@@ -366,6 +367,7 @@ class _Run:
             u_good_b=ch.shared["u_good_b"][:, rows] if "u_good_b" in ch.shared else None,
             alat_b=pick(pv["alat_b"]) if "alat_b" in pv else None,
             q_b=pick(pv["q_b"]) if "q_b" in pv else None,
+            u_batch=None if ch.u_batch is None else ch.u_batch[rows],
         )
         x, y, cat = ch.x[rows], ch.y[rows], ch.cat[rows]
         if self.engine == "numba":
@@ -582,6 +584,7 @@ class _ChunkData:
     S: int  # chain steps drawn
     cfg: Settings  # the walk's settings (the main policy's)
     down: dict[int, np.ndarray] = field(default_factory=dict)
+    u_batch: np.ndarray | None = None  # (n,) batch uniform (None: no step sends requests through a batch API)
     load: np.ndarray | None = None
 
 

@@ -18,8 +18,12 @@ Per request at step ``s`` on catalog entry ``m`` (parameters per step and key, `
    shares, then ``v`` rescaled within the chosen type). A content-filter refusal is not retried: the step is
    abandoned there. Failed tries cost ``timeout_s`` (timeouts) or ``error_latency_s`` each, plus the backoff per
    retry, and, if billed, ``x p_in`` each. Abandoned -> ``on_failure`` of the deciding try's type.
-2. Answer: ``tokens = x p_in' + y p_out' + call cost`` (cache share and output ratio folded in), latency as
-   given; good iff ``u_good < q``.
+2. Answer: ``tokens = x p_in' + y p_out' + call cost`` (cache shares, reasoning tokens and output ratio folded
+   in: :mod:`routecalc.engine.billing`), latency as given; good iff ``u_good < q``. The prices are those of the
+   request's *billing mode* at the step: long-context when ``x`` exceeds the model's long-context threshold,
+   batch when the request's batch uniform ``u_batch`` is below the step's batch share (one uniform per request,
+   so a batched request is batched at every step that batches as large a share); a failed try's input and a
+   cancelled or abandoned answer's input are billed in the same mode.
 3. Gate (gated steps and tools): ``g = call + (x + y ratio) per_token``; the same uniform decides the verdict:
    a good answer is rejected iff ``u_good < q false_reject``, a bad one iff ``u_good < q + (1 - q) catch`` (each
    has the right probability given good/bad). Rejected -> ``on_reject``: a later step, deliver, human review,
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,12 +70,15 @@ class StepTable:
 
     Money per token (``call_cost`` per call), seconds. ``cum0..2``: cumulative shares of failures that are
     timeouts, then 5xx, then 429 (the rest are content-filter refusals); ``on_<type>``: where each goes.
+    Prices are ``(4, S, K)``, by billing mode: standard, long-context, batch, batch long-context.
     """
 
     fail: np.ndarray
-    price_in: np.ndarray  # what a failed try bills per input token (if billed)
-    price_in_eff: np.ndarray  # input price with the category's prompt-cache share
-    price_out: np.ndarray  # per band output token: price x output_ratio
+    price_in: np.ndarray  # (4, S, K) what a failed try bills per input token (if billed)
+    price_in_eff: np.ndarray  # (4, S, K) per input token of an answer (prompt-cache shares)
+    price_out: np.ndarray  # (4, S, K) per band output token: output_ratio x (price + reasoning)
+    long_above: np.ndarray  # long-context threshold in input tokens (inf: none)
+    batch_share: np.ndarray  # share of requests through the batch API (u_batch below it)
     ratio: np.ndarray  # output_ratio (tokens a gate reads)
     call_cost: np.ndarray
     q: np.ndarray  # pass rate when outcomes are independent
@@ -90,6 +98,7 @@ class StepTable:
     b_price_in: np.ndarray
     b_price_in_eff: np.ndarray
     b_price_out: np.ndarray
+    b_long_above: np.ndarray
     b_call_cost: np.ndarray
     b_q: np.ndarray
     b_timeout_s: np.ndarray
@@ -123,14 +132,30 @@ class StepTable:
     def hedged(self) -> bool:
         return bool((self.b_model >= 0).any())
 
+    @cached_property
+    def moded(self) -> bool:
+        """Whether any request may be billed other than in the standard mode (long-context or batch)."""
+        return bool(
+            np.isfinite(self.long_above).any() or np.isfinite(self.b_long_above).any() or (self.batch_share > 0).any()
+        )
 
-_FLOATS = tuple(f.name for f in fields(StepTable))[:29]
-_INTS = tuple(f.name for f in fields(StepTable))[29:42]
+
+_NAMES = tuple(f.name for f in fields(StepTable))
+_FLOATS = _NAMES[: _NAMES.index("model")]
+_INTS = _NAMES[_NAMES.index("model") : _NAMES.index("ttft_mu")]
+MODES = 4  # billing modes: standard, long-context, batch, batch long-context (long + 2 x batch)
+_MODED = ("price_in", "price_in_eff", "price_out", "b_price_in", "b_price_in_eff", "b_price_out")
+# each float field's first row in the kernel's block (a moded field takes MODES rows: row + mode)
+_FLOAT_ROW = dict(
+    zip(_FLOATS, np.cumsum([0] + [MODES if f in _MODED else 1 for f in _FLOATS[:-1]]).tolist(), strict=True)
+)
 
 
 def pack(T: StepTable) -> tuple[np.ndarray, np.ndarray]:
-    """The step table as two contiguous blocks, ``(29, S, K)`` floats and ``(13, S, K)`` ints, for the kernel."""
-    floats = np.ascontiguousarray(np.stack([getattr(T, f) for f in _FLOATS]), dtype=np.float64)
+    """The step table as two contiguous blocks for the kernel: floats (a moded price takes ``MODES`` rows, see
+    ``_FLOAT_ROW``) and ints, each ``(rows, S, K)``."""
+    rows = [r for f in _FLOATS for r in (getattr(T, f) if f in _MODED else [getattr(T, f)])]
+    floats = np.ascontiguousarray(np.stack(rows), dtype=np.float64)
     ints = np.ascontiguousarray(np.stack([getattr(T, f) for f in _INTS]), dtype=np.int64)
     return floats, ints
 
@@ -276,6 +301,7 @@ class Draws:
     u_good_b: np.ndarray | None = None
     alat_b: np.ndarray | None = None
     q_b: np.ndarray | None = None
+    u_batch: np.ndarray | None = None  # (n,) batch uniform per request (None: no step batches)
 
 
 @dataclass(frozen=True)
@@ -358,6 +384,8 @@ def _step_numpy(
     per_row = _PerRow(s, k, kc, bool(k.size < 2 or (k[1:] >= k[:-1]).all()))
     ns = k.size
     out.tries[s] += kc
+    mode = _mode(per_row(T.long_above), per_row(T.batch_share), xs, d, rows) if T.moded else None
+    price = lambda a: per_row(a[0]) if mode is None else a[mode, s, k]
 
     # 0. prompts longer than the window skip the step
     skip = xs > per_row(T.window)
@@ -411,7 +439,8 @@ def _step_numpy(
                 Kf[rest], Tf[rest], decided[rest] = Kr, Tr, dr
         retries = np.where(decided >= 0, Kf - 1, Kf)
         lat_f = Tf * T.timeout_s[s, kf] + (Kf - Tf) * T.error_latency_s[s, kf] + cfg.backoff * retries
-        cost_f = Kf * xs[failing] * T.price_in[s, kf] if cfg.bill_failed_input else np.zeros(failing.size)
+        p_f = T.price_in[0 if mode is None else mode[failing], s, kf]
+        cost_f = Kf * xs[failing] * p_f if cfg.bill_failed_input else np.zeros(failing.size)
         abandoned = decided >= 0
         out.tries[s] += np.bincount(kf, weights=Kf - abandoned, minlength=K).astype(np.int64)
         fail_lat, fail_cost = np.zeros(ns), np.zeros(ns)
@@ -445,8 +474,9 @@ def _step_numpy(
         _route(index[un], T.on_429[s, k[un]], outcome, at_step)
 
     # 2. answer (abandoned at the deadline if it comes later)
-    tokens = xs * per_row(T.price_in_eff)
-    tokens += ys * per_row(T.price_out)
+    p_in = price(T.price_in_eff)
+    tokens = xs * p_in
+    tokens += ys * price(T.price_out)
     tokens += per_row(T.call_cost)
     answered = np.ones(ns, dtype=bool) if live is None else live
     out.successes[s] += np.bincount(k[answered], minlength=K)
@@ -456,7 +486,7 @@ def _step_numpy(
         deadline = per_row(T.deadline_s)
         late = answered & (answer_lat > deadline)
         if late.any():
-            billed = (tokens, xs * per_row(T.price_in_eff), np.zeros(ns))[cfg.deadline_billing]
+            billed = (tokens, xs * p_in, np.zeros(ns))[cfg.deadline_billing]
             tokens = np.where(late, billed, tokens)
             answer_lat = np.where(late, deadline, answer_lat)
             lt = np.flatnonzero(late)
@@ -541,12 +571,15 @@ def _hedge_numpy(
     k = key[index]
     g = lambda a: a[s][k]
     xs, ys = x[index], y[index]
+    share = T.batch_share[s][k]
     legs = []
     for pre, uf, ug, al, qq in (
         ("", d.u_fail, d.u_good, d.alat, d.q),
         ("b_", d.u_fail_b, d.u_good_b, d.alat_b, d.q_b),
     ):
         P = lambda name, pre=pre: g(getattr(T, pre + name))
+        mode = _mode(P("long_above"), share, xs, d, index) if T.moded else np.zeros(index.size, dtype=np.int64)
+        M = lambda name, pre=pre, mode=mode: getattr(T, pre + name)[mode, s, k]
         over = xs > P("window")
         u = uf[s, index]
         fail = ~over & (u < P("fail"))
@@ -554,12 +587,12 @@ def _hedge_numpy(
         with np.errstate(invalid="ignore", divide="ignore"):
             timed_out = fail & (u / P("fail") < P("cum0"))
         tau = np.where(timed_out, P("timeout_s"), P("error_latency_s")) * (over | fail)
-        fail_cost = (1.0 * fail) * xs * P("price_in") if cfg.bill_failed_input else np.zeros(index.size)
-        tok = xs * P("price_in_eff")
-        tok += ys * P("price_out")
+        fail_cost = (1.0 * fail) * xs * M("price_in") if cfg.bill_failed_input else np.zeros(index.size)
+        tok = xs * M("price_in_eff")
+        tok += ys * M("price_out")
         tok += P("call_cost")
         q = P("q") if qq is None else qq[s, index]
-        legs.append((over, fail, answered, tau, fail_cost, tok, al[s, index], ug[s, index] < q, xs * P("price_in_eff")))
+        legs.append((over, fail, answered, tau, fail_cost, tok, al[s, index], ug[s, index] < q, xs * M("price_in_eff")))
     (ov_a, _f_a, ans_a, tau_a, fc_a, tok_a, L_a, good_a, xin_a) = legs[0]
     (ov_b, _f_b, ans_b, tau_b, fc_b, tok_b, L_b, good_b, xin_b) = legs[1]
     best = g(T.hedge_best).astype(bool)
@@ -595,6 +628,15 @@ def _hedge_numpy(
     if gone.size:
         out.fb[index[gone]] = True
         _route(index[gone], T.on_5xx[s, k[gone]], out.outcome, at_step)
+
+
+def _mode(long_above: np.ndarray, batch_share: np.ndarray | float, x: np.ndarray, d: Draws, rows: Any) -> np.ndarray:
+    """Each request's billing mode at a step: 1 if its prompt is above the long-context threshold, + 2 if its
+    batch uniform is below the step's batch share."""
+    mode = (x > long_above).astype(np.int64)
+    if d.u_batch is not None:
+        mode += 2 * (d.u_batch[rows] < batch_share)
+    return mode
 
 
 class _PerRow:
@@ -680,6 +722,7 @@ def walk_numba(
         none if d.q is None else d.q, d.q is not None,
         none if d.u_fail_b is None else d.u_fail_b, none if d.u_good_b is None else d.u_good_b,
         none if d.alat_b is None else d.alat_b, none if d.q_b is None else d.q_b,
+        np.zeros(0) if d.u_batch is None else d.u_batch, d.u_batch is not None,
         steps, float(cfg.backoff), float(cfg.human_cost), float(cfg.human_latency), bool(cfg.bill_failed_input),
         int(cfg.deadline_billing), int(cfg.n_models),
         out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
@@ -693,14 +736,18 @@ def walk_numba(
 def _compile() -> Any:
     from numba import njit
 
-    (FAIL_, PIN, PINEFF, POUT, RATIO, CALL, Q, CATCH, FREJ, GCALL, GTOK, GLAT, TIMEOUT, ERRLAT, WINDOW, CUM0, CUM1,
-     CUM2, DEADLINE, B_FAIL, B_PIN, B_PINEFF, B_POUT, B_CALL, B_Q, B_TIMEOUT, B_ERRLAT, B_WINDOW,
-     B_CUM0) = range(29)  # fmt: skip
-    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(13)
+    R = _FLOAT_ROW
+    (FAIL_, PIN, PINEFF, POUT, LONG, BATCH, RATIO, CALL, Q, CATCH, FREJ, GCALL, GTOK, GLAT, TIMEOUT, ERRLAT, WINDOW,
+     CUM0, CUM1, CUM2, DEADLINE, B_FAIL, B_PIN, B_PINEFF, B_POUT, B_LONG, B_CALL, B_Q, B_TIMEOUT, B_ERRLAT, B_WINDOW,
+     B_CUM0) = (R[f] for f in _FLOATS)  # fmt: skip
+    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(
+        len(_INTS)
+    )
 
     @njit(nogil=True, cache=True, error_model="numpy")
     def kernel(
-        FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, steps,
+        FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, u_batch,
+        batched, steps,
         backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
         answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b, successes, slow, served,
         n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at, mask, has_mask, trace, want_trace,
@@ -727,7 +774,11 @@ def _compile() -> Any:
             while s < steps:
                 xs = x[i]
                 ys = y[i]
+                mode = 1 if xs > FP[LONG, s, k] else 0  # billing mode: + 1 long-context, + 2 batch
+                if batched and u_batch[i] < FP[BATCH, s, k]:
+                    mode += 2
                 if IP[B_MODEL, s, k] >= 0:  # a hedged step: both models at once, one try each
+                    mode_b = (1 if xs > FP[B_LONG, s, k] else 0) + (mode - mode % 2)
                     over_a = xs > FP[WINDOW, s, k]
                     over_b = xs > FP[B_WINDOW, s, k]
                     ua = u_fail[s, i]
@@ -747,13 +798,13 @@ def _compile() -> Any:
                     fc_a = 0.0
                     fc_b = 0.0
                     if bill:
-                        fc_a = ((1.0 if fail_a else 0.0) * xs) * FP[PIN, s, k]
-                        fc_b = ((1.0 if fail_b else 0.0) * xs) * FP[B_PIN, s, k]
-                    tok_a = xs * FP[PINEFF, s, k]
-                    tok_a += ys * FP[POUT, s, k]
+                        fc_a = ((1.0 if fail_a else 0.0) * xs) * FP[PIN + mode, s, k]
+                        fc_b = ((1.0 if fail_b else 0.0) * xs) * FP[B_PIN + mode_b, s, k]
+                    tok_a = xs * FP[PINEFF + mode, s, k]
+                    tok_a += ys * FP[POUT + mode, s, k]
                     tok_a += FP[CALL, s, k]
-                    tok_b = xs * FP[B_PINEFF, s, k]
-                    tok_b += ys * FP[B_POUT, s, k]
+                    tok_b = xs * FP[B_PINEFF + mode_b, s, k]
+                    tok_b += ys * FP[B_POUT + mode_b, s, k]
                     tok_b += FP[B_CALL, s, k]
                     la = alat[s, i]
                     lb = alat_b[s, i]
@@ -767,12 +818,12 @@ def _compile() -> Any:
                     a_wins = ans_a and (good_a or not (ans_b and good_b)) if best else ans_a and (not ans_b or la <= lb)
                     b_wins = ans_b and not a_wins
                     paid_a = (
-                        xs * FP[PINEFF, s, k]
+                        xs * FP[PINEFF + mode, s, k]
                         if (ans_a and not a_wins and cancel and both)
                         else tok_a * (1.0 if ans_a else 0.0)
                     )
                     paid_b = (
-                        xs * FP[B_PINEFF, s, k]
+                        xs * FP[B_PINEFF + mode_b, s, k]
                         if (ans_b and not b_wins and cancel and both)
                         else tok_b * (1.0 if ans_b else 0.0)
                     )
@@ -852,7 +903,7 @@ def _compile() -> Any:
                     n_to = K if decided == 0 else 0
                     fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * (K - 1)
                     if bill:
-                        fail_cost = K * xs * FP[PIN, s, k]
+                        fail_cost = K * xs * FP[PIN + mode, s, k]
                 elif u < f:
                     K = 1
                     hi = f
@@ -885,7 +936,7 @@ def _compile() -> Any:
                     n_retries = K - 1 if decided >= 0 else K
                     fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * n_retries
                     if bill:
-                        fail_cost = K * xs * FP[PIN, s, k]
+                        fail_cost = K * xs * FP[PIN + mode, s, k]
                 abandoned = decided >= 0
                 tries[s, k] += K - (1 if abandoned else 0)
                 if want_trace:
@@ -901,8 +952,8 @@ def _compile() -> Any:
                         continue
                     outcome[i] = 3  # FAILED
                     break
-                tok = xs * FP[PINEFF, s, k]
-                tok += ys * FP[POUT, s, k]
+                tok = xs * FP[PINEFF + mode, s, k]
+                tok += ys * FP[POUT + mode, s, k]
                 tok += FP[CALL, s, k]
                 answer_lat = alat[s, i]
                 successes[s, k] += 1
@@ -912,7 +963,7 @@ def _compile() -> Any:
                     if deadline_billing == 0:
                         billed = tok
                     elif deadline_billing == 1:
-                        billed = xs * FP[PINEFF, s, k]
+                        billed = xs * FP[PINEFF + mode, s, k]
                     else:
                         billed = 0.0
                     late[i] = True

@@ -1,8 +1,10 @@
 """routecalc's own policy export (JSON): the whole policy, gates included, for teams with a custom router.
 
-The format is documented by ``routecalc/schema/policy-export.schema.json`` (``format_version`` 1). Unlike the
-router configs it keeps everything the estimate assumed: gates and where a reject goes, expected escalation,
-and the expected metrics, with the source worksheet's SHA-256.
+The format is documented by ``routecalc/schema/policy-export.schema.json`` (``format_version`` 2). Unlike the
+router configs it keeps everything the estimate assumed: every lane of a routed category with the router decisions
+leading to it, per-error-type targets, deadlines, hedges, tools, gates and where a reject goes, expected
+escalation, the expected metrics with the source worksheet's SHA-256, and ``notes`` on what a failure-only router
+cannot do by itself.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import math
 from typing import Any
 
 from routecalc.errors import ExportError
-from routecalc.export.plan import ExportPlan, StepPlan, Target, check_chain_length, check_fallbacks, inexpressible
+from routecalc.export.graph import check_chain_length
+from routecalc.export.notes import step_notes
+from routecalc.export.plan import ExportPlan, LanePlan, StepPlan, Target
+from routecalc.routes import Branch
 
 FORMAT = "routecalc-policy-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TRIGGERS = {
-    "on_failure": "provider failure after the step's retries (an HTTP status in on_status_codes, a timeout or "
-    "a connection error); the value is the next step's index or a keyword",
+    "on_failure": "provider failure after the step's retries, per error type (timeout, 5xx, 429, content_filter; "
+    "a refusal is not retried); the value is a later step's index or a keyword",
+    "on_overflow": "a prompt longer than the step's model's context window",
+    "on_deadline": "a try still running at the step's client-side deadline is abandoned",
     "on_reject": "the category's gate rejects the step's answer (gated steps only); the value is the next "
     "step's index or a keyword",
     "keywords": "fail: the request fails without an answer; deliver: deliver the rejected answer anyway; "
@@ -45,10 +52,41 @@ def _step(st: StepPlan) -> dict[str, Any]:
     return {
         "index": st.index,
         "model": st.model,
+        "tool": st.tool,
+        "hedge": st.hedge,
         "retries": st.retries,
         "gated": st.gated,
-        "on_failure": _target(st.on_failure),
+        "on_failure": {t: _target(v) for t, v in st.on_failure.items()},
         "on_reject": _target(st.on_reject),
+        "on_overflow": _target(st.on_overflow),
+        "deadline_s": st.deadline_s,
+        "on_deadline": _target(st.on_deadline),
+        "latency_target_s": st.latency_target_s,
+    }
+
+
+def _branch(b: Branch) -> dict[str, Any]:
+    when = None
+    if b.when is not None:
+        when = b.when.model_dump(by_alias=True, exclude_none=True)
+    return {
+        "kind": b.kind,
+        "index": b.index,
+        "label": b.label,
+        "weight": b.weight,
+        "when": when,
+        "classifier": b.classifier,
+    }
+
+
+def _lane(lane: LanePlan) -> dict[str, Any]:
+    return {
+        "key": lane.key,
+        "path": [_branch(b) for b in lane.path],
+        "share": lane.share,
+        "steps": [_step(st) for st in lane.steps],
+        "entry": lane.entry,
+        "failure_path": lane.failure_path(),
     }
 
 
@@ -69,6 +107,7 @@ def build(plan: ExportPlan) -> dict[str, Any]:
             "context_window": m.context_window,
             "rpm": m.rpm,
             "tpm": m.tpm,
+            "errors": dict(m.errors),
         }
     categories = []
     for c in plan.categories:
@@ -90,9 +129,8 @@ def build(plan: ExportPlan) -> dict[str, Any]:
                 "quality_threshold": c.quality_threshold,
                 "latency_budget_s": c.latency_budget_s,
                 "tokens_p95": {"input": c.tokens_in_p95, "output": c.tokens_out_p95},
-                "steps": [_step(st) for st in c.steps],
-                "failure_path": c.failure_path(),
-                "context_window_fallback": c.context_fallback,
+                "route_text": c.route,
+                "lanes": [_lane(lane) for lane in c.lanes],
                 "gate": gate,
                 "expected": dict(c.expected) if c.expected else None,
             }
@@ -129,28 +167,29 @@ def build(plan: ExportPlan) -> dict[str, Any]:
             "models": models,
             "categories": categories,
             "expected": dict(plan.expected) if plan.expected else None,
-            "warnings": list(plan.warnings) + inexpressible(plan, "a failure-only router"),
+            "warnings": list(plan.warnings),
+            "notes": step_notes(plan, "a failure-only router"),
         }
     )
 
 
 def validate(doc: dict[str, Any]) -> None:
-    """Steps name known models, triggers point forward inside the chain, chains are not too long."""
+    """Steps name known models, triggers point forward inside the lane (so no loop), chains are not too long."""
     models = set(doc["models"])
     for c in doc["categories"]:
-        steps = c["steps"]
-        check_chain_length(c["name"], len(steps))
-        edges: dict[str, list[str]] = {}
-        for st in steps:
-            if st["model"] not in models:
-                raise ExportError(f"{c['name']}: step {st['index']} names unknown model {st['model']!r}")
-            for trig in ("on_failure", "on_reject"):
-                t = st[trig]
-                if isinstance(t, int):
-                    if not st["index"] < t < len(steps):
-                        raise ExportError(f"{c['name']}: step {st['index']} {trig} -> {t} is not a later step")
-                    edges.setdefault(str(st["index"]), []).append(str(t))
-        check_fallbacks([str(i) for i in range(len(steps))], edges, what=f"{c['name']} steps")
+        for lane in c["lanes"]:
+            steps = lane["steps"]
+            name = c["name"] + (f" [{lane['key']}]" if lane["key"] else "")
+            check_chain_length(name, len(steps))
+            for st in steps:
+                for m in (st["model"], st["hedge"]):
+                    if m is not None and m not in models:
+                        raise ExportError(f"{name}: step {st['index']} names unknown model {m!r}")
+                targets = [("on_failure", t) for t in st["on_failure"].values()]
+                targets += [(trig, st[trig]) for trig in ("on_reject", "on_overflow", "on_deadline")]
+                for trig, t in targets:
+                    if isinstance(t, int) and not st["index"] < t < len(steps):
+                        raise ExportError(f"{name}: step {st['index']} {trig} -> {t} is not a later step")
 
 
 def render(plan: ExportPlan) -> tuple[str, dict[str, Any], list[str]]:
@@ -162,4 +201,4 @@ def render(plan: ExportPlan) -> tuple[str, dict[str, Any], list[str]]:
     if reloaded != doc:
         raise ExportError("the policy export does not re-load to what was written")
     validate(reloaded)
-    return text, doc, list(doc["warnings"])
+    return text, doc, list(doc["warnings"]) + list(doc["notes"])

@@ -23,6 +23,7 @@ from routecalc.decide.whatif import PatternEffects
 from routecalc.format import count, money, pct, seconds, signed_money
 from routecalc.month import MonthResult
 from routecalc.report import charts, risk
+from routecalc.report.appendix import router_configs
 from routecalc.report.charts.classifier import classifier_curve_figure
 from routecalc.report.document import (
     Block,
@@ -51,6 +52,7 @@ from routecalc.results import (
 )
 from routecalc.routes import route_text
 from routecalc.worksheet import DAYS_PER_MONTH, Band, Latency, Worksheet, file_sha256, worksheet_warnings
+from routecalc.worksheet.pricing import price_notes
 
 ReportFormat = Literal["html", "md", "both"]
 HTML_NAME = "report.html"
@@ -178,6 +180,7 @@ def report_document(
     blocks += _warnings(ws, c, generated)
     blocks += _assumptions(ws, c)
     blocks += _provenance(c, worksheet_path, generated, scenarios)
+    blocks += router_configs(ws, c, worksheet_path, scenarios)
     return Document(title=f"Routing policy review: {ws.name}", blocks=tuple(blocks))
 
 
@@ -239,13 +242,13 @@ def _recommendation(ws: Worksheet, c: Comparison, generated: dt.date) -> list[Bl
     base = c.policy(c.baseline) if c.baseline else None
     if w.is_baseline:
         text.append(f" It is the baseline: no cheaper policy meets every target, so keep running {w.name}.")
-    elif base is not None and w.savings_monthly is not None:
-        s = w.savings_monthly
+    elif base is not None and w.cost_change_monthly is not None:
+        s = -w.cost_change_monthly  # saved per month (negative: costs more)
         verb = "Saves" if s >= 0 else "Costs"
         more = "" if s >= 0 else " more"
         text.append(
             f" {verb} {money(abs(s), cur, '/month')}{more} ({money(abs(s) * 12, cur, '/year')}, "
-            f"{abs(w.savings_pct or 0):.1f}%) vs {base.name}"
+            f"{abs(w.cost_change_pct or 0):.1f}%) vs {base.name}"
         )
         if s < 0 and not base.meets_targets:
             text.append(f", which misses a target ({base.nearest_miss})")
@@ -545,6 +548,7 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
             models,
             align=("l", "l", "r", "l"),
         ),
+        *_price_notes(ws),
         Heading(2, "Task categories and token bands"),
         Table(
             (
@@ -597,6 +601,13 @@ def _assumptions(ws: Worksheet, c: Comparison) -> list[Block]:
     return blocks
 
 
+def _price_notes(ws: Worksheet) -> list[Block]:
+    notes = price_notes(ws)
+    if not notes:
+        return []
+    return [Paragraph(runs("Invoice prices besides the list prices above:")), Bullets(tuple(runs(n) for n in notes))]
+
+
 def _provenance(
     c: Comparison, worksheet_path: str | Path | None, generated: dt.date, scenarios: Sequence[str | Path]
 ) -> list[Block]:
@@ -609,6 +620,8 @@ def _provenance(
         items.append("Worksheet: given in memory (no file, no hash)")
     for s in scenarios:
         items.append(f"Scenario overlay: {Path(s).name}, SHA-256 {file_sha256(s)}")
+    if c.prices is not None:
+        items.append(c.prices.text)
     items += [
         f"Monte Carlo: seed {c.seed}, {count(c.samples)} samples",
         f"Generated: {generated.isoformat()} (review ages counted to this date)",

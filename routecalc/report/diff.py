@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,11 +37,15 @@ def _cells(d: WorksheetDiff, p: PolicyDelta) -> list[str]:
         change,
         "—"
         if p.name == d.baseline_after == d.baseline_before
-        else _arrow(money(p.savings_before, cur), money(p.savings_after, cur)),
+        else _arrow(_signed(p.vs_baseline_before, cur), _signed(p.vs_baseline_after, cur)),
         _arrow(pct(p.quality_before, 2), pct(p.quality_after, 2)),
         p95,
         _arrow(_targets(p.meets_before), _targets(p.meets_after)),
     ]
+
+
+def _signed(v: float | None, cur: str) -> str:
+    return "n/a" if v is None else signed_money(v, cur)
 
 
 def _policy_label(d: WorksheetDiff, name: str) -> str:
@@ -56,7 +59,7 @@ def _policy_label(d: WorksheetDiff, name: str) -> str:
 def _headers(d: WorksheetDiff) -> list[str]:
     """Short headers (one screen); money cells carry the currency, the title says it is per month."""
     base = d.baseline_after or "baseline"
-    return ["Policy", "Monthly cost", "Change /month", f"Savings vs {base}", "Quality", "P95", "Targets"]
+    return ["Policy", "Monthly cost", "Change /month", f"vs {base} /month", "Quality", "P95", "Targets"]
 
 
 def _effect_cell(d: WorksheetDiff, m: InputEffect, policy: str) -> str:
@@ -83,7 +86,21 @@ def _interaction_row(d: WorksheetDiff) -> list[str] | None:
     return ["interaction", *cells, "what the one-at-a-time effects do not add up to"]
 
 
-_PRICE_COLUMNS = (("price_in", "Input"), ("price_out", "Output"), ("price_cache", "Cache read"))
+_PRICE_COLUMNS = (
+    ("price_in", "Input"),
+    ("price_out", "Output"),
+    ("price_cache", "Cache read"),
+    ("price_cache_write", "Cache write"),
+    ("price_reasoning", "Reasoning"),
+    ("price_in_batch", "Batch input"),
+    ("price_out_batch", "Batch output"),
+    ("long_context.above_tokens", "Long context above"),
+    ("long_context.price_in", "Long input"),
+    ("long_context.price_out", "Long output"),
+    ("long_context.price_cache", "Long cache read"),
+    ("long_context.price_cache_write", "Long cache write"),
+)
+_TOKEN_FIELDS = ("context_window", "long_context.above_tokens")
 
 
 def _price_columns(d: WorksheetDiff) -> list[tuple[str, str]]:
@@ -100,7 +117,7 @@ def _price_rows(d: WorksheetDiff) -> list[list[str]]:
             f = next((x for x in c.fields if x.field == fld), None)
             if f is None:
                 cells.append("")
-            elif fld == "context_window":
+            elif fld in _TOKEN_FIELDS:
                 cells.append(f"{_tokens(f.old)} → {_tokens(f.new)}")
             else:
                 text = f"{_fmt_opt_money(f.old, d.currency)} → {_fmt_opt_money(f.new, d.currency)}"
@@ -121,7 +138,8 @@ def _tokens(v: float | None) -> str:
 
 def _footnote(d: WorksheetDiff) -> str:
     return (
-        f"★ = winner, ☆ = winner before (cheapest policy meeting every target). Costs, savings and quality: expected-value engine "
+        f"★ = winner, ☆ = winner before (cheapest policy meeting every target). Changes are after minus before, or policy minus baseline: + costs more, - saves. "
+        "Costs and quality: expected-value engine "
         f"(exact under the model). P95: Monte Carlo, the same {count(d.samples)} requests and seed {d.seed} on both "
         f"sides (common random numbers); changes marked ≈ are below its resolution (one histogram bin, "
         f"{d.hist_rel_error:.1%}, plus the P95's 95% CI) and are noise. Inputs: one changed at a time from the old worksheet."
@@ -134,7 +152,7 @@ def _title(d: WorksheetDiff) -> str:
         vol = f"{count(d.requests_per_month_before)} → {vol}"
     return (
         f"Re-estimate of {d.worksheet}: {d.old_label} → {d.new_label} ({vol} requests/month; money in {d.currency}, "
-        "costs and savings per month)"
+        "costs and cost changes per month)"
     )
 
 
@@ -152,12 +170,12 @@ def _table(title: str | None = None) -> Table:
     )
 
 
-NARROW = 100  # below this many columns the savings column is left out of the table (it stays in JSON/Markdown)
+NARROW = 100  # below this many columns the vs-baseline column is left out of the table (it stays in JSON/Markdown)
 
 
 def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
     """Everything ``routecalc diff`` prints, as one rich renderable: verdict first, sized for one screen
-    of ``width`` columns (narrower than 100: without the savings column)."""
+    of ``width`` columns (narrower than 100: without the vs-baseline column)."""
     parts: list[Any] = [Text(printable(_title(d)), style="bold")]
     for i, r in enumerate(d.reasons):
         parts.append(Text(r, style=("bold yellow" if d.flips else "bold green") if i == 0 else ""))
@@ -196,11 +214,23 @@ def render_diff(d: WorksheetDiff, width: int | None = None) -> Group:
     for w in d.warnings:
         parts.append(Text.assemble(("warning:", "yellow"), f" {printable(w)}"))
     parts.append(Text(_footnote(d), style="dim"))
+    parts += [Text(printable(line), style="dim") for line in _price_sources(d)]
     return Group(*parts)
 
 
+def _price_sources(d: WorksheetDiff) -> list[str]:
+    """Where each side's prices come from: one line when both sides agree, else one per side."""
+    texts = [p.detail if p is not None else None for p in (d.prices_before, d.prices_after)]
+    if texts[0] == texts[1]:
+        return [f"Prices: {texts[1]}"] if texts[1] else []
+    return [f"Prices {side}: {t}" for side, t in zip(("before", "after"), texts, strict=True) if t]
+
+
 def diff_json(d: WorksheetDiff) -> str:
-    return json.dumps(d.to_dict(), indent=2, ensure_ascii=False)
+    """The ``diff`` output document."""
+    from routecalc.contract import dumps
+
+    return dumps("diff", d.to_dict())
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -239,4 +269,5 @@ def diff_markdown(d: WorksheetDiff, level: int = 2) -> str:
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += ["", f"_{_footnote(d)}_", ""]
+    lines += [f"_{line}_" for line in _price_sources(d)] + ([""] if _price_sources(d) else [])
     return "\n".join(lines)

@@ -72,7 +72,15 @@ class Chart:
     takeaway: str
 
 
-Block = Heading | Paragraph | Bullets | Table | Chart
+@dataclass(frozen=True)
+class Code:
+    """A file's text shown as it is (an exported router config): monospace, never reflowed."""
+
+    text: str
+    language: str = ""  # a Markdown fence's info string: yaml, json
+
+
+Block = Heading | Paragraph | Bullets | Table | Chart | Code
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,10 @@ def to_markdown(doc: Document) -> str:
             out.append("|" + "|".join(sep[b.alignment(j)] for j in range(len(b.header))) + "|")
             out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
             out.append("")
+        elif isinstance(b, Code):
+            runs_of_ticks = [len(m) for m in re.findall(r"`+", b.text)]
+            fence = "`" * max(3, max(runs_of_ticks, default=0) + 1)  # longer than any backtick run inside
+            out += [fence + b.language, b.text.rstrip("\n"), fence, ""]
         elif isinstance(b, Chart):
             out += [
                 f"![{md_escape(b.alt)}]({b.png})",
@@ -152,21 +164,26 @@ h3 { font-size: 1.08rem; margin-top: 1.6rem; }
 p.note { font-size: .85rem; color: #555; }
 ul { padding-left: 1.4rem; }
 li { margin: .2rem 0; }
-.table-wrap { overflow-x: auto; margin: .8rem 0 1.2rem; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: .8rem 0 1.2rem; }
 table { border-collapse: collapse; font-size: .86rem; }
+td.r, th.r { white-space: nowrap; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-style: italic; color: #444; padding-bottom: .3rem; }
 th, td { border: 1px solid #d0d0d0; padding: .28rem .5rem; vertical-align: top; }
 th { background: #f2f2f2; }
 tbody tr:nth-child(even) td { background: #fafafa; }
 td.r, th.r { text-align: right; } td.l, th.l { text-align: left; } td.c, th.c { text-align: center; }
+pre.code { overflow-x: auto; background: #f6f6f6; border: 1px solid #e0e0e0; padding: .6rem .8rem;
+  font-size: .78rem; line-height: 1.35; }
 figure { margin: 1.2rem 0 2rem; }
 figure img { width: 100%; height: auto; border: 1px solid #e3e3e3; }
 figcaption { margin-top: .4rem; font-size: .95rem; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10.5pt; }
-  h2 { break-after: avoid; }
-  figure, table, .table-wrap { break-inside: avoid; }
+  h1, h2, h3 { break-after: avoid; page-break-after: avoid; break-inside: avoid; }
+  p, li { orphans: 3; widows: 3; }
+  figure, table, .table-wrap, tr { break-inside: avoid; page-break-inside: avoid; }
   .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
 }
 """.strip()
 
@@ -207,6 +224,8 @@ def to_html(doc: Document, images: Mapping[str, bytes]) -> str:
             out.append("<ul>" + "".join(f"<li>{_html_runs(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             out.append(_html_table(b))
+        elif isinstance(b, Code):
+            out.append(f'<pre class="code"><code>{html.escape(b.text)}</code></pre>')
         elif isinstance(b, Chart):
             data = base64.b64encode(images[b.png]).decode("ascii")
             out.append(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
@@ -208,4 +206,7 @@ def footnote(o: Optimization) -> str:
 
 
 def optimization_json(o: Optimization) -> str:
-    return json.dumps(o.to_dict(), indent=2, ensure_ascii=False)
+    """The ``optimize`` output document."""
+    from routecalc.contract import dumps
+
+    return dumps("optimize", o.to_dict())

@@ -10,7 +10,7 @@ from rich.text import Text
 from routecalc.diff import UNIT_LABEL
 from routecalc.format import money, printable, signed_pct
 from routecalc.limits import short_repr
-from routecalc.prices import PriceChange
+from routecalc.prices import PriceChange, long_threshold
 
 
 def _per_1m(value: Any) -> str:
@@ -39,6 +39,42 @@ def price_table(rows: dict[str, dict[str, Any]], label: str) -> Table:
     return table
 
 
+EXTRA_FIELDS = ("cache_creation_input_token_cost", "output_cost_per_reasoning_token", "input_cost_per_token_batches")
+
+
+def extra_price_table(rows: dict[str, dict[str, Any]]) -> Table | None:
+    """The entries' other prices routecalc reads: cache write, reasoning, batch and the lowest long-context tier
+    (USD per 1M tokens); None when no entry has any."""
+    shown = {
+        k: e
+        for k, e in rows.items()
+        if any(f in e for f in (*EXTRA_FIELDS, "output_cost_per_token_batches")) or long_threshold(e) is not None
+    }
+    if not shown:
+        return None
+    table = Table(title=Text("More prices — USD per 1M tokens"), title_justify="left", header_style="bold")
+    for h in ("Model", "Cache write", "Reasoning", "Batch in / out", "Long context: above, in / out"):
+        table.add_column(h, justify="left" if h == "Model" else "right", no_wrap=h == "Model", overflow="fold")
+    for k, e in shown.items():
+        batch = f"{_per_1m(e.get('input_cost_per_token_batches'))} / {_per_1m(e.get('output_cost_per_token_batches'))}"
+        tier = long_threshold(e)
+        long = "—"
+        if tier is not None:
+            p_in = e.get(f"input_cost_per_token_above_{tier}k_tokens", e.get("input_cost_per_token"))
+            p_out = e.get(f"output_cost_per_token_above_{tier}k_tokens", e.get("output_cost_per_token"))
+            long = f"{tier * 1000:,} tokens: {_per_1m(p_in)} / {_per_1m(p_out)}"
+        table.add_row(
+            *literal(
+                k,
+                _per_1m(e.get("cache_creation_input_token_cost")),
+                _per_1m(e.get("output_cost_per_reasoning_token")),
+                batch,
+                long,
+            )
+        )
+    return table
+
+
 def _text(value: Any) -> str:
     """A price-map string as a cell: any JSON value, cut short."""
     return short_repr(value, 40) if not isinstance(value, str) else value[:40]
@@ -52,7 +88,7 @@ def literal(*cells: str | Text) -> list[Text]:
 def _value(field: str, v: float | None, currency: str) -> str:
     if v is None:
         return "none"
-    if field == "context_window":
+    if field in ("context_window", "long_context.above_tokens"):
         return f"{v:,.0f} tokens"
     return money(v, currency)
 
@@ -68,9 +104,12 @@ def changes_table(changes: list[PriceChange], currency: str, price_unit: str, la
         right = h in ("Worksheet", "Price map", "Change")
         table.add_column(h, justify="right" if right else "left", overflow="fold", no_wrap=h == "Field")
     for c in changes:
-        if c.status == "changed":
-            for i, f in enumerate(c.fields):
-                change = signed_pct(f.pct) if f.pct is not None else ("new field" if f.old is None else "—")
+        rows = [(f, False) for f in c.fields] + [(f, True) for f in c.overridden]
+        if rows:
+            for i, (f, kept) in enumerate(rows):
+                change: str | Text = signed_pct(f.pct) if f.pct is not None else ("new field" if f.old is None else "—")
+                if kept:
+                    change = Text(f"manual: kept ({change})", style="yellow")
                 table.add_row(
                     *literal(
                         c.model if i == 0 else "",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from routecalc.data.replay import Replay
 from routecalc.format import money, pct
-from routecalc.results import jsonable
 
 MAX_CATEGORY_ROWS = 30
 
@@ -86,10 +83,53 @@ def render_replay(r: Replay) -> Group:
 
 
 def replay_json(r: Replay) -> str:
-    from dataclasses import asdict
+    """The ``replay`` output document: money in ``currency`` per request (``_per_request``), quality and shares
+    as fractions, intervals as ``[low, high]`` (95 % bootstrap)."""
+    from routecalc.contract import dumps
 
-    out = asdict(r)
-    for p, src in zip(out["policies"], r.policies, strict=True):
-        for name, c in p["categories"].items():
-            c["estimate_inside_interval"] = src.categories[name].inside
-    return json.dumps(jsonable(out), indent=2)
+    def cost_quality(pair: tuple[float, float]) -> dict[str, float]:
+        return {"cost_per_request": pair[0], "quality": pair[1]}
+
+    out = {
+        "worksheet": r.worksheet,
+        "source": r.source,
+        "currency": r.currency,
+        "prompts": r.prompts,
+        "repeats": r.repeats,
+        "bootstrap": r.bootstrap,
+        "seed": r.seed,
+        "categories": list(r.categories),
+        "missing_categories": list(r.missing),
+        "skipped_categories": list(r.skipped),
+        "models": list(r.models),
+        "policies": [
+            {
+                "name": p.name,
+                "quality": p.quality,
+                "quality_ci": list(p.quality_ci),
+                "cost_per_request": p.cost_per_request,
+                "cost_per_request_ci": list(p.cost_ci),
+                "estimate_quality": p.estimate_quality,
+                "estimate_cost_per_request": p.estimate_cost,
+                "savings_captured": p.savings_captured,
+                "categories": {
+                    name: {
+                        "prompts": c.prompts,
+                        "quality": c.quality,
+                        "quality_ci": list(c.quality_ci),
+                        "estimate_quality": c.estimate,
+                        "estimate_inside_interval": c.inside,
+                    }
+                    for name, c in p.categories.items()
+                },
+            }
+            for p in r.policies
+        ],
+        "oracle": cost_quality(r.oracle),
+        "single_models": {m: cost_quality(v) for m, v in r.single_models.items()},
+        "zero_router_aiq": r.zero_router_aiq,
+        "policies_aiq": r.policies_aiq,
+        "score_router": r.score_router,
+        "notes": list(r.notes),
+    }
+    return dumps("replay", out)

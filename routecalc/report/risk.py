@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from routecalc.decide.uncertainty import LEVEL, MAX_SCALE, NO_COUNTS, PolicyRisk, SampleAdvice, Uncertainty
-from routecalc.format import count, money
+from routecalc.format import count, money, signed_money
 from routecalc.report.document import Block, Bullets, Heading, Paragraph, runs
 from routecalc.report.document import Table as DocTable
 from routecalc.results import Comparison
@@ -41,10 +41,11 @@ def pct_range(lo: float, hi: float) -> str:
     return f"{a}%" if a == b else f"{a}–{b}%"
 
 
-def _savings(u: Uncertainty, p: PolicyRisk) -> str:
-    if p.savings_monthly is None:
+def _change(u: Uncertainty, p: PolicyRisk) -> str:
+    if p.cost_change_monthly is None:
         return "—"
-    return money_range(p.savings_monthly.low, p.savings_monthly.high, u.currency)
+    lo, hi = (signed_money(v, u.currency) for v in (p.cost_change_monthly.low, p.cost_change_monthly.high))
+    return f"{lo}/mo" if lo == hi else f"{lo} to {hi}/mo"
 
 
 def risk_rows(u: Uncertainty) -> list[tuple[str, Callable[[PolicyRisk], str]]]:
@@ -56,7 +57,7 @@ def risk_rows(u: Uncertainty) -> list[tuple[str, Callable[[PolicyRisk], str]]]:
             f"Monthly cost ({u.currency}, {level})",
             lambda p: money_range(p.monthly_cost.low, p.monthly_cost.high, u.currency),
         ),
-        (f"Savings vs {base} ({u.currency}, {level})", lambda p: _savings(u, p)),
+        (f"Cost change vs {base} ({u.currency}, {level})", lambda p: _change(u, p)),
         (f"Quality ({level})", lambda p: pct_range(p.quality.low, p.quality.high)),
         ("P95 budgets (not redrawn)", lambda p: "✓ met" if p.latency_ok else "✗ missed"),
         ("P(meets every target)", lambda p: probability(p.p_meets_targets)),
@@ -179,8 +180,8 @@ def render_uncertainty(c: Comparison, u: Uncertainty) -> Group:
 CSV_FIELDS = (
     "monthly_cost_p05",
     "monthly_cost_p95",
-    "savings_monthly_p05",
-    "savings_monthly_p95",
+    "cost_change_monthly_p05",
+    "cost_change_monthly_p95",
     "quality_fraction_p05",
     "quality_fraction_p95",
     "probability_meets_targets",
@@ -225,7 +226,7 @@ def risk_blocks(c: Comparison, u: Uncertainty) -> list[Block]:
     header = (
         "Policy",
         f"Monthly cost ({u.currency}, {LEVEL:.0%})",
-        f"Savings vs {u.baseline or 'baseline'} ({u.currency}, {LEVEL:.0%})",
+        f"Cost change vs {u.baseline or 'baseline'} ({u.currency}, {LEVEL:.0%})",
         f"Quality ({LEVEL:.0%})",
         "P(meets every target)",
         "P(winner)",
@@ -237,7 +238,7 @@ def risk_blocks(c: Comparison, u: Uncertainty) -> list[Block]:
             (
                 c.label(p),
                 money_range(r.monthly_cost.low, r.monthly_cost.high, u.currency),
-                _savings(u, r),
+                _change(u, r),
                 pct_range(r.quality.low, r.quality.high),
                 probability(r.p_meets_targets) + ("" if r.latency_ok else " (P95 over budget)"),
                 probability(r.p_winner),

@@ -6,8 +6,6 @@ never say different things.
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -20,7 +18,10 @@ from routecalc.report.document import Table as DocTable
 
 
 def sensitivity_json(s: Sensitivity) -> str:
-    return json.dumps(s.to_dict(), indent=2)
+    """The ``sensitivity`` output document (``routecalc schema --output sensitivity``)."""
+    from routecalc.contract import dumps
+
+    return dumps("sensitivity", s.to_dict())
 
 
 def _pp(v: float) -> str:

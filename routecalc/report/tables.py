@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.markup import escape
@@ -20,6 +18,7 @@ from routecalc.worksheet import DAYS_PER_MONTH
 if TYPE_CHECKING:
     from routecalc.decide.uncertainty import Uncertainty
     from routecalc.decide.whatif import PatternEffects
+    from routecalc.gate import CheckResult
 
 
 def _header(c: Comparison, p: PolicyResult) -> str:
@@ -27,15 +26,15 @@ def _header(c: Comparison, p: PolicyResult) -> str:
 
 
 def _delta_pct(p: PolicyResult) -> str:
-    if p.savings_pct is None or p.is_baseline:
+    if p.cost_change_pct is None or p.is_baseline:
         return "—"
-    return signed_pct(-p.savings_pct)
+    return signed_pct(p.cost_change_pct)
 
 
 def _delta_money(c: Comparison, p: PolicyResult) -> str:
-    if p.savings_monthly is None or p.is_baseline:
+    if p.cost_change_monthly is None or p.is_baseline:
         return "—"
-    return signed_money(-p.savings_monthly, c.currency, "/mo")
+    return signed_money(p.cost_change_monthly, c.currency, "/mo")
 
 
 def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]]:
@@ -78,7 +77,7 @@ def metric_rows(c: Comparison) -> list[tuple[str, Callable[[PolicyResult], str]]
         ("Latency P99", lambda p: seconds(p.p99_s)),
         ("Latency mean", lambda p: seconds(p.latency_mean_s)),
         ("Escalation rate", lambda p: pct(p.escalation)),
-        ("Fallback rate", lambda p: pct(p.fallback, 2)),
+        ("Fallback rate (→ next step)", lambda p: pct(p.fallback, 2) if p.fallback_route else "none"),
         (f"Op. risk: bad + failed ({cur})", lambda p: money(p.risk_monthly, cur, "/mo")),
         ("Meets every target", lambda p: "✓ yes" if p.meets_targets else f"✗ {_n_missed(p)}"),
         (
@@ -184,11 +183,12 @@ def verdict(c: Comparison) -> str:
             "Each policy's nearest miss:"
         )
     text = f"[bold green]Winner: {escape(w.name)}[/] — {money(w.monthly_cost, c.currency, '/month')}"
-    if w.savings_monthly is not None and not w.is_baseline:
-        verb = "saves" if w.savings_monthly >= 0 else "costs"
+    if w.cost_change_monthly is not None and not w.is_baseline:
+        verb = "saves" if w.cost_change_monthly <= 0 else "costs"
         text += (
-            f", {verb} {money(abs(w.savings_monthly), c.currency, '/month')} "
-            f"({abs(w.savings_pct or 0):.1f}%) {'vs' if verb == 'saves' else 'more than'} {escape(c.baseline or '')}"
+            f", {verb} {money(abs(w.cost_change_monthly), c.currency, '/month')} "
+            f"({abs(w.cost_change_pct or 0):.1f}%) {'vs' if verb == 'saves' else 'more than'} "
+            f"{escape(c.baseline or '')}"
         )
     return text + "; meets every quality threshold and latency budget."
 
@@ -212,72 +212,96 @@ def render_comparison(c: Comparison) -> Group:
     for a in c.advisories:
         parts.append(Text.assemble(("advice:", "cyan"), f" {a}"))
     parts.append(Text(footnote(c), style="dim"))
+    if c.prices is not None:
+        parts.append(Text(c.prices.text, style="dim"))
     return Group(*parts)
 
 
-CSV_FIELDS = [
-    "policy",
-    "kind",
-    "cost_per_request",
-    "monthly_cost",
-    "savings_monthly",
-    "savings_pct",
-    "quality",
-    "delivered_bad",
-    "failed",
-    "latency_mean_s",
-    "p50_s",
-    "p95_s",
-    "p99_s",
-    "escalation",
-    "fallback",
-    "risk_monthly",
-    "meets_targets",
-    "winner",
-    "nearest_miss",
-]
+def comparison_frame(c: Comparison, uncertainty: Uncertainty | None = None) -> Any:
+    """``c.to_frame()`` (policies x metrics) with, given ``uncertainty``, its intervals and probabilities as
+    further columns (``routecalc.report.risk.CSV_FIELDS``)."""
+    from routecalc.report import risk
+
+    frame = c.to_frame()
+    if uncertainty is not None:
+        values = [risk.csv_values(uncertainty, p.name) for p in c.policies]
+        for j, name in enumerate(risk.CSV_FIELDS):
+            frame[name] = [row[j] for row in values]
+    return frame
+
+
+TEXT_COLUMNS = ("policy", "description", "nearest_miss")
 
 
 def comparison_csv(c: Comparison, uncertainty: Uncertainty | None = None) -> str:
-    """One row per policy; money in the worksheet currency (see the ``currency`` column), rates as fractions.
+    """One row per policy (``comparison_frame``): the columns of ``to_frame()``, money in the worksheet currency
+    (the ``currency`` column), rates as fractions, cost changes as policy minus baseline (positive costs more).
 
-    With ``uncertainty``, the 90 % intervals and probabilities follow in their own columns. Text cells that a
-    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) start with ``'`` (see
-    ``format.csv_cell``); numbers are written as numbers.
+    Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) start with
+    ``'`` (see ``format.csv_cell``); numbers are written as numbers (shortest round-trip repr).
     """
-    from routecalc.report import risk
+    frame = comparison_frame(c, uncertainty).reset_index()
+    for col in TEXT_COLUMNS:
+        frame[col] = [csv_cell(v) if isinstance(v, str) else v for v in frame[col]]
+    return frame.to_csv(index=False, lineterminator="\n")
 
-    extra = list(risk.CSV_FIELDS) if uncertainty is not None else []
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*CSV_FIELDS, "currency", *extra])
-    for p in c.policies:
-        row = {
-            "policy": csv_cell(p.name),
-            "kind": p.kind,
-            "meets_targets": p.meets_targets,
-            "winner": p.name == c.winner,
-            "nearest_miss": csv_cell(p.nearest_miss or ""),
-        }
-        cells = [row[f] if f in row else _csv_value(getattr(p, f)) for f in CSV_FIELDS] + [c.currency]
-        if uncertainty is not None:
-            cells += [_csv_value(v) for v in risk.csv_values(uncertainty, p.name)]
-        writer.writerow(cells)
+
+CATEGORY_SHEETS = ("quality", "cost_per_request", "p95_s", "ok")
+
+
+def comparison_xlsx(c: Comparison, uncertainty: Uncertainty | None = None) -> bytes:
+    """An Excel workbook: ``policies`` (policies x metrics, as the CSV), one sheet per per-category metric
+    (categories x policies: quality, cost per request, P95, targets met) and ``about`` (worksheet, currency,
+    Monte Carlo settings, winner). Needs openpyxl (``pip install routecalc[xlsx]``); no cell is ever a formula."""
+    import pandas as pd
+
+    from routecalc.errors import InputError
+
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:
+        raise InputError("--format xlsx needs openpyxl: pip install 'routecalc[xlsx]'") from None
+    facts = {
+        "worksheet": c.worksheet,
+        "currency": c.currency,
+        "requests_per_month": c.requests_per_month,
+        "baseline": c.baseline,
+        "winner": c.winner,
+        "winner_rule": c.winner_rule,
+        "samples": c.samples,
+        "seed": c.seed,
+    }
+    about = pd.DataFrame({"field": list(facts), "value": list(facts.values())})
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as writer:
+        comparison_frame(c, uncertainty).to_excel(writer, sheet_name="policies")
+        for metric in CATEGORY_SHEETS:
+            c.to_frame("category", metric).to_excel(writer, sheet_name=metric)
+        about.to_excel(writer, sheet_name="about", index=False)
+        for sheet in writer.book.worksheets:  # text such as "=cmd()" stays text: openpyxl reads "=..." as a formula
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if cell.data_type == "f":
+                        cell.data_type = "s"
     return buf.getvalue()
 
 
-def _csv_value(v: float | None) -> str:
-    return "" if v is None else repr(round(v, 10))
-
-
 def comparison_json(
-    c: Comparison, uncertainty: Uncertainty | None = None, patterns: PatternEffects | None = None
+    c: Comparison,
+    uncertainty: Uncertainty | None = None,
+    patterns: PatternEffects | None = None,
+    checks: Sequence[CheckResult] = (),
 ) -> str:
-    """The comparison as JSON; with ``uncertainty``, its intervals and probabilities under ``"uncertainty"``;
-    with ``patterns``, what classifiers and deadlines buy under ``"patterns"``."""
+    """The ``compare`` output document; with ``uncertainty``, its intervals and probabilities under
+    ``"uncertainty"``; with ``patterns``, what classifiers and deadlines buy under ``"patterns"``; with
+    ``checks`` (compare --expect ...), each check's verdict under ``"checks"``."""
+    from routecalc.contract import dumps
+
     data = c.to_dict()
     if uncertainty is not None:
         data["uncertainty"] = uncertainty.to_dict()
     if patterns:
         data["patterns"] = patterns.to_dict()
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    if checks:
+        data["checks"] = [r.to_dict() for r in checks]
+    return dumps("compare", data)

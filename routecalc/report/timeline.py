@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
 
@@ -184,7 +183,10 @@ def render_month(r: MonthResult) -> Group:
 
 
 def month_json(r: MonthResult) -> str:
-    return json.dumps(r.to_dict(), indent=2)
+    """The ``simulate`` output document (``routecalc schema --output simulate``)."""
+    from routecalc.contract import dumps
+
+    return dumps("simulate", r.to_dict())
 
 
 CSV_FIELDS = ("day", "date", "weekday", *(f.name for f in fields(Period)))

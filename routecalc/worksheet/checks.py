@@ -7,6 +7,7 @@ the others, and names are taken from the raw data so a broken model does not hid
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from routecalc.errors import Problem, field_path
 from routecalc.limits import PRICE_MAX_PER_1M, PRICE_WARN_PER_1M, short_repr
 from routecalc.worksheet.names import secret_like
+from routecalc.worksheet.pricing import price_values
 from routecalc.worksheet.schema import (
     MAX_CHAIN,
     ClassifierSpec,
@@ -48,9 +50,7 @@ def _raw_names(data: Mapping[str, Any], key: str) -> dict[str, None]:
     return {i["name"]: None for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
 
 
-def cross_checks(
-    data: Mapping[str, Any], models: list, tasks: list, policies: list, all_tasks_valid: bool
-) -> list[Problem]:
+def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: list) -> list[Problem]:
     """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline."""
     problems: list[Problem] = []
     _, p = _items_by_name(models, "models")
@@ -68,8 +68,9 @@ def cross_checks(
     tasks_listed = isinstance(data.get("tasks"), list)
 
     percent = data.get("share_unit") == "percent"
-    if all_tasks_valid and tasks:
-        total = sum(t.traffic_share for _, t in tasks)
+    shares = _raw_shares(data)
+    if shares:  # every share is a number >= 0, even if its task has other problems: check the sum now
+        total = sum(shares)
         target = 100.0 if percent else 1.0
         if abs(total - target) > 1e-6 * target:
             unit = "%" if percent else ""
@@ -83,6 +84,7 @@ def cross_checks(
         for i, t in tasks:
             if t.traffic_share > 1:
                 problems.append(Problem(f"tasks[{i}].traffic_share", "a fraction above 1 (set share_unit: percent?)"))
+    problems += _price_references(data, model_names if models_listed else None)
     for i, t in tasks:
         for m in t.pass_rates:
             if models_listed and m not in model_names:
@@ -136,6 +138,21 @@ def cross_checks(
     return problems
 
 
+def _raw_shares(data: Mapping[str, Any]) -> list[float] | None:
+    """Every task's ``traffic_share`` as written, when each is a finite number >= 0 (else None: the bad one is
+    reported where it is, and a sum would only repeat it)."""
+    items = data.get("tasks")
+    if not isinstance(items, list) or not items:
+        return None
+    out = []
+    for item in items:
+        v = item.get("traffic_share") if isinstance(item, dict) else None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            return None
+        out.append(float(v))
+    return out
+
+
 def _eval_names(models: list) -> list[Problem]:
     """Each eval-file name (``eval_name``, else the model's own name) may stand for one catalog model only."""
     owner: dict[str, str] = {}
@@ -153,7 +170,39 @@ def _eval_names(models: list) -> list[Problem]:
     return problems
 
 
-PRICE_FIELDS = ("price_in", "price_out", "price_cache")
+def _price_references(data: Mapping[str, Any], model_names: Mapping[str, None] | None) -> list[Problem]:
+    """``discounts`` name providers of the catalog; ``reasoning_ratio`` and ``prices_from.models`` name models.
+    Read from the raw data, so a broken model or task does not hide these problems."""
+    problems = []
+    if model_names is None:
+        return problems
+    discounts = data.get("discounts")
+    raw_models = [m for m in data.get("models", []) if isinstance(m, dict)]
+    providers = sorted({m["provider"] for m in raw_models if isinstance(m.get("provider"), str)})
+    for name in discounts if isinstance(discounts, dict) else []:
+        if name not in providers:
+            problems.append(
+                Problem(
+                    field_path(("discounts", name)),
+                    f"no model has provider {short_repr(name)} (providers: {', '.join(providers)})",
+                )
+            )
+    tasks = data.get("tasks")
+    for i, t in enumerate(tasks if isinstance(tasks, list) else []):
+        ratios = t.get("reasoning_ratio") if isinstance(t, dict) else None
+        for m in ratios if isinstance(ratios, dict) else []:
+            if m not in model_names:
+                problems.append(
+                    Problem(field_path((f"tasks[{i}]", "reasoning_ratio", m)), f"unknown model {short_repr(m)}")
+                )
+    source = data.get("prices_from")
+    listed = source.get("models") if isinstance(source, dict) else None
+    for j, m in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(m, str) and m not in model_names:
+            problems.append(Problem(f"prices_from.models[{j}]", f"unknown model {short_repr(m)}"))
+    return problems
+
+
 _MODEL_TEXT = ("name", "provider", "litellm_model")
 
 
@@ -172,9 +221,8 @@ def _price_caps(data: Mapping[str, Any], models: list) -> list[Problem]:
     k = _per_1m(data.get("price_unit"))
     problems = []
     for i, m in models:
-        for fld in PRICE_FIELDS:
-            v = getattr(m, fld)
-            if v is not None and v * k > PRICE_MAX_PER_1M:
+        for fld, v in price_values(m):
+            if v * k > PRICE_MAX_PER_1M:
                 problems.append(
                     Problem(
                         f"models[{i}].{fld}",
@@ -191,13 +239,13 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
     out = []
     k = _per_1m(ws.price_unit)
     for m in ws.models:
-        for fld in PRICE_FIELDS:
-            v = getattr(m, fld)
-            if v is not None and v * k > PRICE_WARN_PER_1M:
+        for fld, v in price_values(m):
+            if v * k > PRICE_WARN_PER_1M:
                 out.append(
                     f"{m.name}: {fld} is {_amount(v * k)} {ws.currency} per 1M tokens (more than {PRICE_WARN_PER_1M:,.0f}); "
                     f"is price_unit ({ws.price_unit}) right?"
                 )
+    out += cache_price_warnings(ws)
     # located by index, never by name: the name itself may be the key
     texts = [("name", ws.name), ("description", ws.description)]
     texts += [(f"models[{i}].{f}", getattr(m, f)) for i, m in enumerate(ws.models) for f in _MODEL_TEXT]
@@ -209,6 +257,24 @@ def worksheet_warnings(ws: Worksheet) -> list[str]:
             out.append(
                 f"{where} holds something that looks like an API key or token ({found}); worksheets are shared "
                 "and exported: keep keys in the environment, never in a worksheet"
+            )
+    return out
+
+
+def cache_price_warnings(ws: Worksheet) -> list[str]:
+    """A category with a ``cached_share`` whose models (those with a pass rate there) have no ``price_cache``:
+    their cached input is billed at ``price_in``, so the share changes nothing for them (is a price missing?)."""
+    no_cache = {m.name for m in ws.models if m.price_cache is None}
+    out = []
+    for i, t in enumerate(ws.tasks):
+        if not t.cached_share:
+            continue
+        missing = [m for m in t.pass_rates if m in no_cache]
+        if missing:
+            out.append(
+                f"tasks[{i}] ({t.name}): cached_share {t.cached_share:g}, but {', '.join(missing)} "
+                f"{'has' if len(missing) == 1 else 'have'} no price_cache, so cached input is billed at price_in "
+                "there (no discount). Give models[].price_cache (routecalc prices update fills it from the price map)."
             )
     return out
 

@@ -76,9 +76,9 @@ def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | No
         listed, unlisted = _pydantic_problems(err)
         problems += listed
     models, _ = section(data, "models", ModelSpec)
-    tasks, tasks_ok = section(data, "tasks", TaskSpec)
+    tasks, _ = section(data, "tasks", TaskSpec)
     policies, _ = section(data, "policies", PolicySpec)
-    problems += cross_checks(data, models, tasks, policies, tasks_ok)
+    problems += cross_checks(data, models, tasks, policies)
     problems += operations_problems(data)
     if problems or worksheet is None:
         raise WorksheetError(source, problems, unlisted)
@@ -92,42 +92,57 @@ def load_worksheet(path: str | Path, overlays: Iterable[str | Path] = ()) -> Wor
     first after which it appears), so a broken scenario is not mistaken for a broken worksheet.
     """
     path = Path(path)
-    base = read_yaml(path)
+    return _overlaid(read_yaml(path), str(path), path.parent, overlays)
+
+
+def load_worksheet_text(
+    text: str, source: str = "<stdin>", base_dir: str | Path = ".", overlays: Iterable[str | Path] = ()
+) -> Worksheet:
+    """``load_worksheet`` for YAML already read (e.g. from stdin): ``source`` names it in messages, ``base_dir``
+    is where a relative ``tasks: file.csv`` is looked for."""
+    if len(text.encode("utf-8")) > limits.MAX_WORKSHEET_BYTES:
+        raise InputError(f"{source}: a worksheet may have at most {limits.MAX_WORKSHEET_BYTES // limits.MIB} MiB")
+    return _overlaid(parse_yaml(text, source), source, Path(base_dir), overlays)
+
+
+def _overlaid(base: Any, source: str, base_dir: Path, overlays: Iterable[str | Path]) -> Worksheet:
     steps: list[tuple[str, Any]] = []
     data = base
     for overlay in overlays:
         data = apply_overlay(data, read_yaml(Path(overlay)), str(overlay))
         steps.append((str(overlay), data))
     try:
-        return validate_worksheet(data, str(path), base_dir=path.parent)
+        return validate_worksheet(data, source, base_dir=base_dir)
     except WorksheetError as err:
         if not steps:
             raise
-        raise _attributed(err, base, steps, path) from None
+        raise _attributed(err, base, steps, source, base_dir) from None
 
 
-def _problems(data: Any, path: Path) -> set[Problem]:
+def _problems(data: Any, source: str, base_dir: Path) -> set[Problem]:
     try:
-        validate_worksheet(data, str(path), base_dir=path.parent)
+        validate_worksheet(data, source, base_dir=base_dir)
     except WorksheetError as err:
         return set(err.problems)
     return set()
 
 
-def _attributed(err: WorksheetError, base: Any, steps: list[tuple[str, Any]], path: Path) -> WorksheetError:
+def _attributed(
+    err: WorksheetError, base: Any, steps: list[tuple[str, Any]], source: str, base_dir: Path
+) -> WorksheetError:
     """The error with each problem tagged by the overlay that introduced it (validation re-run, error path only)."""
-    seen = _problems(base, path)
+    seen = _problems(base, source, base_dir)
     origin: dict[Problem, str] = {}
     for name, data in steps:
-        now = _problems(data, path)
+        now = _problems(data, source, base_dir)
         for p in now - seen:
             origin.setdefault(p, name)
         seen = now
     listed = err.problems[:-1] if err.unlisted else err.problems  # without the "and N more" line
     problems = [Problem(p.path, f"{p.message} (after scenario {origin[p]})") if p in origin else p for p in listed]
     names = sorted(set(origin.values()), key=[n for n, _ in steps].index)
-    source = f"{err.source} with scenario {', '.join(names)}" if names else err.source
-    return WorksheetError(source, problems, err.unlisted)
+    label = f"{err.source} with scenario {', '.join(names)}" if names else err.source
+    return WorksheetError(label, problems, err.unlisted)
 
 
 def read_text(path: Path, error: type[InputError] = InputError, what: str = "file") -> str:

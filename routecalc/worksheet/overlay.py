@@ -27,11 +27,38 @@ def apply_overlay(base: Any, overlay: Any, source: str = "scenario") -> Any:
     if not isinstance(base, dict) or not isinstance(overlay, dict):
         raise WorksheetError(source, [Problem("", "a scenario overlay and its worksheet must both be YAML mappings")])
     overlay = dict(overlay)
+    repeated = _repeated_names(overlay)
+    if repeated:
+        raise WorksheetError(source, repeated)
     scale = overlay.pop("scale", None)
     out = _merge(base, overlay)
     if scale is not None:
         out = _scale(out, scale, source)
     return out
+
+
+def _repeated_names(overlay: dict) -> list[Problem]:
+    """A name given twice in one of the overlay's lists: which entry would win is a guess, so it is an error."""
+    problems = []
+    for key in _NAMED_LISTS:
+        items = overlay.get(key)
+        if not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and _named(item):
+                name = item["name"]
+                if name in first:
+                    problems.append(
+                        Problem(
+                            f"{key}[{i}].name",
+                            f"{_ITEM[key]} {short_repr(name)} appears twice in this scenario (also {key}[{first[name]}]); "
+                            "give each name once",
+                        )
+                    )
+                else:
+                    first[name] = i
+    return problems
 
 
 def _named(item: dict) -> bool:

@@ -10,11 +10,13 @@ import datetime as dt
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_serializer, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_serializer, model_validator
 
 from routecalc.errors import InputError, PolicyError
 from routecalc.limits import MAX_NUMBER, short_repr
+from routecalc.worksheet.base import STRICT, Count, NonNegative, Positive, Probability
 from routecalc.worksheet.names import FreeText, LiteLLMModel, Name
+from routecalc.worksheet.pricing import Discount, LongContext, PricesFrom, PriceSource, batch_checks
 
 SCHEMA_VERSION = 1
 DAYS_PER_MONTH = 365 / 12  # 30.4167: requests_per_day x this = requests per month
@@ -23,14 +25,9 @@ MAX_SPREAD = 1000  # largest p95/p50 of a band (sigma 4.2): beyond it a typo is 
 MAX_CHAIN = 8  # longest chain a policy may have (a fallback loop is a known production failure)
 DEFAULT_STATUS_CODES = (429, 500, 502, 503, 504)
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0, le=MAX_NUMBER)]
-Positive = Annotated[float, Field(gt=0.0, le=MAX_NUMBER)]
-Count = Annotated[int, Field(gt=0, le=int(MAX_NUMBER))]  # tokens, requests per minute, ...
-
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = STRICT
 
 
 class Band(_Strict):
@@ -99,7 +96,8 @@ class Latency(_Strict):
 
 
 class ModelSpec(_Strict):
-    """One catalog entry. Prices are per ``price_unit`` tokens in the worksheet currency."""
+    """One catalog entry. Prices are per ``price_unit`` tokens in the worksheet currency; cache, batch, reasoning
+    and long-context prices: :mod:`routecalc.worksheet.pricing`."""
 
     name: Name
     provider: Name
@@ -107,7 +105,14 @@ class ModelSpec(_Strict):
     eval_name: Name | None = None  # this model's name in eval files (calibrate)
     price_in: NonNegative
     price_out: NonNegative
-    price_cache: NonNegative | None = None
+    price_cache: NonNegative | None = None  # prompt-cache read
+    price_cache_write: NonNegative | None = None  # prompt-cache write (default: price_in)
+    price_reasoning: NonNegative | None = None  # hidden reasoning tokens (default: price_out)
+    reasoning_ratio: NonNegative = 0.0  # reasoning tokens per visible output token
+    price_in_batch: NonNegative | None = None  # batch API
+    price_out_batch: NonNegative | None = None
+    long_context: LongContext | None = None  # prices above a prompt length
+    price_source: PriceSource | None = None  # manual: prices update leaves this model's prices alone
     latency: Latency
     failure_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     timeout_share: Probability = 0.0
@@ -125,6 +130,11 @@ class ModelSpec(_Strict):
         if isinstance(data, dict) and isinstance(data.get("errors"), dict):
             data = {**data, "errors": {_error_key(k): v for k, v in data["errors"].items()}}
         return data
+
+    @model_validator(mode="after")
+    def _batch(self) -> ModelSpec:
+        batch_checks(self)
+        return self
 
     @model_validator(mode="after")
     def _errors(self) -> ModelSpec:
@@ -445,7 +455,10 @@ class TaskSpec(_Strict):
     pass_rates: dict[Name, PassRate] = {}
     outcomes: Outcomes | None = None
     validator: Validator | None = None
-    cached_share: Probability = 0.0
+    cached_share: Probability = 0.0  # share of input tokens read from the prompt cache
+    cache_write_share: Probability = 0.0  # share of input tokens written to it
+    batch_share: Probability = 0.0  # share of requests sent through a batch API
+    reasoning_ratio: dict[Name, NonNegative] = {}  # per model: overrides the model's reasoning_ratio here
     cost_bad_answer: NonNegative | None = None
     cost_failed: NonNegative | None = None
     last_reviewed: dt.date | None = None
@@ -454,6 +467,12 @@ class TaskSpec(_Strict):
     tool_hit_rates: dict[Name, ToolHit] = {}
     context_overflow: Literal["next", "fail"] | None = None
     constraints: Constraints | None = None
+
+    @model_validator(mode="after")
+    def _cache(self) -> TaskSpec:
+        if self.cached_share + self.cache_write_share > 1 + 1e-9:
+            raise ValueError("cached_share + cache_write_share exceed 1 (shares of the same input tokens)")
+        return self
 
     @model_validator(mode="after")
     def _tiers_and_attributes(self) -> TaskSpec:
@@ -548,6 +567,7 @@ class StepSpec(_Strict):
     deadline_s: Positive | Literal["budget"] | None = None  # "budget": the category's latency_budget_s
     on_deadline: StepTarget | None = None
     latency_target_s: Positive | None = None
+    batch_share: Probability | None = None  # share of requests this step sends through the batch API (task's)
 
     @model_validator(mode="before")
     @classmethod
@@ -563,6 +583,8 @@ class StepSpec(_Strict):
             raise ValueError("a step names exactly one of model, tool, hedge")
         if self.hedge is not None and self.hedge[0] == self.hedge[1]:
             raise ValueError("hedge: two different models")
+        if self.tool is not None and self.batch_share is not None:
+            raise ValueError("batch_share: a tool step has no batch price")
         return self
 
     @property
@@ -827,6 +849,8 @@ class Worksheet(_Strict):
     share_unit: Literal["fraction", "percent"] = "fraction"
     volume: Volume
     defaults: Defaults = Defaults()
+    discounts: dict[Name, Discount] = {}  # provider -> fraction off every price of its models
+    prices_from: PricesFrom | None = None
     models: Annotated[list[ModelSpec], Field(min_length=1)]
     tools: list[ToolSpec] = []
     classifiers: list[ClassifierSpec] = []

@@ -17,6 +17,8 @@ _CSV_NUMBER = {
     "quality_threshold",
     "latency_budget_s",
     "cached_share",
+    "cache_write_share",
+    "batch_share",
     "cost_bad_answer",
     "cost_failed",
 }

@@ -31,14 +31,17 @@ class RoutingShares:
     """Who answers the requests under each policy; each row of ``shares`` sums to 1.
 
     ``labels`` are the models that answer under some policy, then "human review" and "failed (no answer)".
-    Escalation (rejected by at least one gate) and fallback (abandoned at least one step) are rates of requests.
+    Escalation (rejected by at least one gate) and fallback (abandoned a step on provider errors, where some step
+    falls back to another) are rates of requests; a policy with no such step has no fallback rate (0 here, marked
+    "none": its provider failures are given up and counted in "failed").
     """
 
     policies: tuple[str, ...]
     labels: tuple[str, ...]
     shares: np.ndarray  # (P, K)
     escalation: np.ndarray  # (P,)
-    fallback: np.ndarray  # (P,)
+    fallback: np.ndarray  # (P,) 0 where no step falls back
+    fallback_route: tuple[bool, ...] = ()
 
 
 def routing_shares(c: Comparison) -> RoutingShares:
@@ -57,7 +60,8 @@ def routing_shares(c: Comparison) -> RoutingShares:
         labels=(*labels, HUMAN, FAILED),
         shares=shares,
         escalation=weighted(ev.escalation[ix], tt.share),
-        fallback=weighted(ev.fallback[ix], tt.share),
+        fallback=np.where([p.fallback_route for p in c.policies], weighted(ev.fallback[ix], tt.share), 0.0),
+        fallback_route=tuple(p.fallback_route for p in c.policies),
     )
 
 
@@ -68,7 +72,9 @@ def takeaway_routing(c: Comparison) -> str:
     top = int(np.argmax(data.shares[i]))
     return (
         f"Under {name}, {data.labels[top]} answers {pct(data.shares[i, top])} of requests; "
-        f"escalation {pct(data.escalation[i])}, fallback {pct(data.fallback[i], 2)}: "
+        f"escalation {pct(data.escalation[i])}, "
+        + (f"fallback {pct(data.fallback[i], 2)}" if data.fallback_route[i] else "no fallback step")
+        + ": "
         "compare these with production monitoring after launch."
     )
 
@@ -121,13 +127,14 @@ def routing_figure(c: Comparison) -> Figure:
         hatch="////",
         edgecolor="#444444",
         linewidth=1,
-        label="fallback (step abandoned)",
+        label="fallback (provider error → next step; none: no step falls back)",
     )
     top = max(float(data.escalation.max(initial=0)), float(data.fallback.max(initial=0)), 0.01)
     right.set_xlim(0, top * 1.45)
     for i in range(len(names)):
         right.text(data.escalation[i], i - h / 2, " " + pct(data.escalation[i]), va="center", fontsize=8)
-        right.text(data.fallback[i], i + h / 2, " " + pct(data.fallback[i], 2), va="center", fontsize=8)
+        text = pct(data.fallback[i], 2) if data.fallback_route[i] else "none"
+        right.text(data.fallback[i], i + h / 2, " " + text, va="center", fontsize=8)
     right.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     right.set_xlabel("Share of requests (%)", fontsize=10)
     right.set_title("Escalation and fallback rates", fontsize=10.5, loc="left")

@@ -1,0 +1,224 @@
+"""The comment header of the LiteLLM export: provenance, expected metrics, what the application sends, how the
+groups were laid out, and everything the config cannot enforce (the application's part)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+from routecalc.export.litellm import MASTER_KEY, Grouping, Unit
+from routecalc.export.notes import no_fallback
+from routecalc.export.plan import ExportPlan, pct, route_tree
+from routecalc.routes import Branch, condition_text
+
+
+def branch_text(b: Branch, folded: bool = False) -> str:
+    """A router decision as the application must take it."""
+    if b.kind == "classifier":
+        return f"{b.classifier} predicts {b.label}"
+    if b.kind == "rule":
+        return "otherwise" if b.when is None else condition_text(b.when)
+    return f"split arm {b.index + 1} ({pct(b.weight or 0.0)}" + (": by deployment weight)" if folded else ", drawn)")
+
+
+def unit_text(u: Unit) -> str:
+    """When the application sends a unit's group: the lane's router decisions, outermost first."""
+    path = u.lanes[0].path[: len(u.lanes[0].path) - (1 if u.weights is not None else 0)]
+    text = "; ".join(branch_text(b) for b in path)
+    if u.weights is not None:
+        arms = " / ".join(f"{pct(w)} {lane.steps[0].model}" for w, lane in zip(u.weights, u.lanes, strict=True))
+        text = (text + "; " if text else "") + f"split {arms} by deployment weight"
+    return text
+
+
+def routing_notes(plan: ExportPlan, g: Grouping) -> list[str]:
+    """How the application picks a lane where LiteLLM cannot (classifiers, rules, splits it cannot weight)."""
+    out = []
+    folded = {(u.category.name, u.key) for u in g.units if u.weights is not None}
+    for c in plan.categories:
+        if not c.routed:
+            continue
+        stack = [route_tree(c)]
+        while stack:
+            node = stack.pop(0)
+            stack += [child for _, child in node.children]
+            if node.kind == "classifier":
+                clf = node.children[0][0].classifier
+                out.append(
+                    f"{c.name}: {clf} chooses the route; LiteLLM cannot run a classifier: the application runs it "
+                    "(its cost and latency are in the estimate) and sends the group of the predicted label"
+                )
+            elif node.kind == "rule":
+                for b, _ in node.children:
+                    cond = b.when
+                    if cond is None:
+                        continue
+                    if cond.input_tokens_gt is not None or cond.input_tokens_le is not None:
+                        out.append(
+                            f"{c.name}: {b.label} tests the prompt's length ({condition_text(cond)}); LiteLLM does "
+                            "not route on length (its context-window check only skips a model that cannot hold the "
+                            "prompt): the application counts the input tokens and sends that rule's group"
+                        )
+                    if cond.attribute is not None:
+                        out.append(
+                            f"{c.name}: {b.label} tests the request's {cond.attribute}; the application knows it "
+                            "and sends that rule's group"
+                        )
+            elif node.kind == "split" and (c.name, node.key) not in folded:
+                arms = ", ".join(f"arm {b.index + 1} {pct(b.weight or 0.0)}" for b, _ in node.children)
+                out.append(
+                    f"{c.name}: the split ({arms}) is not one group of weighted deployments (its arms differ beyond "
+                    "their first model): the application draws the arm and sends its group"
+                )
+    return out
+
+
+def _money(x: float, currency: str) -> str:
+    return f"{x:,.2f} {currency}"
+
+
+def _application(plan: ExportPlan, g: Grouping) -> list[str]:
+    lines = ["", "Application: send model=route-<category>; for a routed category, the group of the lane it picks:"]
+    for c in plan.categories:
+        if not c.routed:
+            lines.append(f"  {c.alias}  ({c.name}, {pct(c.traffic_share)} of traffic)")
+            continue
+        lines += _wrap(f"{c.name} ({pct(c.traffic_share)} of traffic): {c.route}", "  ", "      ")
+        units = [u for u in g.units if u.category is c]
+        width = max(len(u.base) for u in units)
+        for u in units:
+            share = sum(lane.share for lane in u.lanes)
+            also = f"; also {c.alias}" if g.aliases.get(c.alias) == u.base else ""
+            lines += _wrap(
+                f"{u.base.ljust(width)}  {unit_text(u)} ({pct(share)} of {c.name}{also})", "    ", " " * (width + 6)
+            )
+    return lines
+
+
+def header(plan: ExportPlan, g: Grouping, notes: Iterable[str], warnings: Iterable[str]) -> list[str]:
+    """Comment lines (without ``#``) stating provenance, expected metrics, grouping and what LiteLLM won't do."""
+    src = plan.source
+    lines = [
+        f"LiteLLM proxy config generated by routecalc {plan.routecalc_version} — do not edit by hand, re-export.",
+        f"Worksheet: {plan.worksheet} ({src.path or 'in memory'})",
+        f"  sha256 {src.sha256}",
+    ]
+    for p, h in src.scenarios:
+        lines += [f"Scenario overlay: {p}", f"  sha256 {h}"]
+    lines += _wrap(
+        f"Policy: {plan.policy} ({plan.kind})" + (f" — {plan.description}" if plan.description else ""), "", "  "
+    )
+    e = plan.expected
+    if e is not None:
+        lines += _wrap(
+            f"Expected (routecalc estimate, {e['samples']:,} MC samples, seed {e['seed']}): "
+            f"{_money(e['monthly_cost'], plan.currency)}/month at {e['requests_per_month']:,.0f} requests, "
+            f"quality {pct(e['quality'])}, P95 {e['p95_s']:.2f} s, escalation {pct(e['escalation'])}, "
+            f"fallback {pct(e['fallback'])}" + ("" if e["meets_targets"] else " — DOES NOT meet every target"),
+            "",
+            "  ",
+        )
+    else:
+        lines.append("Expected metrics: not computed (exported without a comparison; run `routecalc export`).")
+    lines += _application(plan, g)
+    lines += ["", "Grouping: " + ("one group per model." if g.per_model else "one group per category step.")]
+    lines += _wrap("Why: " + g.reason, "  ", "  ")
+    lines.append("")
+    lines += _wrap(
+        "Retries and breaker: num_retries is the worksheet's retries (per deployment where a step overrides it); "
+        "allowed_fails/cooldown_time come from defaults. LiteLLM waits between retries by its own backoff, "
+        f"not backoff_s ({plan.backoff_s:g} s). Errors: a content-policy refusal goes to content_policy_fallbacks "
+        "(never retried), a prompt too long for a model to context_window_fallbacks (enable_pre_call_checks skips "
+        "a deployment whose max_input_tokens it exceeds), every other failure after its retries to fallbacks "
+        f"(defaults.on_status_codes {list(plan.on_status_codes)} applies to Portkey only).",
+        "",
+    )
+    deadlines = sorted(
+        {
+            (c.name, lane.steps[s].model, lane.steps[s].deadline_s)
+            for c in plan.categories
+            for lane in c.lanes
+            for s in lane.router_steps()
+            if lane.steps[s].deadline_s is not None
+        }
+    )
+    if deadlines:
+        listed = ", ".join(f"{cat} {model} {d:g} s" for cat, model, d in deadlines)
+        lines += _wrap(
+            f"Deadlines ({listed}): the deployment's timeout and stream_timeout. A router timeout is a failure, not "
+            "a client that moves on: it is not retried here (model_group_retry_policy TimeoutErrorRetries: 0), "
+            "counts toward allowed_fails (a slow model can be cooled down), and the provider still bills the "
+            "abandoned try (defaults.deadline_billing). For streaming, stream_timeout bounds the wait for the first "
+            "chunk, not the whole answer: a deadline on a stream already flowing must be the application's.",
+            "",
+        )
+    weighted = [u for u in g.units if u.weights is not None]
+    if weighted:
+        listed = ", ".join(u.base for u in weighted)
+        lines += _wrap(
+            f"Weighted splits ({listed}): one group of deployments with litellm_params.weight, drawn per request by "
+            "routing_strategy simple-shuffle. A retry in the group draws again (it may land on the other arm's "
+            "model, where the estimate retries the same one), and a deployment in cooldown drops out of the draw "
+            "(the other arms take its share meanwhile).",
+            "",
+        )
+    lines += _wrap(
+        "Prices: input/output_cost_per_token (and cache_read_input_token_cost) are the worksheet's, per token, "
+        f"in {plan.currency}, so LiteLLM's spend tracking matches the estimate. api_key values are "
+        f"os.environ/<PROVIDER>_API_KEY references, never keys; general_settings.master_key is {MASTER_KEY} "
+        "(the proxy refuses to start without a master key: set LITELLM_MASTER_KEY).",
+        "",
+    )
+    lonely = no_fallback(plan)
+    if lonely:
+        lines += ["", "No fallback (a provider failure fails the request):"]
+        lines += [f"  {x}" for x in lonely]
+    gated = [c for c in plan.categories if c.gate is not None]
+    if gated:
+        lines.append("")
+        lines += _wrap(
+            "NOT ENFORCED BY THIS FILE — quality gates. LiteLLM falls back only on errors; it never judges an "
+            "answer. The estimate assumes your application runs each validator and, on reject, calls the next "
+            "step's group itself:",
+            "",
+        )
+        for c in gated:
+            gate = c.gate
+            assert gate is not None
+            esc = c.expected["escalation"] if c.expected else None
+            lines += _wrap(
+                f"{c.name}: validator catch {pct(gate.catch)}, false reject {pct(gate.false_reject)}; "
+                f"quality threshold {pct(c.quality_threshold)}; expected escalation "
+                + (pct(esc) if esc is not None else "n/a (no comparison)"),
+                "  ",
+                "    ",
+            )
+            for u in (u for u in g.units if u.category is c):
+                for lane in u.lanes:
+                    for st in lane.steps:
+                        if not st.gated:
+                            continue
+                        grp = u.group(st.index)
+                        tgt = st.on_reject
+                        then = f"call {u.group(tgt)}" if isinstance(tgt, int) else str(tgt)
+                        place = st.model if grp == st.model else f"{st.model} ({grp})"
+                        lines.append(f"    step {st.index + 1} {place}: on reject -> {then}")
+    notes = list(notes)
+    if notes:
+        lines += ["", "NOT ENFORCED BY THIS FILE — the application's part:"]
+        for n in notes:
+            lines += _wrap(n, "  - ", "    ")
+    warn = list(warnings)
+    if warn:
+        lines += ["", "Warnings:"]
+        for w in warn:
+            lines += _wrap(w, "  - ", "    ")
+    return lines
+
+
+def _wrap(text: str, first: str, rest: str | None = None, width: int = 114) -> list[str]:
+    """Wrap header text; a number and its unit (``12.3 %``, ``0.5 s``) stay on one line."""
+    glued = text.replace(" %", "\u00a0%").replace(" s,", "\u00a0s,").replace(" s)", "\u00a0s)")
+    rest = rest if rest is not None else first
+    lines = textwrap.wrap(glued, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
+    return [line.replace("\u00a0", " ") for line in lines]
