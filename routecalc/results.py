@@ -352,31 +352,39 @@ def summarize(
     extra = {k: zeros if v is None else weighted(v, w) for k, v in optional.items()}
     served = weighted(ev.served, w) if ev.served is not None else np.zeros((len(ch.names), 0))
     step_targets = _step_targets(problem, ev, mc)
+    # (P, C) verdicts as arrays, then plain Python lists: one pass builds P x C CategoryResults without numpy
+    # scalar conversions (the per-pair loop is the only Python loop, and it only packs values)
+    budgets = [None if np.isnan(b) else b for b in tt.budget_s.tolist()]
+    with np.errstate(invalid="ignore"):
+        quality_ok = (ev.quality >= tt.threshold - 1e-12).tolist()
+        latency_ok = (np.isnan(tt.budget_s) | (w == 0) | (p95 <= tt.budget_s)).tolist()  # no traffic, no P95
+    shares, thresholds = w.astype(float).tolist(), tt.threshold.astype(float).tolist()
     # (P, C): some step of some lane sends a provider error (any type) on to another step
     fb_route = ((ch.on_failure >= 0) & (ch.model >= 0)[..., None]).any(axis=(2, 3, 4))
+    cols = [a.tolist() for a in (cost, ev.quality, p95, p95_lo, p95_hi, ev.escalation, ev.fallback)]
     results = []
     for p, name in enumerate(ch.names):
-        cats = []
-        for c, cname in enumerate(tt.names):
-            budget = None if np.isnan(tt.budget_s[c]) else float(tt.budget_s[c])
-            cats.append(
-                CategoryResult(
-                    category=cname,
-                    share=float(w[c]),
-                    cost_per_request=float(cost[p, c]),
-                    quality=float(ev.quality[p, c]),
-                    threshold=float(tt.threshold[c]),
-                    quality_ok=bool(ev.quality[p, c] >= tt.threshold[c] - 1e-12),
-                    p95_s=float(p95[p, c]),
-                    p95_ci_s=(float(p95_lo[p, c]), float(p95_hi[p, c])),
-                    budget_s=budget,
-                    latency_ok=bool(budget is None or w[c] == 0 or p95[p, c] <= budget),  # no traffic, no P95
-                    escalation=float(ev.escalation[p, c]),
-                    fallback=float(ev.fallback[p, c]),
-                    steps=step_targets.get((p, c), ()),
-                    fallback_route=bool(fb_route[p, c]),
-                )
+        cost_p, q_p, p95_p, lo_p, hi_p, esc_p, fb_p = (a[p] for a in cols)
+        qok_p, lok_p, fbr_p = quality_ok[p], latency_ok[p], fb_route[p].tolist()
+        cats = [
+            CategoryResult(
+                category=cname,
+                share=shares[c],
+                cost_per_request=cost_p[c],
+                quality=q_p[c],
+                threshold=thresholds[c],
+                quality_ok=qok_p[c],
+                p95_s=p95_p[c],
+                p95_ci_s=(lo_p[c], hi_p[c]),
+                budget_s=budgets[c],
+                latency_ok=lok_p[c],
+                escalation=esc_p[c],
+                fallback=fb_p[c],
+                steps=step_targets.get((p, c), ()),
+                fallback_route=fbr_p[c],
             )
+            for c, cname in enumerate(tt.names)
+        ]
         change = change_pct = None
         if base_ix is not None:
             change = float((total[p] - total[base_ix]) * vol)

@@ -125,6 +125,7 @@ def test_litellm_model_refusal_is_exit_2_in_the_cli(tmp_path: Path) -> None:
         "AKIAIOSFODNN7EXAMPLE",
         "token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
         "key: Xk9mP2vL8qR4tW7zN3bJ6hF1dS5aG0cY",  # 32 random letters and digits, ~4.9 bits per character
+        "Xk9mP2vL8qR4tW7z/N3bJ6hF1dS5aG0cY+Qw",  # base64 with separators: unbroken runs of 16
     ],
 )
 def test_key_like_strings_are_recognised(text: str) -> None:
@@ -138,6 +139,7 @@ def test_key_like_strings_are_recognised(text: str) -> None:
         "123e4567-e89b-12d3-a456-426614174000",  # a UUID
         "cheap-first-routine-with-fallback-to-strongest-model",  # long, but words
         "anthropic/claude-sonnet-4-20250514",
+        "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1",  # mixed case and digits, but short words (mmlu-cascade)
         "Customer-support inbox. Most tickets are routine; refunds need care.",
     ],
 )

@@ -293,3 +293,33 @@ def test_cli_bad_worksheet_exit_2(tmp_path: Path, support_path: Path) -> None:
 def test_cli_import_does_not_load_matplotlib() -> None:
     code = "import sys, routecalc.cli; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_terminal_category_table_keeps_misses_then_biggest_shares(support_cmp: routecalc.Comparison) -> None:
+    """Past ``limit`` categories the terminal table shows the ones some policy misses (by share), then the biggest
+    of the rest, in worksheet order; every category is shown up to the limit."""
+    from routecalc.report.tables import shown_categories
+
+    cats = support_cmp.policies[0].categories
+    n = len(cats)
+    assert shown_categories(support_cmp) == list(range(n))  # 5 categories: all shown
+    missed = [i for i in range(n) if any(not p.categories[i].ok for p in support_cmp.policies)]
+    rest = sorted((i for i in range(n) if i not in missed), key=lambda i: -cats[i].share)
+    for limit in range(1, n + 1):
+        by_share = sorted(missed, key=lambda i: -cats[i].share) + rest
+        assert shown_categories(support_cmp, limit) == sorted(by_share[:limit])
+
+
+def test_terminal_category_table_says_what_it_leaves_out(
+    support_cmp: routecalc.Comparison, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from routecalc.report import tables
+
+    monkeypatch.setattr(tables, "MAX_CATEGORY_ROWS", 2)
+    table = tables.category_table(support_cmp)
+    assert table.row_count == 2
+    console = Console(width=200, record=True)
+    console.print(table)
+    assert "showing 2 of 5 categories" in console.export_text()

@@ -120,6 +120,23 @@ def comparison_table(c: Comparison) -> Table:
     return table
 
 
+MAX_CATEGORY_ROWS = 40  # the terminal's per-category table: beyond this many categories, the ones that matter
+
+
+def shown_categories(c: Comparison, limit: int | None = None) -> list[int]:
+    """Indices of the categories the terminal table shows, in worksheet order: all of them up to ``limit``; else
+    the ones some policy misses (by traffic share), then the biggest of the rest. A table of thousands of rows
+    is unreadable in a terminal and takes rich minutes to lay out."""
+    first = c.policies[0]
+    n = len(first.categories)
+    limit = MAX_CATEGORY_ROWS if limit is None else limit
+    if n <= limit:
+        return list(range(n))
+    missed = [any(not p.categories[i].ok for p in c.policies) for i in range(n)]
+    order = sorted(range(n), key=lambda i: (not missed[i], -first.categories[i].share, i))
+    return sorted(order[:limit])
+
+
 def category_table(c: Comparison) -> Table:
     """Per category: quality vs threshold and P95 vs budget under each policy (✗ marks a miss)."""
     table = Table(
@@ -133,7 +150,14 @@ def category_table(c: Comparison) -> Table:
     for p in c.policies:
         table.add_column(Text(p.name), justify="right", overflow="fold")
     first = c.policies[0]
-    for i, cat in enumerate(first.categories):
+    shown = shown_categories(c)
+    if len(shown) < len(first.categories):
+        table.caption = (
+            f"showing {len(shown)} of {len(first.categories):,} categories: those some policy misses first, then by "
+            "traffic share (--format json lists every category)"
+        )
+    for i in shown:
+        cat = first.categories[i]
         budget = f"{cat.budget_s:g} s" if cat.budget_s is not None else "none"
         cells = []
         for p in c.policies:

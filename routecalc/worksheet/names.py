@@ -82,6 +82,8 @@ _KEY_PREFIXES = re.compile(
     r")"
 )
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=-]{32,}")
+_SEPARATORS = re.compile(r"[/_+=-]")
+MIN_UNBROKEN = 16  # a key has a long unbroken run; model ids are short words joined by / - _
 ENTROPY_BITS = 4.0  # bits per character: hex digests reach at most 4.0, random base64 keys about 5-6
 
 
@@ -95,8 +97,9 @@ def secret_like(text: str) -> str | None:
 
     Known key prefixes (``sk-``, ``AKIA``, ``AIza``, ``ghp_``, ...) always count; any other run of 32+ letters,
     digits and ``_+/=-`` counts when it mixes upper case, lower case and digits with more than 4.0 bits of entropy
-    per character (so a SHA-256 in hex, a UUID or a model id such as ``anthropic/claude-sonnet-4-20250514`` does
-    not).
+    per character and has an unbroken stretch (between ``/ _ - + =``) of at least 16 characters (so a SHA-256 in
+    hex, a UUID or a model id such as ``anthropic/claude-sonnet-4-20250514`` or
+    ``together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1`` does not).
     """
     m = _KEY_PREFIXES.search(text)
     if m:
@@ -104,6 +107,7 @@ def secret_like(text: str) -> str | None:
     for m in _TOKEN.finditer(text):
         tok = m.group()
         mixed = all(re.search(cls, tok) for cls in ("[a-z]", "[A-Z]", "[0-9]"))
-        if mixed and _entropy(tok) > ENTROPY_BITS:
+        words = max(len(w) for w in _SEPARATORS.split(tok)) < MIN_UNBROKEN  # a path of names, not a key
+        if mixed and not words and _entropy(tok) > ENTROPY_BITS:
             return tok[:6] + "..."
     return None
