@@ -83,7 +83,20 @@ def test_library_refuses_samples_out_of_range(support_ws: routecalc.Worksheet) -
         routecalc.compare(support_ws, samples=MAX_SAMPLES + 1)
 
 
-def test_quiet_drops_warnings_verbose_adds_stages(support_path: Path) -> None:
+@pytest.fixture
+def uncached_path(support_path: Path, tmp_path: Path) -> Path:
+    """support-triage without the Claude models' cache prices: classify's cached_share 0.5 then warns."""
+    text = support_path.read_text()
+    for price in ("0.08", "0.30"):
+        assert f"    price_cache: {price}\n" in text
+        text = text.replace(f"    price_cache: {price}\n", "")
+    path = tmp_path / "uncached.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_quiet_drops_warnings_verbose_adds_stages(uncached_path: Path) -> None:
+    support_path = uncached_path
     normal = runner.invoke(app, ["compare", str(support_path), *FAST])
     quiet = runner.invoke(app, ["-q", "compare", str(support_path), *FAST])
     verbose = runner.invoke(app, ["-v", "compare", str(support_path), *FAST])
@@ -190,8 +203,10 @@ def test_repeated_name_in_a_scenario_is_an_error(support_path: Path, tmp_path: P
     assert "model 'gpt-4.1' appears twice in this scenario (also models[0])" in " ".join(result.stderr.split())
 
 
-def test_cached_share_without_a_cache_price_warns(support_ws: routecalc.Worksheet) -> None:
-    [w] = [w for w in routecalc.worksheet.worksheet_warnings(support_ws) if "cached_share" in w]
+def test_cached_share_without_a_cache_price_warns(uncached_path: Path, support_ws: routecalc.Worksheet) -> None:
+    assert not [w for w in routecalc.worksheet.worksheet_warnings(support_ws) if "cached_share" in w]  # as shipped
+    uncached = routecalc.load_worksheet(uncached_path)
+    [w] = [w for w in routecalc.worksheet.worksheet_warnings(uncached) if "cached_share" in w]
     # classify has cached_share 0.5; the two Claude models have no price_cache
     assert w.startswith("tasks[0] (classify): cached_share 0.5, but claude-3-5-haiku, claude-sonnet-4 have no")
 
