@@ -28,9 +28,10 @@ LOG_CALLS, LOG_DAYS = 4055, 13.95  # the sample: 4,055 calls from 2026-10-01 00:
 
 
 def _ok(args: list[str]) -> str:
+    """The command's stdout (warnings go to stderr, so a new warning cannot break the JSON)."""
     result = runner.invoke(app, args, env={"COLUMNS": "150"})
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_calibrate_logs_keeps_the_worksheets_operations_section(tmp_path: Path) -> None:
