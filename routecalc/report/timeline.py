@@ -69,6 +69,11 @@ def columns(r: MonthResult) -> list[tuple[str, Callable[[Period], str]]]:
     return cols
 
 
+def _n(value: float, noun: str) -> str:
+    """``1 request``, ``2 requests``."""
+    return f"{count(value)} {noun}{'' if round(value) == 1 else 's'}"
+
+
 def _day_label(d: DayRow) -> str:
     return f"{d.day:>2} {d.weekday}" + (f" {d.date}" if d.date else "")
 
@@ -103,8 +108,8 @@ def effect_lines(r: MonthResult) -> list[str]:
         )
         if e.name == "breaker":
             text = (
-                f"opened {count(n['openings'])} times ({on.breaker_open_min:,.0f} min open in all); "
-                f"{count(n['requests_skipping_a_model'])} requests skipped a model while its breaker was open. "
+                f"opened {_n(n['openings'], 'time')} ({on.breaker_open_min:,.0f} min open in all); "
+                f"{_n(n['requests_skipping_a_model'], 'request')} skipped a model while its breaker was open. "
                 f"Against no breaker: timeouts paid to down models {count(n['timeouts_paid_off'])} → "
                 f"{count(n['timeouts_paid_on'])}, requests that called a down model "
                 f"{count(n['requests_calling_a_down_model_off'])} → {count(n['requests_calling_a_down_model_on'])}, "
@@ -130,13 +135,13 @@ def effect_lines(r: MonthResult) -> list[str]:
             )
         elif e.name == "budget":
             text = (
-                f"over pace on {n['days_in_downgrade']} of {r.days} days: {count(n['requests_downgraded'])} requests "
+                f"over pace on {n['days_in_downgrade']} of {r.days} days: {_n(n['requests_downgraded'], 'request')} "
                 f"({pct(on.downgraded, 1)}) took {n['policy']}'s routes (budget {money(on.budget, cur)} for these "
                 f"days). Against no rule: {base}."
             )
         else:
             text = (
-                f"{count(n['requests_load_routed'])} requests ({pct(on.load_routed, 1)}) took {n['policy']}'s routes "
+                f"{_n(n['requests_load_routed'], 'request')} ({pct(on.load_routed, 1)}) took {n['policy']}'s routes "
                 f"above {n['above_rpm']:g} requests/minute; mean latency {seconds(off.latency_mean_s)} → "
                 f"{seconds(on.latency_mean_s)}. Against no load routing: {base}."
             )
