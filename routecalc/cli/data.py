@@ -32,6 +32,18 @@ from routecalc.cli.support import (
 from routecalc.format import printable
 
 
+def _write_new(text: str, out: Path | None, say: Any, note: str) -> None:
+    """A new worksheet to ``out`` (atomically) or stdout, then what in it is a guess."""
+    from routecalc.outputs import write_atomic
+
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(out, text)
+        _done(f"wrote {printable(str(out))}")
+    say.print(note, highlight=False)
+
+
 @calibrate_app.command("evals")
 def calibrate_evals(
     file: Annotated[
@@ -138,14 +150,11 @@ def calibrate_evals(
         _warn([f"prompts left out of outcome tables (some model has no outcome on them): {listed}"], stderr=to_stdout)
     if ws is None:
         text = cy.checked_new_worksheet(cal, f"Calibrated from {file.name}")
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            write_atomic(out, text)
-            _done(f"wrote {printable(str(out))}")
-        say.print(
+        _write_new(
+            text,
+            out,
+            say,
             "Prices are placeholders (0) and every line marked GUESS is a guess: fill them in before trusting costs.",
-            highlight=False,
         )
         return
     assert worksheet is not None
@@ -289,14 +298,11 @@ def calibrate_logs(
     _warn(data.report.lines() + rl.notes(cal), stderr=to_stdout)
     if ws is None:
         text = ly.checked_starter(cal, f"Calibrated from {file.name}")
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            write_atomic(out, text)
-            _done(f"wrote {printable(str(out))}")
-        say.print(
+        _write_new(
+            text,
+            out,
+            say,
             "Pass rates, quality thresholds and policies are not in a log: every line marked GUESS is a guess.",
-            highlight=False,
         )
         return
     assert worksheet is not None
