@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 import routecalc
-from routecalc import cli_support as cli
 from routecalc._version import __version__
 from routecalc.cli import app
+from routecalc.cli import support as cli
 from routecalc.engine.mc import CHUNK, simulate
 from routecalc.errors import InputError
 from routecalc.examples import list_examples, resolve

@@ -28,6 +28,7 @@ import pytest
 import routecalc
 from routecalc.export import export_policy
 from routecalc.export.plan import build_plan
+from tests.mock_provider import http
 
 pytestmark = pytest.mark.portkey
 
@@ -41,23 +42,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _http(method: str, url: str, body: Any = None, headers: dict | None = None) -> tuple[int, dict, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = raw.decode(errors="replace")
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, payload
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -82,10 +66,10 @@ class Stack:
         self.gw = f"http://127.0.0.1:{gw_port}"
 
     def control(self, **kw: Any) -> None:
-        _http("POST", self.mock + "/_control", kw)
+        http("POST", self.mock + "/_control", kw)
 
     def log(self) -> list[str]:
-        return [e["model"] for e in _http("GET", self.mock + "/_log")[2]]
+        return [e["model"] for e in http("GET", self.mock + "/_log")[2]]
 
     def chat(self, config: Any, category: str | None) -> tuple[int, dict, Any, list[str]]:
         self.control(reset_log=True)
@@ -93,7 +77,7 @@ class Stack:
         if category is not None:
             headers["x-portkey-metadata"] = json.dumps({"category": category})
         body = {"model": "routecalc-auto", "messages": [{"role": "user", "content": "hi"}]}
-        st, hd, payload = _http("POST", self.gw + "/v1/chat/completions", body, headers)
+        st, hd, payload = http("POST", self.gw + "/v1/chat/completions", body, headers)
         return st, hd, payload, self.log()
 
     def ask(
@@ -103,8 +87,8 @@ class Stack:
         self.control(reset_log=True)
         sent = {"x-portkey-config": json.dumps(config), "x-portkey-metadata": json.dumps(metadata), **(headers or {})}
         body = {"model": "routecalc-auto", "messages": [{"role": "user", "content": "hi"}]}
-        st, _, payload = _http("POST", self.gw + "/v1/chat/completions", body, sent)
-        return st, payload, _http("GET", self.mock + "/_log")[2]
+        st, _, payload = http("POST", self.gw + "/v1/chat/completions", body, sent)
+        return st, payload, http("GET", self.mock + "/_log")[2]
 
 
 @pytest.fixture(scope="module")

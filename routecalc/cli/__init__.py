@@ -1,0 +1,58 @@
+"""The ``routecalc`` command line: parse options, call the library, render. Nothing is computed here.
+
+One module per family of commands (``estimate``, ``prices``, ``data``, ``decide``, ``start``); ``common`` holds the
+app, option types and the one place that maps errors to exit codes; ``support`` the consoles and plumbing. Heavy
+modules (numpy, pydantic, matplotlib) are imported inside the commands that use them, so ``routecalc --help`` starts
+fast; litellm is never imported (its price map is read from disk).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+
+from routecalc.cli.common import SCHEMA_KINDS, app, hoist, optional_value
+from routecalc.cli.support import _state, console
+
+for _module in ("estimate", "prices", "data", "decide", "start"):  # each registers its commands, in --help order
+    importlib.import_module(f"routecalc.cli.{_module}")
+
+__all__ = ["SCHEMA_KINDS", "app", "hoist", "main", "optional_value"]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from routecalc._version import __version__
+
+        console.print(f"routecalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Show the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Results and errors only: no warnings, notes or progress bar.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also say what is read and how long each stage takes (stderr).")
+    ] = False,
+) -> None:
+    """Estimate the cost, latency and quality of LLM routing policies before you ship them.
+
+    Exit codes: 0 ok, 1 a check failed (compare --expect, --require-winner, --max-monthly-cost) or another
+    error, 2 invalid input (worksheet, file, option), 3 refused to overwrite a file routecalc did not write.
+    """
+    _state.quiet, _state.verbose = quiet, verbose and not quiet
+    _state.stdin_text = _state.stdin_sha256 = None
+    _state.warned.clear()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
