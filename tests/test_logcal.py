@@ -348,6 +348,10 @@ def test_shipped_sample_round_trips() -> None:
     assert cal.category("refund").tokens_in.p50 > 3000  # type: ignore[union-attr]
     [(day, _)] = cal.profile.spikes
     assert day == 7
+    # the truth has no growth; two weeks of 4,000 requests fit a slope of about -5 %/month, far inside its own
+    # sampling error (about ±25 % at 2 standard errors), so it is written as 0 and the note says why
+    assert cal.profile.growth_per_month == 0
+    assert any("within its sampling error" in n for n in cal.profile.notes)
 
 
 @pytest.mark.slow  # draws 60,000 requests in 7 parts and reads them back (about 3 s)

@@ -311,6 +311,7 @@ def fit_profile(
     day = (t // 86400).astype(int)
     days, day_ix = np.unique(day, return_inverse=True)
     hw, ww, b = np.ones(24), np.ones(7), 0.0
+    noise: tuple[float, float] | None = None  # (slope, standard error) of a trend too small to keep
     spike = np.ones(days.size)
     tday = (days * 86400.0 - first) / (86400 * DAYS_PER_MONTH)  # months since the start
     trend_on = (last - first) / 86400 >= MIN_GROWTH_DAYS
@@ -347,7 +348,12 @@ def fit_profile(
         fit = (day_expo >= 0.5) & ~is_spike & (observed > 0) & (expected > 0)
         if trend_on and fit.sum() >= 3:
             y = np.log(observed[fit] / expected[fit])
-            b = float(np.polyfit(tday[fit], y, 1, w=np.sqrt(observed[fit]))[0])
+            # weights 1/sd of log(count) (Poisson): the unscaled covariance is the slope's sampling variance
+            coef, cov = np.polyfit(tday[fit], y, 1, w=np.sqrt(observed[fit]), cov="unscaled")
+            b, se = float(coef[0]), float(np.sqrt(cov[0, 0]))
+            noise = (b, se) if abs(b) < 2 * se else None
+            if noise is not None:  # a trend inside its own noise is not a trend: the weights are fitted without it
+                b = 0.0
     hourly = weekly = None
     if step == 1:
         covered = np.bincount(hod, expo, 24)
@@ -363,6 +369,11 @@ def fit_profile(
     growth = 0.0
     if trend_on:
         growth = round(float(np.exp(b) - 1), 4)
+        if noise is not None:
+            notes.append(
+                f"growth {np.exp(noise[0]) - 1:+.1%}/month is within its sampling error (±{2 * noise[1]:.1%} at 2 "
+                "standard errors): written as 0"
+            )
     elif last - first > 0:
         notes.append("growth needs two weeks of log or more: written as 0")
     spikes: dict[int, float] = {}
