@@ -83,3 +83,14 @@ def test_readme_walkthrough_end_to_end(tmp_path: Path) -> None:
     assert f"routine+fallback simulated over 30 days, request by request in arrival order: {total['requests']:,} " in md
     assert f"${total['spend']:.2f} spent against a budget of ${total['budget']:.2f}" in md
     assert (report_dir / "month-spend.png").exists() and (report_dir / "month-breaker.png").exists()
+
+
+def test_simulate_picks_the_winner_by_the_same_objective_as_compare(tmp_path: Path) -> None:
+    # the walkthrough's sheet: by spend the winner is cheap-first-routine; counting the risk of failed refunds and
+    # disputes (cost+risk) it is routine+fallback, and simulate's default policy must follow the same rule
+    calibrated = tmp_path / "calibrated.yaml"
+    _ok(["calibrate", "logs", str(SAMPLE), "-w", str(TRIAGE), "-o", str(calibrated)])
+    scen = ["--scenario", str(OPERATIONS), "--days", "1", "--no-compare", "-f", "json"]
+    by_cost = json.loads(_ok(["simulate", str(calibrated), *scen]))["policy"]
+    by_risk = json.loads(_ok(["simulate", str(calibrated), *scen, "--objective", "cost+risk"]))["policy"]
+    assert (by_cost, by_risk) == ("cheap-first-routine", "routine+fallback")

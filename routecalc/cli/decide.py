@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from routecalc.cli.common import (
+    Objective,
+    ObjectiveOpt,
     RankBy,
     SamplesOpt,
     ScenarioOpt,
@@ -113,14 +115,15 @@ def simulate(
     force: Annotated[
         bool, typer.Option("--force", help="Replace files in --out that routecalc did not write.")
     ] = False,
+    objective: ObjectiveOpt = Objective.cost,
 ) -> None:
     """Simulate a month of WORKSHEET's traffic, request by request in arrival order, with its time effects.
 
     Traffic follows volume.profile (hours, weekdays, growth, spike days); the worksheet's operations section adds
     outages, circuit breakers, rate limits at peak, budget pacing and load-adaptive routing. Shows a row per day
     (requests, spend against the budget, quality, failures, P95/P99, breaker-open minutes, spill and downgrade
-    shares), month totals, and what each effect did against the same month without it. --samples only matters
-    for --policy winner (the comparison that picks it).
+    shares), month totals, and what each effect did against the same month without it. --samples and
+    --objective only matter for --policy winner (the comparison that picks it, as compare and report do).
     """
     from routecalc.errors import InputError, PolicyError
     from routecalc.month import simulate_month
@@ -142,7 +145,8 @@ def simulate(
     if policy == "winner":
         from routecalc.results import compare as run_compare
 
-        name = run_compare(ws, samples=samples, seed=seed, progress=_progress()).winner or ""
+        picked = run_compare(ws, samples=samples, seed=seed, objective=objective.value, progress=_progress())
+        name = picked.winner or ""
         if not name:
             raise PolicyError("no policy meets every target, so there is no winner: give --policy NAME")
     result = simulate_month(ws, name, days, seed, bucket_s, day1, compare_effects)
