@@ -250,12 +250,14 @@ def test_weighted_split_selection_matches_the_weights() -> None:
 
 @pytest.mark.slow
 def test_weighted_split_requests_match_the_weights() -> None:
-    """2,000 whole requests through the router (mock responses): the same share within the same tolerance."""
+    """500 whole requests through the router (mock responses; the 2,000 picks above pin the share, this checks
+    that completions follow the picks): 10 % +- 5.4 points (4 binomial standard deviations)."""
     cfg = exported(sheet())
     model_list = copy.deepcopy(cfg["model_list"])
     for d in model_list:
         d["litellm_params"]["mock_response"] = "ok"
     r = litellm.Router(model_list=model_list, **cfg["router_settings"])
     _ALIVE.append(r)
-    picks = [r.completion(model="route-classify", messages=MSGS)._hidden_params["model_id"] for _ in range(SPLIT_N)]
-    assert abs(_split_counts(picks) - 0.1) <= SPLIT_TOL
+    n = 500
+    picks = [r.completion(model="route-classify", messages=MSGS)._hidden_params["model_id"] for _ in range(n)]
+    assert abs(_split_counts(picks) - 0.1) <= 4 * math.sqrt(0.9 * 0.1 / n)
