@@ -171,6 +171,16 @@ def _checked(text: str, source: str) -> str:
     return text
 
 
+def _near(key: str, price_map: dict[str, dict[str, Any]] | None) -> list[str]:
+    """Up to three price-map keys spelled like ``key`` (a typo, a missing provider prefix or date suffix)."""
+    if not price_map:
+        return []
+    import difflib
+
+    keys = [k for k in price_map if k != "sample_spec"]
+    return difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
+
+
 def starter(
     models: list[str] | None = None,
     categories: int = DEFAULT_CATEGORIES,
@@ -192,7 +202,9 @@ def starter(
         m = Model(name=key.split("/", 1)[1] if "/" in key else key, provider=provider, litellm_model=key)
         _fill_from_map(m, price_map, label, set())
         if m.guessed:
-            notes.append(f"{key}: not in {label}: prices are 0 until you fill them in")
+            near = _near(key, price_map)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            notes.append(f"{key}: not in {label}: prices are 0 until you fill them in{hint}")
         if m.provider != "unknown" and m.litellm_model and "/" not in m.litellm_model:
             m.litellm_model = f"{m.provider}/{m.litellm_model}"
         catalog.append(m)

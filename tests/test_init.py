@@ -48,7 +48,13 @@ def test_starter_has_real_prices_and_marks_every_guess() -> None:
                 "failure_rate", "requests_per_month"):  # fmt: skip
         assert all("GUESS" in line for line in lines if line.strip().startswith(fld)), fld
     assert any("price_in: 0" in line and "GUESS: not in the price map" in line for line in lines)
-    assert s.notes == ["not-a-model: not in test map: prices are 0 until you fill them in"]
+    assert s.notes == ["not-a-model: not in test map: prices are 0 until you fill them in"]  # nothing like it
+
+
+def test_a_misspelt_model_gets_the_close_keys_suggested() -> None:
+    pm = {"gpt-4.1-mini": {"input_cost_per_token": 4e-7, "output_cost_per_token": 1.6e-6}, "claude-x": {}}
+    s = starter(["gpt-4.1-mni"], categories=1, price_map=pm, label="test map")
+    assert s.notes == ["gpt-4.1-mni: not in test map: prices are 0 until you fill them in (did you mean gpt-4.1-mini?)"]
 
 
 def test_starter_runs_with_compare(tmp_path: Path) -> None:
