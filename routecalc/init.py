@@ -305,6 +305,7 @@ def from_litellm(
     notes: list[str] = []
     catalog: dict[str, Model] = {}
     groups: dict[str, list[str]] = {}
+    step_retries: dict[str, int] = {}  # a deployment's own num_retries, by catalog name
     signature: dict[str, tuple] = {}
     default_timeout = _number(router.get("timeout")) or _number(lsettings.get("request_timeout"))
     for i, dep in enumerate(deployments):
@@ -361,6 +362,9 @@ def from_litellm(
             if m.guessed:
                 notes.append(f"{name} ({model}): no price in the config and not in {label}: prices are 0")
             catalog[name] = m
+            own = params.get("num_retries")  # routecalc's export writes a step's own retries here
+            if isinstance(own, int) and not isinstance(own, bool) and 0 <= own <= 10:
+                step_retries[name] = own
         groups.setdefault(group, []).append(name)
     for g, members in groups.items():
         if len(members) > 1:
@@ -434,7 +438,8 @@ def from_litellm(
         "    description: what the LiteLLM proxy runs now (from its config)",
         "    routes:",
     ]
-    lines += [f"      {_q(c)}: {_flow(chain)}" for c, chain in routes.items()]
+    step = lambda n: {"model": n, "retries": step_retries[n]} if step_retries.get(n, retries) != retries else n
+    lines += [f"      {_q(c)}: {_flow([step(n) for n in chain])}" for c, chain in routes.items()]
     lines.append("baseline: today")
     text = "\n".join(lines) + "\n"
     return Starter(_checked(text, f"worksheet from {source}"), notes)

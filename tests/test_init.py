@@ -163,6 +163,28 @@ def test_export_import_export_round_trips(support_path: Path, tmp_path: Path, po
     assert yaml.safe_load(second.read_text()) == yaml.safe_load(first.read_text())  # all but the comments
 
 
+def test_a_steps_own_retries_round_trip(support_path: Path, tmp_path: Path) -> None:
+    # a fallback whose first step retries 3 times (the worksheet default is 1): export writes num_retries on that
+    # deployment, init reads it back as the step's retries, and the second export is the first
+    sheet = yaml.safe_load(support_path.read_text())
+    cats = [t["name"] for t in sheet["tasks"]]
+    first_step = {"model": "gpt-4.1-mini", "retries": 3}
+    sheet["policies"].append(
+        {"name": "retry-first", "kind": "fallback", "routes": {c: [first_step, "gpt-4.1"] for c in cats}}
+    )
+    source = tmp_path / "s.yaml"
+    source.write_text(yaml.safe_dump(sheet, sort_keys=False))
+    first, ws, second = tmp_path / "a.yaml", tmp_path / "w.yaml", tmp_path / "b.yaml"
+    ok = lambda args: runner.invoke(app, args).exit_code == 0
+    assert ok(["export", str(source), "-t", "litellm", "-p", "retry-first", *FAST, "-o", str(first)])
+    assert any(d["litellm_params"].get("num_retries") == 3 for d in yaml.safe_load(first.read_text())["model_list"])
+    assert ok(["init", "--from-litellm", str(first), "--from", str(PRICES), "-o", str(ws)])
+    today = routecalc.load_worksheet(ws).policy("today")
+    assert all(r[0].retries == 3 and r[1].retries is None for r in today.routes.values())  # type: ignore[union-attr]
+    assert ok(["export", str(ws), "-t", "litellm", "-p", "today", *FAST, "-o", str(second)])
+    assert yaml.safe_load(second.read_text()) == yaml.safe_load(first.read_text())
+
+
 def test_from_litellm_on_stdin(support_path: Path) -> None:
     config = runner.invoke(app, ["export", str(support_path), "-t", "litellm", *FAST]).stdout
     result = runner.invoke(app, ["init", "--from-litellm", "-", "--from", str(PRICES)], input=config)
