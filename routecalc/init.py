@@ -365,6 +365,8 @@ def from_litellm(
             own = params.get("num_retries")  # routecalc's export writes a step's own retries here
             if isinstance(own, int) and not isinstance(own, bool) and 0 <= own <= 10:
                 step_retries[name] = own
+            elif own is not None:
+                notes.append(f"{where}.litellm_params.num_retries {own!r} is not a whole number 0 to 10: ignored")
         groups.setdefault(group, []).append(name)
     for g, members in groups.items():
         if len(members) > 1:
