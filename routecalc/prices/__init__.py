@@ -1,7 +1,7 @@
-"""Refreshing a worksheet's prices from a LiteLLM-format price map (:mod:`routecalc.price_map` reads it).
+"""Refreshing a worksheet's prices from a LiteLLM-format price map (:mod:`routecalc.prices.price_map` reads it).
 
 The map is matched to a worksheet's models, converted to the worksheet's ``price_unit`` (and currency, only with
-an explicit rate), and written back into the user's YAML with targeted edits (:mod:`routecalc.prices_yaml`), so
+an explicit rate), and written back into the user's YAML with targeted edits (:mod:`routecalc.prices.yaml_edit`), so
 comments and layout survive; ``prices_from`` records the map, its version and the date. A model marked
 ``price_source: manual`` keeps its prices (shown as overridden); map fields the estimate does not use are
 reported; a model the map lacks keeps its prices, with a warning that says how to get a newer map.
@@ -18,7 +18,7 @@ from typing import Any
 from routecalc.errors import InputError, PriceSourceError
 from routecalc.format import printable
 from routecalc.limits import PRICE_MAX_PER_1M, short_repr
-from routecalc.price_map import (
+from routecalc.prices.price_map import (
     BUNDLED,
     BUNDLED_FILE,
     FIELDS,
@@ -45,7 +45,7 @@ from routecalc.price_map import (
     source_record,
     unused_fields,
 )
-from routecalc.prices_yaml import format_number, update_worksheet_text
+from routecalc.prices.yaml_edit import format_number, update_worksheet_text
 from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml, read_text, validate_worksheet
 from routecalc.worksheet.pricing import LONG
 
