@@ -20,7 +20,7 @@ from typing import Any
 from routecalc.data.calibrate_yaml import GUESS, _flow, _num, _q
 from routecalc.errors import InputError
 from routecalc.prices import MAP_FIELD, lookup_key, per_unit
-from routecalc.worksheet import parse_yaml, validate_worksheet
+from routecalc.worksheet import load_worksheet_text, parse_yaml
 
 DEFAULT_MODELS = ("gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1")
 DEFAULT_CATEGORIES = 3
@@ -167,7 +167,7 @@ def _header(title: str, lines: list[str]) -> list[str]:
 
 
 def _checked(text: str, source: str) -> str:
-    validate_worksheet(parse_yaml(text, source), source)
+    load_worksheet_text(text, source)
     return text
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import routecalc
@@ -67,3 +70,25 @@ def ev_of(sheet: dict, policy: str) -> dict[str, float]:
     out["calls"] = ev.calls[p].T @ w
     out["answered"] = ev.answered[p].T @ w
     return out
+
+
+class Hang(BaseException):
+    """Raised by :func:`time_limit`: a BaseException, so no ``except Exception`` in the code under test can swallow
+    it."""
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``: a hang guard, not a speed
+    claim; the limit is many times what any case takes."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise Hang(f"still running after {seconds} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -67,12 +67,19 @@ def mock_provider() -> Iterator[MockProvider]:
         assert line[:1] == ["LISTENING"], line
         yield MockProvider(int(line[1]))
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # this PID only
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """Stop a server this test started (this PID only: terminate, then kill after 5 s) and close its pipe."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()

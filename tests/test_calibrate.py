@@ -204,12 +204,12 @@ def test_the_new_worksheet_is_validated_before_it_is_written(tmp_path: Path, mon
     from routecalc.data import calibrate_yaml
     from routecalc.errors import Problem
 
-    def reject(data: object, source: str, base_dir: object = None) -> None:
+    def reject(text: str, source: str, *args: object) -> None:
         raise WorksheetError(source, [Problem("tasks[0].name", "not a valid name")])
 
     ev, _ = files(tmp_path)
     out = tmp_path / "new.yaml"
-    monkeypatch.setattr(calibrate_yaml, "validate_worksheet", reject)
+    monkeypatch.setattr(calibrate_yaml, "load_worksheet_text", reject)
     result = runner.invoke(app, ["calibrate", "evals", str(ev), "-o", str(out)])
     assert result.exit_code == 2 and "tasks[0].name: not a valid name" in result.output
     assert not out.exists()

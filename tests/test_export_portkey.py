@@ -28,7 +28,7 @@ import pytest
 import routecalc
 from routecalc.export import export_policy
 from routecalc.export.plan import build_plan
-from tests.mock_provider import http
+from tests.mock_provider import http, stop
 
 pytestmark = pytest.mark.portkey
 
@@ -42,20 +42,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    if proc.poll() is None:
-        proc.terminate()  # this PID only
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 class Stack:
@@ -134,8 +120,8 @@ def stack() -> Iterator[Stack]:
             pytest.fail("gateway did not become ready in 15 s")
         yield Stack(mock_port, gw_port)
     finally:
-        _stop(gateway)
-        _stop(mock)
+        stop(gateway)
+        stop(mock)
 
 
 def legs(node: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,9 +20,6 @@ import datetime as dt
 import json
 import math
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from typer.testing import CliRunner
 from routecalc.cli import app
 from routecalc.worksheet import read_yaml
 from tests.conftest import WORKSHEETS
+from tests.helpers import time_limit
 
 DATA = Path(__file__).resolve().parent / "data"
 SUPPORT = WORKSHEETS / "support-triage.yaml"
@@ -138,7 +136,7 @@ PRINTABLE_ODD_NAMES = st.sampled_from(
     ]
 )  # valid names: the worksheet stays valid and every renderer meets them
 ODD_NAMES = st.one_of(
-    PRINTABLE_ODD_NAMES,
+    PRINTABLE_ODD_NAMES,  # and the odd ones: control characters, blank, too long, key-like
     st.sampled_from(
         [
             "a\x1b[31mred",
@@ -148,24 +146,12 @@ ODD_NAMES = st.one_of(
             "nul\x00",
             "c1\x85x",
             "bidi\u202ex",
-            "Tier $ vs $$",
-            r"a $\frac{1}{0}$ ${",
-            "[bold]x[/bold]",
-            "[/]",
-            ":smile: :fire:",
-            "=cmd|' /C calc'!A0",
-            "@SUM(1)",
-            "-1+2",
             "",
             " ",
             "x" * 201,
             "y" * 5000,
             "os.environ/SECRET",
             "sk-abcdefghijklmnopqrstuvwx",
-            "模型 🚀",
-            "x~2",
-            "x-2",
-            "x--y",
         ]
     ),
     st.text(max_size=12),
@@ -351,24 +337,6 @@ def hostile(draw: st.DrawFn, base: dict[str, Any], yaml_mode: bool = True) -> st
 
 # ---------------------------------------------------------------------------------------------------------
 # Running a case
-
-
-class Hang(BaseException):
-    """Raised by the alarm: a BaseException, so no ``except Exception`` in the code under test can swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
-        raise Hang(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run(args: list[str], out: Path | None = None) -> int:

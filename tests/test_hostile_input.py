@@ -4,9 +4,6 @@ a hang, or a silent no-op. Limits are in ``routecalc/limits.py`` and the README 
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,27 +16,10 @@ from routecalc.cli import app
 from routecalc.errors import MAX_PROBLEMS, InputError, WorksheetError
 from routecalc.worksheet import apply_overlay, load_worksheet, parse_yaml, read_yaml
 from tests.conftest import WORKSHEETS
-from tests.helpers import two_model_sheet
+from tests.helpers import time_limit, two_model_sheet
 
 SUPPORT = WORKSHEETS / "support-triage.yaml"
 runner = CliRunner()
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``: a hang guard, not a speed
-    claim; the limit is many times what any of these cases takes."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise AssertionError(f"still running after {seconds} s: a hang")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def problems(text: str) -> dict[str, str]:

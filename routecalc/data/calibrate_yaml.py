@@ -20,7 +20,7 @@ import yaml
 
 from routecalc.data.calibrate import BandFit, Calibration, CategoryCalibration
 from routecalc.errors import InputError, RoutecalcError
-from routecalc.worksheet import Worksheet, parse_yaml, validate_worksheet
+from routecalc.worksheet import Worksheet, load_worksheet_text, parse_yaml, validate_worksheet
 
 SHARE_DECIMALS = 6
 GUESS = "GUESS"
@@ -218,7 +218,7 @@ def checked_new_worksheet(cal: Calibration, name: str) -> str:
     """:func:`new_worksheet_text`, read back strictly and validated (names from the file go through the
     worksheet's own rules); a WorksheetError names what the file put in that a worksheet cannot hold."""
     text = new_worksheet_text(cal, name)
-    validate_worksheet(parse_yaml(text, "calibrated worksheet"), f"worksheet calibrated from {cal.source}")
+    load_worksheet_text(text, f"worksheet calibrated from {cal.source}")
     return text
 
 

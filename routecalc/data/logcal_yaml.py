@@ -20,7 +20,7 @@ from typing import Any
 from routecalc.data.calibrate import BandFit
 from routecalc.data.calibrate_yaml import _check_edit, _flow, _num, _q, flow_map, flow_seq, round_trip, shares
 from routecalc.data.logcal import LogCalibration, ModelReliability, ProfileFit
-from routecalc.worksheet import Worksheet, parse_yaml, validate_worksheet
+from routecalc.worksheet import Worksheet, load_worksheet_text
 
 SHARE_DECIMALS = 6
 
@@ -137,7 +137,7 @@ def checked_starter(cal: LogCalibration, name: str) -> str:
     """:func:`starter_text`, read back strictly and validated (names from the log go through the worksheet's
     own rules)."""
     text = starter_text(cal, name)
-    validate_worksheet(parse_yaml(text, "calibrated worksheet"), f"worksheet calibrated from {cal.source}")
+    load_worksheet_text(text, f"worksheet calibrated from {cal.source}")
     return text
 
 

@@ -46,7 +46,7 @@ from routecalc.prices.price_map import (
     unused_fields,
 )
 from routecalc.prices.yaml_edit import format_number, update_worksheet_text
-from routecalc.worksheet import ModelSpec, Worksheet, parse_yaml, read_text, validate_worksheet
+from routecalc.worksheet import ModelSpec, Worksheet, load_worksheet_text, read_text, validate_worksheet
 from routecalc.worksheet.pricing import LONG
 
 __all__ = [  # re-exported: reading the map and editing YAML live in their own modules
@@ -349,7 +349,7 @@ def plan_update(
     record = prices_from_record(source, changes) if source is not None else None
     new_text = update_worksheet_text(text, changes, str(worksheet_path), record)
     check = target or worksheet_path
-    updated = validate_worksheet(parse_yaml(new_text, str(check)), str(check), base_dir=check.parent)
+    updated = load_worksheet_text(new_text, str(check), check.parent)
     before = set(worksheet_warnings(ws))
     new_warnings = [w for w in worksheet_warnings(updated) if w not in before]
     return WorksheetUpdate(changes, new_text, warnings(changes) + new_warnings, record)
