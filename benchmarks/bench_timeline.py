@@ -48,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import routecalc
+    from routecalc.engine.compiled import numba_available
     from routecalc.engine.timeline import Effects, run_timeline
-    from routecalc.engine.walk import numba_available
     from routecalc.month import compile_effects, month_clock, simulate_month
 
     ws = routecalc.load_worksheet(WORKSHEET)

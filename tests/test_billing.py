@@ -311,8 +311,8 @@ def test_every_price_is_in_play(engines) -> None:
 
 
 def test_compiled_walk_gives_the_same_bytes_with_every_price() -> None:
+    from routecalc.engine.compiled import numba_available
     from routecalc.engine.mc import CHUNK
-    from routecalc.engine.walk import numba_available
 
     if not numba_available():
         pytest.skip("numba is not installed (pip install routecalc[fast])")

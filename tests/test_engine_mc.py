@@ -230,7 +230,7 @@ def test_threads_do_not_change_a_bit(make) -> None:
 
 @pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])
 def test_compiled_walk_gives_the_same_bytes(make) -> None:
-    from routecalc.engine.walk import numba_available
+    from routecalc.engine.compiled import numba_available
 
     if not numba_available():
         pytest.skip("numba is not installed (pip install routecalc[fast])")

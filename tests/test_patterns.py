@@ -277,7 +277,7 @@ def test_mc_agrees_with_ev_per_answerer_and_step(engines, policy: str) -> None:
 
 
 def test_compiled_walk_agrees_bit_for_bit() -> None:
-    from routecalc.engine.walk import numba_available
+    from routecalc.engine.compiled import numba_available
 
     if not numba_available():
         pytest.skip("numba is not installed (pip install routecalc[fast])")
@@ -425,7 +425,7 @@ def test_mc_agrees_with_ev_per_answerer_with_hedges(latency_engines) -> None:
 
 
 def test_compiled_walk_agrees_with_deadlines_and_hedges() -> None:
-    from routecalc.engine.walk import numba_available
+    from routecalc.engine.compiled import numba_available
 
     if not numba_available():
         pytest.skip("numba is not installed (pip install routecalc[fast])")

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import routecalc
+from routecalc.engine.compiled import numba_available
 from routecalc.engine.timeline import (
     DAY_S,
     HOUR_S,
@@ -29,7 +30,7 @@ from routecalc.engine.timeline import (
     run_timeline,
 )
 from routecalc.engine.timeline_state import QueueState, queue_waits
-from routecalc.engine.walk import DOWN_5XX, DOWN_TIMEOUT, numba_available
+from routecalc.engine.walk import DOWN_5XX, DOWN_TIMEOUT
 from tests.helpers import fixed_model
 from tests.test_engine_mc import rich_sheet
 from tests.timeline_reference import ReferenceRun

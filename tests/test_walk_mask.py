@@ -6,12 +6,15 @@ Both implementations must give the same bits with masks and traces, as they do w
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import routecalc
-from routecalc.engine.mc import _Chunk
+from routecalc.engine.compiled import numba_available, walk_numba
+from routecalc.engine.histogram import latency_bins
+from routecalc.engine.mc import _Chunk, walk_sums
 from routecalc.engine.walk import (
     ANSWERED,
     AVAILABLE,
@@ -22,9 +25,7 @@ from routecalc.engine.walk import (
     UNAVAILABLE,
     Walked,
     Workspace,
-    numba_available,
     pack,
-    walk_numba,
     walk_numpy,
 )
 from tests.helpers import fixed_model, two_model_sheet, with_policies
@@ -56,6 +57,8 @@ def _walk_all(sheet: dict, n: int, engine: str, mask_seed: int | None, trace: bo
             w = walk_numba(T, key, req.cat, req.x, req.y, d, cfg, None, pack(T), mask=mask, trace=trace)
         else:
             w = walk_numpy(T, key, req.cat, req.x, req.y, d, cfg, None, mask=mask, trace=trace)
+            sums, tok_sums = walk_sums(w, req.cat, key, cfg.n_categories, T.hedged)  # what the kernel sums
+            w = replace(w, sums=sums, tok_sums=tok_sums)
         out.append({f: np.array(getattr(w, f)) for f in Walked.__dataclass_fields__ if getattr(w, f) is not None})
     return out
 
@@ -161,3 +164,27 @@ def test_down_model_fails_every_try(engine: str) -> None:
     np.testing.assert_allclose(w.lat, 5.5)
     assert (w.trace[0] == ANSWERED).all()
     assert abs((w.outcome == GOOD).mean() - 0.8) < 4 * np.sqrt(0.8 * 0.2 / 2_000)
+
+
+@pytest.mark.parametrize("make", [rich_sheet, joint_sheet, hedged_sheet], ids=["independent", "joint", "hedged"])
+def test_compiled_walk_summing_as_it_walks_gives_the_numpy_sums_and_bins(make) -> None:
+    """The Monte Carlo engine's fast path: per-request arrays left unwritten, the kernel's sums and latency bins
+    equal, bit for bit, what the numpy walk's per-request arrays add up to (np.bincount, row order) and bin to."""
+    if not numba_available():
+        pytest.skip("numba is not installed (pip install routecalc[fast])")
+    problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
+    chunk = _Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+    ws = Workspace()
+    req = chunk.draw(np.random.default_rng(3), 30_000, ws)
+    for p, T in enumerate(chunk.tables):
+        key, d, cfg = chunk.walk_inputs(p, req, ws)
+        plain = walk_numpy(T, key, req.cat, req.x, req.y, d, cfg)
+        sums, tok_sums = walk_sums(plain, req.cat, key, cfg.n_categories, T.hedged)
+        bins = 100
+        fast = walk_numba(T, key, req.cat, req.x, req.y, d, cfg, None, pack(T), per_request=False, bins=bins)
+        np.testing.assert_array_equal(fast.sums, sums, err_msg=f"policy {p}")
+        np.testing.assert_array_equal(fast.tok_sums, tok_sums, err_msg=f"policy {p}")
+        B = 8 * bins
+        np.testing.assert_array_equal(fast.bin_key, req.cat * B + latency_bins(plain.lat, bins))
+        for name in ("outcomes", "escalated", "fell_back", "answered", "tries", "successes", "served"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=f"policy {p}: {name}")

@@ -28,7 +28,21 @@ import numpy as np
 from routecalc import limits
 from routecalc.chains import ModelTable, RoutingProblem
 from routecalc.engine.billing import batch_shares, token_prices
+from routecalc.engine.compiled import SUMS, numba_available, walk_numba
 from routecalc.engine.ev import Metrics
+from routecalc.engine.histogram import (  # noqa: F401  (re-exported: the engine's histogram settings)
+    BIN_CHOICES,
+    BINS_PER_DECADE,
+    DECADES,
+    HIST_BUDGET_BYTES,
+    HIST_REL_ERROR,
+    LAT_MIN_S,
+    bins_per_decade,
+    hist_quantiles,
+    histogram_edges,
+    latency_bins,
+    relative_error,
+)
 from routecalc.engine.walk import (
     BAD,
     DEADLINE_BILLING,
@@ -40,37 +54,16 @@ from routecalc.engine.walk import (
     StepTable,
     Walked,
     Workspace,
-    numba_available,
     pack,
-    walk_numba,
     walk_numpy,
 )
 from routecalc.outcomes import LATENT
 
 CHUNK = 2**16  # requests per chunk (and per child generator): part of the reproducibility contract
-LAT_MIN_S = 1e-3  # histogram range: 1 ms .. 1e5 s (anything outside is clipped into the end bins)
-DECADES = 8
-BINS_PER_DECADE = 400  # finest resolution, used whenever the histograms fit the budget
-BIN_CHOICES = (400, 200, 100, 50, 25, 20, 10)
-HIST_BUDGET_BYTES = 128 * 2**20  # latency histograms: int32 counts, (P, C, DECADES * bins per decade)
-HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin at the finest resolution (~0.58 %)
 MAX_SAMPLES = limits.MAX_SAMPLES  # histogram counts are int32
 NEVER_S = 1e300  # a tool's timeout: it never times out
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed);
 # below, loading it (~0.3 s, ~100 MB of RSS for LLVM) costs about what it saves
-
-
-def bins_per_decade(n_policies: int, n_categories: int) -> int:
-    """The finest histogram resolution whose ``(P, C, bins)`` int32 counts fit ``HIST_BUDGET_BYTES``."""
-    for b in BIN_CHOICES:
-        if n_policies * n_categories * DECADES * b * 4 <= HIST_BUDGET_BYTES:
-            return b
-    return BIN_CHOICES[-1]
-
-
-def relative_error(bins: int) -> float:
-    """Bound on the interpolation error of a percentile read from a histogram: one bin, relative."""
-    return float(10 ** (1 / bins) - 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,51 +99,20 @@ class MonteCarlo:
         return hist_quantiles(hist, qs, self.bins_per_decade)
 
 
-def histogram_edges(bins: int = BINS_PER_DECADE) -> np.ndarray:
-    """Bin edges (seconds) of the latency histogram, log-spaced."""
-    return LAT_MIN_S * 10 ** (np.arange(DECADES * bins + 1) / bins)
-
-
-def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float], bins: int | None = None) -> np.ndarray:
-    """Quantiles (seconds) from latency histograms ``(..., B)``; log-linear inside a bin. Shape ``(..., Q)``.
-
-    ``bins`` is the resolution in bins per decade (default: from the histogram's length). NaN where a
-    histogram is empty. Rows are processed in blocks, so memory stays bounded for many (policy, category) pairs.
-    """
-    hist = np.asarray(hist)
-    B = hist.shape[-1]
-    bins = bins or B // DECADES
-    qs = np.asarray(qs, dtype=float)  # (Q,), or (..., Q) broadcasting against the histograms' leading axes
-    lead = hist.shape[:-1]
-    Q = qs.shape[-1]
-    flat = hist.reshape(-1, B)
-    q_flat = np.broadcast_to(qs, (*lead, Q)).reshape(-1, Q)
-    out = np.empty((flat.shape[0], Q))
-    block = max(1, 2**22 // max(1, B * Q))  # rows per block: temporaries stay under ~4M entries (~70 MB)
-    for a in range(0, flat.shape[0], block):
-        out[a : a + block] = _quantile_rows(flat[a : a + block].astype(float), q_flat[a : a + block], bins)
-    return out.reshape(*lead, Q)
-
-
-def _quantile_rows(counts: np.ndarray, qs: np.ndarray, bins: int) -> np.ndarray:
-    """:func:`hist_quantiles` for histograms ``(N, B)`` and quantiles ``(N, Q)``."""
-    total = counts.sum(-1, keepdims=True)
-    cum = np.cumsum(counts, axis=-1)
-    target = np.maximum(qs * total, 1e-9)  # (N, Q); q = 0 means the first non-empty bin
-    # first bin whose cumulative count reaches the target
-    idx = np.minimum((cum[:, None, :] < target[:, :, None]).sum(-1), counts.shape[-1] - 1)
-    below = np.take_along_axis(cum, idx, -1) - np.take_along_axis(counts, idx, -1)
-    inbin = np.take_along_axis(counts, idx, -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.clip(np.where(inbin > 0, (target - below) / inbin, 0.5), 0, 1)
-        out = LAT_MIN_S * 10 ** ((idx + frac) / bins)
-    return np.where(total > 0, out, np.nan)
-
-
-def _bin(latency: np.ndarray, bins: int) -> np.ndarray:
-    b = np.log10(np.maximum(latency, LAT_MIN_S) * (1 / LAT_MIN_S))
-    b *= bins
-    return np.minimum(b.astype(np.int64), DECADES * bins - 1)
+def walk_sums(w: Walked, cat: np.ndarray, key: np.ndarray, C: int, hedged: bool) -> tuple[np.ndarray, np.ndarray]:
+    """What the compiled walk sums as it walks, from the numpy walk's per-request arrays: per category ``(C, 6)``
+    the sums of cost, cost², latency, latency², gate spend and deadline waste (``compiled.SUMS``), and the token
+    spend per (leg, step, key) ``(2, S, K)``. ``np.bincount`` adds in row order, as the kernel does, so the two
+    walks give the same bits."""
+    cols = {"cost": w.cost, "cost2": w.cost * w.cost, "lat": w.lat, "lat2": w.lat * w.lat, "gate": w.gate}
+    cols["waste"] = w.waste
+    sums = np.stack([np.bincount(cat, weights=cols[k], minlength=C) for k in SUMS], axis=1)
+    S, K = w.tries.shape
+    tok = np.zeros((2, S, K))
+    for leg, spend in enumerate((w.tokens, w.tokens_b) if hedged else (w.tokens,)):
+        for s in range(S):
+            tok[leg, s] = np.bincount(key, weights=spend[s], minlength=K)
+    return sums, tok
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -275,16 +237,6 @@ _SUMS = ("cost", "cost2", "lat", "lat2", "gate", "router")
 _COUNTS = ("good", "bad", "failed", "human")
 
 
-def _run_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (``(..., n)``, sorted by category) over each category's run of ``counts`` rows."""
-    out = np.zeros((*values.shape[:-1], counts.size))
-    present = np.flatnonzero(counts)
-    if present.size:
-        starts = (np.cumsum(counts) - counts)[present]
-        out[..., present] = np.add.reduceat(values, starts, axis=-1)
-    return out
-
-
 def _pick(cum: np.ndarray, start: np.ndarray, count: np.ndarray, cat: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Per request, an index into a per-category list of probabilities (flattened, cumulative within each
     category as ``cum``, categories from ``start`` for ``count`` entries), chosen by the uniform ``u``."""
@@ -309,7 +261,8 @@ LATENCY_CACHE_BYTES = 64 * 2**20  # per chunk: answer latencies per (step, model
 class _Latency:
     """A chunk's answer latencies per (step, catalog entry), computed once and shared by every policy using it.
 
-    ``row(s, m)[i] = exp(ttft_mu + ttft_sigma n_i) + y_i ratio exp(tpot_mu (+ tpot_sigma n'_i))`` for entry ``m``
+    ``row(s, m)[i] = exp(ttft_mu + ttft_sigma n_i) + y_i ratio exp(tpot_mu + tpot_sigma n'_i)`` for entry ``m``
+    (``y_i (ratio exp(tpot_mu))`` when no model's TPOT is lognormal)
     (``m = -1``: a padding step, never reached). The same operations in the same order as one policy at a time,
     so the values do not depend on which policies share them. Rows are kept up to ``LATENCY_CACHE_BYTES``.
     """
@@ -317,29 +270,43 @@ class _Latency:
     def __init__(self, mt: ModelTable, y: np.ndarray, n_ttft: np.ndarray, n_tpot: np.ndarray | None) -> None:
         self.mt, self.y, self.n_ttft, self.n_tpot = mt, y, n_ttft, n_tpot
         self.rows: dict[tuple[int, int], np.ndarray] = {}
+        self.decode: dict[int, np.ndarray] = {}  # y ratio exp(tpot_mu) per entry, when no TPOT is lognormal
 
     def row(self, s: int, m: int) -> np.ndarray:
         hit = self.rows.get((s, m))
         if hit is not None:
             return hit
+        out = self.compute(s, m, np.empty_like(self.y))
+        if self._room(out.nbytes):
+            self.rows[(s, m)] = out
+        return out
+
+    def compute(self, s: int, m: int, out: np.ndarray) -> np.ndarray:
+        """Entry ``m``'s answer latencies at step ``s``, written into ``out`` (``(n,)``)."""
         mt = self.mt
         mu, sigma, t_mu, t_sigma, ratio = (
             (mt.ttft_mu[m], mt.ttft_sigma[m], mt.tpot_mu[m], mt.tpot_sigma[m], mt.output_ratio[m])
             if m >= 0
             else (0.0, 0.0, -np.inf, 0.0, 0.0)
         )
-        out = np.multiply(sigma, self.n_ttft[s])
+        np.multiply(self.n_ttft[s], sigma, out=out)
         out += mu
         np.exp(out, out=out)
-        scratch = np.multiply(self.y, ratio)
         if self.n_tpot is not None:
+            scratch = np.multiply(self.y, ratio)
             scratch *= np.exp(t_mu + t_sigma * self.n_tpot[s])
-        else:
-            scratch *= np.exp(t_mu)
-        out += scratch
-        if (len(self.rows) + 1) * out.nbytes <= LATENCY_CACHE_BYTES:
-            self.rows[(s, m)] = out
+            out += scratch
+        else:  # the same decode time at every step: y (ratio exp(tpot_mu)), once per entry
+            decode = self.decode.get(m)
+            if decode is None:
+                decode = self.y * (ratio * np.exp(t_mu))
+                if self._room(out.nbytes):
+                    self.decode[m] = decode
+            out += decode
         return out
+
+    def _room(self, nbytes: int) -> bool:
+        return (len(self.rows) + len(self.decode) + 1) * nbytes <= LATENCY_CACHE_BYTES
 
     def fill(self, model: np.ndarray, per: Callable[[np.ndarray], np.ndarray], out: np.ndarray) -> None:
         """``out[s]``: each request's answer latency at step ``s`` on ``model[s]`` (per key; ``per`` maps a
@@ -380,7 +347,6 @@ class _Chunk:
         self.step_hist: np.ndarray | None = None  # set by simulate when some policy has per-step targets
         self.step_rows: dict[int, int] = {}
         self.tables = step_tables(problem)
-        self.walk = walk_numba if engine == "numba" else walk_numpy
         self.packed = [pack(T) for T in self.tables] if engine == "numba" else [None] * len(self.tables)
         oc, ch, sg = problem.outcomes, problem.chains, problem.segments
         P, C, L, _ = ch.shape
@@ -406,6 +372,21 @@ class _Chunk:
         self.router = bool(np.isfinite(ch.lane_latency_mu).any() or ch.lane_cost_call.any() or ch.lane_cost_token.any())
         self.router_normal = bool((ch.lane_latency_sigma > 0).any())
         self.batch = any(bool((T.batch_share > 0).any()) for T in self.tables)
+        # the compiled walk reads answer latencies from one table of rows per (step, model), filled once per chunk
+        self.row_pairs: list[tuple[int, int]] = []
+        self.row_of: list[np.ndarray] = []
+        if engine == "numba" and not self.hedged:
+            Smax = ch.shape[3]
+            used = np.zeros((Smax, len(problem.models.names)), dtype=bool)
+            for T in self.tables:
+                s_idx, k_idx = np.nonzero(T.model >= 0)
+                used[s_idx, T.model[s_idx, k_idx]] = True
+            self.row_pairs = [(int(s_), int(m)) for s_, m in zip(*np.nonzero(used), strict=True)]  # sorted by step
+            slot = np.zeros(used.shape, dtype=np.int64)
+            slot[used] = np.arange(len(self.row_pairs))
+            self.row_of = [
+                np.ascontiguousarray(slot[np.arange(Smax)[:, None], np.maximum(T.model, 0)]) for T in self.tables
+            ]
 
     def __call__(self, rng: np.random.Generator, n: int, ws: Workspace) -> _Partial:
         """One chunk: draw ``n`` requests, walk them through every policy, sum per category."""
@@ -422,7 +403,7 @@ class _Chunk:
             successes=np.zeros(M),
             slow=np.zeros(M),
         )
-        for p, key, T, w, router in self.walks(req, ws):
+        for p, key, T, w, router in self.walks(req, ws, summed=True):
             self._collect(p, w, req.counts, key, T, part, router)
         return part
 
@@ -484,20 +465,43 @@ class _Chunk:
                 (rng.random if k.startswith("u_") else rng.standard_normal)(out=steps[k][s])
         return Requests(cat, counts, x, y, state, z, segment, u_lane, n_router, u_batch, S, steps)
 
-    def walks(self, req: Requests, ws: Workspace, outcome: np.ndarray | None = None) -> Iterator[tuple]:
+    def walks(
+        self, req: Requests, ws: Workspace, outcome: np.ndarray | None = None, summed: bool = False
+    ) -> Iterator[tuple]:
         """Walk the requests through each policy in turn: ``(policy, lane keys, step table, walk, router cost)``.
 
         ``outcome`` ``(n, M)`` (replay): a request's known pass (1) / fail (0) per catalog entry, -1 unknown;
         known outcomes replace the drawn ones. Answer latencies per (step, model) are computed once for the chunk
-        and shared by the policies.
+        and shared by the policies. ``summed``: only the sums of :meth:`_collect` are read, so the compiled walk
+        may sum as it walks and skip the per-request arrays (not for classifier costs or per-step targets, which
+        are added or binned per request).
         """
         latency = self.latencies(req)
+        table = self._row_table(req, ws, latency[0])
         for p, T in enumerate(self.tables):
-            key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency)
-            extra = [self.packed[p]] if self.packed[p] is not None else []
-            w = self.walk(T, key, req.cat, req.x, req.y, draws, cfg, ws, *extra)
+            key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency, table)
+            if self.packed[p] is not None:
+                per_request = not summed or self.router or p in self.step_rows
+                w = walk_numba(
+                    T, key, req.cat, req.x, req.y, draws, cfg, ws, self.packed[p], per_request=per_request,
+                    bins=0 if per_request else self.bins,
+                )  # fmt: skip
+            else:
+                w = walk_numpy(T, key, req.cat, req.x, req.y, draws, cfg, ws)
             router = self._router(p, key, req.x, req.n_router, w) if self.router else None
             yield p, key, T, w, router
+
+    def _row_table(self, req: Requests, ws: Workspace, latency: _Latency) -> np.ndarray | None:
+        """For the compiled walk: the answer latencies of every (step, model) any policy uses, ``(R, n)``, in the
+        order of ``row_pairs`` (None: no such table, or it would not fit ``LATENCY_CACHE_BYTES``)."""
+        R = sum(1 for s, _ in self.row_pairs if s < req.S)
+        n = req.cat.size
+        if R == 0 or R * n * 8 > LATENCY_CACHE_BYTES:
+            return None
+        table = ws.get("alat_rows", (R, n))
+        for r, (s, m) in enumerate(self.row_pairs[:R]):
+            latency.compute(s, m, table[r])
+        return table
 
     def latencies(self, req: Requests) -> tuple[_Latency, _Latency | None]:
         """The chunk's answer-latency caches (first models, hedged second models)."""
@@ -513,10 +517,12 @@ class _Chunk:
         ws: Workspace,
         outcome: np.ndarray | None = None,
         latency: tuple[_Latency, _Latency | None] | None = None,
+        table: np.ndarray | None = None,
     ) -> tuple[np.ndarray, Draws, Settings]:
         """Policy ``p``'s lane keys for the requests, their walk draws (answer latency and, where outcomes are not
         independent, pass probabilities, in ``ws`` buffers reused by the next call) and the walk's settings.
-        ``latency``: the chunk's caches from :meth:`latencies` (made here when not given)."""
+        ``latency``: the chunk's caches from :meth:`latencies` (made here when not given); ``table``: the
+        compiled walk's table of answer latencies (:meth:`_row_table`), read in place instead."""
         pr, mt, sg, oc = self.problem, self.problem.models, self.problem.segments, self.problem.outcomes
         ch = pr.chains
         _, C, L, _ = ch.shape
@@ -524,7 +530,7 @@ class _Chunk:
         T = self.tables[p]
         cat, n, S, st = req.cat, req.cat.size, req.S, req.steps
         rep = lambda a: np.repeat(a, req.counts)
-        alat = ws.get("alat", (S, n))
+        alat = ws.get("alat", (S, n)) if table is None else table
         alat_b = ws.get("alat_b", (S, n)) if self.hedged else None
         first, second = latency if latency is not None else self.latencies(req)
         key = cat * L
@@ -536,7 +542,8 @@ class _Chunk:
             key = key + np.minimum((req.u_lane[:, None] >= cum).sum(1), L - 1)  # type: ignore[index]
         sorted_keys = not self.lanes and bool(n < 2 or (cat[1:] >= cat[:-1]).all())
         per = (lambda a: rep(a)) if sorted_keys else (lambda a, key=key: a[key])
-        first.fill(T.model[:S], per, alat)
+        if table is None:
+            first.fill(T.model[:S], per, alat)
         if alat_b is not None and second is not None:
             second.fill(T.b_model[:S], per, alat_b)
         states = self.draw_states or req.z is not None or outcome is not None
@@ -550,6 +557,7 @@ class _Chunk:
             alat_b=alat_b,
             q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
             u_batch=req.u_batch,
+            alat_row=None if table is None else self.row_of[p][:S],
         )
         cfg = Settings(
             backoff=float(ch.backoff_s[p]),
@@ -628,48 +636,45 @@ class _Chunk:
         """
         C = counts.size
         L = self.problem.chains.shape[2]
-        for key, v in (("cost", w.cost), ("lat", w.lat), ("gate", w.gate)):
-            part.s[key][p] = _run_sums(v, counts)
-        part.s["cost2"][p] = _run_sums(w.cost * w.cost, counts)
-        part.s["lat2"][p] = _run_sums(w.lat * w.lat, counts)
+        per_request = w.sums is None or router is not None or p in self.step_rows
+        cat = np.repeat(np.arange(C), counts) if per_request else None
+        if w.sums is not None and router is None:  # the compiled walk summed as it walked
+            assert w.tok_sums is not None
+            sums, tok = w.sums, w.tok_sums
+        else:
+            sums, tok = walk_sums(w, cat, lane_key, C, T.hedged)
+        for j, name in enumerate(SUMS):
+            part.s[name][p] = sums[:, j]
         if router is not None:
-            part.s["router"][p] = _run_sums(router, counts)
+            part.s["router"][p] = np.bincount(cat, weights=router, minlength=C)
         for key, code in zip(_COUNTS, (GOOD, BAD, FAILED, HUMAN_REVIEW), strict=True):
             part.s[key][p] = w.outcomes[:, code]
         part.s["esc"][p] = w.escalated
         part.s["fb"][p] = w.fell_back
         part.s["ovf"][p] = w.overflowed
         part.s["late"][p] = w.lated
-        part.s["waste"][p] = _run_sums(w.waste, counts)
         part.answered[p] = w.answered
-        S = w.tokens.shape[0]
+        S = w.tries.shape[0]
         valid = T.model[:S] >= 0
         sidx, kidx = np.nonzero(valid)
         cidx = kidx // L
         mdl = T.model[:S][valid]
-        if L == 1:  # rows sorted by category = key
-            spend = np.stack([_run_sums(w.tokens[s], counts) for s in range(S)])  # (S, K)
-        else:
-            spend = np.stack([np.bincount(lane_key, weights=w.tokens[s], minlength=T.model.shape[1]) for s in range(S)])
-        np.add.at(part.tokens[p], (cidx, mdl), spend[sidx, kidx])
+        np.add.at(part.tokens[p], (cidx, mdl), tok[0, sidx, kidx])
         if T.hedged:  # the hedged steps' second models
             hb = T.b_model[:S] >= 0
             sb, kb = np.nonzero(hb)
-            if L == 1:
-                spend_b = np.stack([_run_sums(w.tokens_b[s], counts) for s in range(S)])
-            else:
-                spend_b = np.stack(
-                    [np.bincount(lane_key, weights=w.tokens_b[s], minlength=T.model.shape[1]) for s in range(S)]
-                )
-            np.add.at(part.tokens[p], (kb // L, T.b_model[:S][hb]), spend_b[sb, kb])
+            np.add.at(part.tokens[p], (kb // L, T.b_model[:S][hb]), tok[1, sb, kb])
             np.add.at(part.calls[p], (kb // L, T.b_model[:S][hb]), w.tries_b[:S][hb])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
         np.add.at(part.successes, mdl, w.successes[:S][valid])
         np.add.at(part.slow, mdl, w.slow[:S][valid])
         B = DECADES * self.bins
-        bins = _bin(w.lat, self.bins)
-        key = np.repeat(np.arange(C) * B, counts) + bins
+        if w.bin_key is not None:
+            key = w.bin_key
+        else:
+            assert cat is not None
+            key = cat * B + latency_bins(w.lat, self.bins)
         flat = self.hist[p].reshape(-1)
         if 4 * key.size >= C * B:  # a dense count is cheaper than scattered increments
             counted = np.bincount(key, minlength=C * B).astype(np.int32)
@@ -682,8 +687,8 @@ class _Chunk:
             assert self.step_hist is not None
             served = np.flatnonzero(w.served_at >= 0)
             S = self.step_hist.shape[2]
-            cat = np.repeat(np.arange(C), counts)[served]
-            step_key = (cat * S + w.served_at[served]) * B + bins[served]
+            assert cat is not None
+            step_key = (cat[served] * S + w.served_at[served]) * B + key[served] % B
             with self.lock:
                 np.add.at(self.step_hist[self.step_rows[p]].reshape(-1), step_key, np.int32(1))
 

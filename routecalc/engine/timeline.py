@@ -48,7 +48,8 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from routecalc.chains import RoutingProblem
-from routecalc.engine.mc import BINS_PER_DECADE, CHUNK, DECADES, _bin, _child, _Chunk
+from routecalc.engine.compiled import numba_available, walk_numba
+from routecalc.engine.mc import BINS_PER_DECADE, CHUNK, DECADES, _child, _Chunk, latency_bins
 from routecalc.engine.timeline_spec import (
     COUNTS,
     DAY_S,
@@ -92,9 +93,7 @@ from routecalc.engine.walk import (
     Settings,
     StepTable,
     Workspace,
-    numba_available,
     pack,
-    walk_numba,
     walk_numpy,
 )
 
@@ -519,7 +518,7 @@ class _Run:
         self.sq[1] += float(np.square(out.lat).sum())
         D, nb = self.hist.shape
         day = np.minimum((ch.t // DAY_S).astype(np.int64), D - 1)
-        self.hist += np.bincount(day * nb + _bin(out.lat, BINS_PER_DECADE), minlength=D * nb).reshape(D, nb)
+        self.hist += np.bincount(day * nb + latency_bins(out.lat, BINS_PER_DECADE), minlength=D * nb).reshape(D, nb)
 
     def result(self) -> Timeline:
         p = self.pacer

@@ -6,7 +6,8 @@ where outcomes are not independent, its pass probability; per request its lane (
 The walk itself uses only ``+ - * /`` and comparisons, so its two implementations give the same bits:
 
 * :func:`walk_numpy` — vectorized numpy, one step at a time over the requests routed there (always available);
-* :func:`walk_numba` — the same arithmetic as a compiled loop per request (``pip install routecalc[fast]``).
+* :func:`routecalc.engine.compiled.walk_numba` — the same arithmetic as a compiled loop per request
+  (``pip install routecalc[fast]``).
 
 Per request at step ``s`` on catalog entry ``m`` (parameters per step and key, ``T.<name>[s, key]``):
 
@@ -152,11 +153,11 @@ _FLOAT_ROW = dict(
 
 
 def pack(T: StepTable) -> tuple[np.ndarray, np.ndarray]:
-    """The step table as two contiguous blocks for the kernel: floats (a moded price takes ``MODES`` rows, see
-    ``_FLOAT_ROW``) and ints, each ``(rows, S, K)``."""
+    """The step table as two contiguous blocks for the compiled walk: floats (a moded price takes ``MODES`` rows, see
+    ``_FLOAT_ROW``) and ints, each ``(S, K, rows)``: one (step, key)'s parameters side by side in memory."""
     rows = [r for f in _FLOATS for r in (getattr(T, f) if f in _MODED else [getattr(T, f)])]
-    floats = np.ascontiguousarray(np.stack(rows), dtype=np.float64)
-    ints = np.ascontiguousarray(np.stack([getattr(T, f) for f in _INTS]), dtype=np.int64)
+    floats = np.ascontiguousarray(np.stack(rows, axis=-1), dtype=np.float64)
+    ints = np.ascontiguousarray(np.stack([getattr(T, f) for f in _INTS], axis=-1), dtype=np.int64)
     return floats, ints
 
 
@@ -189,6 +190,11 @@ class Walked:
     lated: np.ndarray  # (C,) int64 requests abandoned at a deadline at least once
     answered: np.ndarray  # (C, M + 1) int64 delivered answers by catalog entry (column M: human review)
     trace: np.ndarray | None = None  # (S, n) int8 (trace=True): -2 unavailable, -1 not called, failed tries (+16)
+    # the compiled walk's sums (routecalc.engine.compiled): per category cost, cost², latency, latency², gate,
+    # waste (C, 6); token spend per (leg, step, key) (2, S, K); per request category x B + latency bin (n,)
+    sums: np.ndarray | None = None
+    tok_sums: np.ndarray | None = None
+    bin_key: np.ndarray | None = None
 
 
 class Workspace:
@@ -302,6 +308,8 @@ class Draws:
     alat_b: np.ndarray | None = None
     q_b: np.ndarray | None = None
     u_batch: np.ndarray | None = None  # (n,) batch uniform per request (None: no step batches)
+    # (S, K) int64, compiled walk only: ``alat`` is a table of rows and step s of key k reads row alat_row[s, k]
+    alat_row: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -667,371 +675,3 @@ def _count(out: Walked, cat: np.ndarray, C: int, M: int) -> None:
     out.answered[:] = np.bincount(cat[answered] * (M + 1) + out.answer_model[answered], minlength=C * (M + 1)).reshape(
         C, M + 1
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The compiled twin
-
-
-_NUMBA: Any = None  # the compiled kernel, once built; False when numba is not installed
-
-
-def numba_available() -> bool:
-    """Whether the compiled walk can be used (``pip install routecalc[fast]``); loads it on first call."""
-    return _kernel() is not None
-
-
-def _kernel() -> Any:
-    global _NUMBA
-    if _NUMBA is None:
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            _NUMBA = False
-        else:
-            _NUMBA = _compile()
-    return _NUMBA or None
-
-
-def walk_numba(
-    T: StepTable,
-    key: np.ndarray,
-    cat: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    d: Draws,
-    cfg: Settings,
-    ws: Workspace | None = None,
-    packed: tuple[np.ndarray, np.ndarray] | None = None,
-    mask: np.ndarray | None = None,
-    trace: bool = False,
-) -> Walked:
-    """:func:`walk_numpy`, compiled: the same arithmetic in the same order, one request at a time."""
-    kernel = _kernel()
-    if kernel is None:
-        raise RuntimeError("numba is not installed (pip install routecalc[fast])")
-    n = key.size
-    S, K = T.model.shape
-    steps = min(S, d.u_fail.shape[0])
-    out = _empty(n, S, K, cfg.n_categories, cfg.n_models, ws, per_request_fill=False, trace=trace)
-    floats, ints = packed if packed is not None else pack(T)
-    none = np.zeros((0, 0))
-    none8 = np.zeros((0, 0), dtype=np.int8)
-    kernel(
-        floats, ints, key, cat, x, y, d.u_fail, d.u_good, d.alat,
-        none if d.q is None else d.q, d.q is not None,
-        none if d.u_fail_b is None else d.u_fail_b, none if d.u_good_b is None else d.u_good_b,
-        none if d.alat_b is None else d.alat_b, none if d.q_b is None else d.q_b,
-        np.zeros(0) if d.u_batch is None else d.u_batch, d.u_batch is not None,
-        steps, float(cfg.backoff), float(cfg.human_cost), float(cfg.human_latency), bool(cfg.bill_failed_input),
-        int(cfg.deadline_billing), int(cfg.n_models),
-        out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
-        out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
-        out.escalated, out.fell_back, out.overflowed, out.lated, out.answered, out.served_at,
-        none8 if mask is None else mask, mask is not None, none8 if out.trace is None else out.trace, trace,
-    )  # fmt: skip
-    return out
-
-
-def _compile() -> Any:
-    from numba import njit
-
-    R = _FLOAT_ROW
-    (FAIL_, PIN, PINEFF, POUT, LONG, BATCH, RATIO, CALL, Q, CATCH, FREJ, GCALL, GTOK, GLAT, TIMEOUT, ERRLAT, WINDOW,
-     CUM0, CUM1, CUM2, DEADLINE, B_FAIL, B_PIN, B_PINEFF, B_POUT, B_LONG, B_CALL, B_Q, B_TIMEOUT, B_ERRLAT, B_WINDOW,
-     B_CUM0) = (R[f] for f in _FLOATS)  # fmt: skip
-    MODEL, RETRIES, GATED, ONREJ, ONOVF, ON_TO, ON_5XX, ON_429, _ON_REF, ONDEAD, B_MODEL, BEST, CANCEL = range(
-        len(_INTS)
-    )
-
-    @njit(nogil=True, cache=True, error_model="numpy")
-    def kernel(
-        FP, IP, key, cat, x, y, u_fail, u_good, alat, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, u_batch,
-        batched, steps,
-        backoff, human_cost, human_latency, bill, deadline_billing, n_models, cost, lat, gate, outcome,
-        answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b, successes, slow, served,
-        n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at, mask, has_mask, trace, want_trace,
-    ):  # fmt: skip
-        for i in range(key.size):
-            k = key[i]
-            cost[i] = 0.0
-            lat[i] = 0.0
-            gate[i] = 0.0
-            outcome[i] = 0
-            answer_model[i] = -1
-            esc[i] = False
-            fb[i] = False
-            ovf[i] = False
-            late[i] = False
-            waste[i] = 0.0
-            served_at[i] = -1
-            for s in range(tokens_out.shape[0]):
-                tokens_out[s, i] = 0.0
-                tokens_b[s, i] = 0.0
-                if want_trace:
-                    trace[s, i] = -1
-            s = 0
-            while s < steps:
-                xs = x[i]
-                ys = y[i]
-                mode = 1 if xs > FP[LONG, s, k] else 0  # billing mode: + 1 long-context, + 2 batch
-                if batched and u_batch[i] < FP[BATCH, s, k]:
-                    mode += 2
-                if IP[B_MODEL, s, k] >= 0:  # a hedged step: both models at once, one try each
-                    mode_b = (1 if xs > FP[B_LONG, s, k] else 0) + (mode - mode % 2)
-                    over_a = xs > FP[WINDOW, s, k]
-                    over_b = xs > FP[B_WINDOW, s, k]
-                    ua = u_fail[s, i]
-                    ub = u_fail_b[s, i]
-                    fail_a = (not over_a) and ua < FP[FAIL_, s, k]
-                    fail_b = (not over_b) and ub < FP[B_FAIL, s, k]
-                    ans_a = not over_a and not fail_a
-                    ans_b = not over_b and not fail_b
-                    tau_a = 0.0
-                    if over_a or fail_a:
-                        timed_out = fail_a and ua / FP[FAIL_, s, k] < FP[CUM0, s, k]
-                        tau_a = FP[TIMEOUT, s, k] if timed_out else FP[ERRLAT, s, k]
-                    tau_b = 0.0
-                    if over_b or fail_b:
-                        timed_out = fail_b and ub / FP[B_FAIL, s, k] < FP[B_CUM0, s, k]
-                        tau_b = FP[B_TIMEOUT, s, k] if timed_out else FP[B_ERRLAT, s, k]
-                    fc_a = 0.0
-                    fc_b = 0.0
-                    if bill:
-                        fc_a = ((1.0 if fail_a else 0.0) * xs) * FP[PIN + mode, s, k]
-                        fc_b = ((1.0 if fail_b else 0.0) * xs) * FP[B_PIN + mode_b, s, k]
-                    tok_a = xs * FP[PINEFF + mode, s, k]
-                    tok_a += ys * FP[POUT + mode, s, k]
-                    tok_a += FP[CALL, s, k]
-                    tok_b = xs * FP[B_PINEFF + mode_b, s, k]
-                    tok_b += ys * FP[B_POUT + mode_b, s, k]
-                    tok_b += FP[B_CALL, s, k]
-                    la = alat[s, i]
-                    lb = alat_b[s, i]
-                    qa = q[s, i] if per_request_q else FP[Q, s, k]
-                    qb = q_b[s, i] if per_request_q else FP[B_Q, s, k]
-                    good_a = u_good[s, i] < qa
-                    good_b = u_good_b[s, i] < qb
-                    best = IP[BEST, s, k] != 0
-                    cancel = IP[CANCEL, s, k] != 0 and not best
-                    both = ans_a and ans_b
-                    a_wins = ans_a and (good_a or not (ans_b and good_b)) if best else ans_a and (not ans_b or la <= lb)
-                    b_wins = ans_b and not a_wins
-                    paid_a = (
-                        xs * FP[PINEFF + mode, s, k]
-                        if (ans_a and not a_wins and cancel and both)
-                        else tok_a * (1.0 if ans_a else 0.0)
-                    )
-                    paid_b = (
-                        xs * FP[B_PINEFF + mode_b, s, k]
-                        if (ans_b and not b_wins and cancel and both)
-                        else tok_b * (1.0 if ans_b else 0.0)
-                    )
-                    spend_a = fc_a + paid_a
-                    spend_b = fc_b + paid_b
-                    if ans_a or ans_b:
-                        if best:
-                            wa = la if ans_a else tau_a
-                            wb = lb if ans_b else tau_b
-                            step_lat = max(wa, wb)
-                        else:
-                            step_lat = la if a_wins else lb
-                    else:
-                        step_lat = max(tau_a, tau_b)
-                    cost[i] += spend_a + spend_b
-                    lat[i] += step_lat
-                    tokens_out[s, i] = spend_a
-                    tokens_b[s, i] = spend_b
-                    if not over_a:
-                        tries[s, k] += 1
-                    if not over_b:
-                        tries_b[s, k] += 1
-                    if ans_a:
-                        successes[s, k] += 1
-                    if over_a and over_b:
-                        ovf[i] = True
-                    if ans_a or ans_b:
-                        good = (ans_a and good_a) or (ans_b and good_b) if best else good_a if a_wins else good_b
-                        outcome[i] = 1 if good else 2
-                        answer_model[i] = IP[MODEL, s, k] if a_wins else IP[B_MODEL, s, k]
-                        served[s, k] += 1
-                        served_at[i] = s
-                        break
-                    fb[i] = True
-                    tgt = IP[ON_5XX, s, k]
-                    if tgt >= 0:
-                        s = tgt
-                        continue
-                    outcome[i] = 3
-                    break
-                tries[s, k] += 1
-                if xs > FP[WINDOW, s, k]:  # 0. too long for the window: skip
-                    tries[s, k] -= 1
-                    ovf[i] = True
-                    cost[i] += 0.0
-                    lat[i] += FP[ERRLAT, s, k]
-                    tgt = IP[ONOVF, s, k]
-                    if tgt >= 0:
-                        s = tgt
-                        continue
-                    outcome[i] = 3  # FAILED
-                    break
-                code = mask[s, i] if has_mask else 0
-                if code == 1:  # unavailable: not called, to on_429
-                    if want_trace:
-                        trace[s, i] = -2
-                    tries[s, k] -= 1
-                    fb[i] = True
-                    cost[i] += 0.0
-                    lat[i] += 0.0
-                    tgt = IP[ON_429, s, k]
-                    if tgt >= 0:
-                        s = tgt
-                        continue
-                    outcome[i] = 3
-                    break
-                u = u_fail[s, i]
-                f = FP[FAIL_, s, k]
-                r = IP[RETRIES, s, k]
-                K = 0
-                fail_lat = 0.0
-                fail_cost = 0.0
-                decided = -1
-                if code >= 2:  # down: every try fails with the outage's error type
-                    K = r + 1
-                    decided = code - 2
-                    n_to = K if decided == 0 else 0
-                    fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * (K - 1)
-                    if bill:
-                        fail_cost = K * xs * FP[PIN + mode, s, k]
-                elif u < f:
-                    K = 1
-                    hi = f
-                    pw = f * f
-                    lo = pw if r >= 1 else 0.0
-                    while r >= K and u < pw:
-                        K += 1
-                        hi = pw
-                        pw = pw * f
-                        lo = pw if r >= K else 0.0
-                    v = (u - lo) / (hi - lo)
-                    c0, c1, c2 = FP[CUM0, s, k], FP[CUM1, s, k], FP[CUM2, s, k]
-                    n_to = 0
-                    done = 0
-                    last = -1
-                    while done < K:
-                        kind = (1 if v >= c0 else 0) + (1 if v >= c1 else 0) + (1 if v >= c2 else 0)
-                        lower = 0.0 if kind == 0 else (c0 if kind == 1 else (c1 if kind == 2 else c2))
-                        upper = c0 if kind == 0 else (c1 if kind == 1 else (c2 if kind == 2 else 1.0))
-                        v = (v - lower) / (upper - lower)
-                        done += 1
-                        if kind == 0:
-                            n_to += 1
-                        last = kind
-                        if kind == 3:
-                            break
-                    K = done
-                    if last == 3 or r < K:
-                        decided = last
-                    n_retries = K - 1 if decided >= 0 else K
-                    fail_lat = n_to * FP[TIMEOUT, s, k] + (K - n_to) * FP[ERRLAT, s, k] + backoff * n_retries
-                    if bill:
-                        fail_cost = K * xs * FP[PIN + mode, s, k]
-                abandoned = decided >= 0
-                tries[s, k] += K - (1 if abandoned else 0)
-                if want_trace:
-                    trace[s, i] = K + (0 if abandoned else 16)
-                if abandoned:
-                    fb[i] = True
-                    cost[i] += fail_cost
-                    lat[i] += fail_lat
-                    tokens_out[s, i] = fail_cost
-                    tgt = IP[ON_TO + decided, s, k]
-                    if tgt >= 0:
-                        s = tgt
-                        continue
-                    outcome[i] = 3  # FAILED
-                    break
-                tok = xs * FP[PINEFF + mode, s, k]
-                tok += ys * FP[POUT + mode, s, k]
-                tok += FP[CALL, s, k]
-                answer_lat = alat[s, i]
-                successes[s, k] += 1
-                if answer_lat > FP[TIMEOUT, s, k]:
-                    slow[s, k] += 1
-                if answer_lat > FP[DEADLINE, s, k]:  # 2. abandoned at the client's deadline
-                    if deadline_billing == 0:
-                        billed = tok
-                    elif deadline_billing == 1:
-                        billed = xs * FP[PINEFF + mode, s, k]
-                    else:
-                        billed = 0.0
-                    late[i] = True
-                    waste[i] += billed
-                    spend = fail_cost + billed
-                    cost[i] += spend + 0.0
-                    lat[i] += (fail_lat + FP[DEADLINE, s, k]) + 0.0
-                    tokens_out[s, i] = spend
-                    tgt = IP[ONDEAD, s, k]
-                    if tgt >= 0:
-                        s = tgt
-                        continue
-                    outcome[i] = 3
-                    break
-                qs = q[s, i] if per_request_q else FP[Q, s, k]
-                w = u_good[s, i]
-                good = w < qs
-                g = 0.0
-                g_lat = 0.0
-                reject = False
-                if IP[GATED, s, k]:
-                    g = FP[GCALL, s, k] + (xs + ys * FP[RATIO, s, k]) * FP[GTOK, s, k]
-                    g_lat = FP[GLAT, s, k]
-                    reject = w < qs * FP[FREJ, s, k] if good else w < qs + (1 - qs) * FP[CATCH, s, k]
-                spend = fail_cost + tok
-                cost[i] += spend + g
-                lat[i] += (fail_lat + answer_lat) + g_lat
-                gate[i] += g
-                tokens_out[s, i] = spend
-                code = 1 if good else 2
-                if not reject:
-                    outcome[i] = code
-                    answer_model[i] = IP[MODEL, s, k]
-                    served[s, k] += 1
-                    served_at[i] = s
-                    break
-                esc[i] = True
-                tgt = IP[ONREJ, s, k]
-                if tgt == -2:  # DELIVER
-                    outcome[i] = code
-                    answer_model[i] = IP[MODEL, s, k]
-                    served[s, k] += 1
-                    served_at[i] = s
-                    break
-                if tgt == -3:  # HUMAN
-                    outcome[i] = 4
-                    answer_model[i] = n_models
-                    cost[i] += human_cost
-                    lat[i] += human_latency
-                    served[s, k] += 1
-                    served_at[i] = s
-                    break
-                if tgt >= 0:
-                    s = tgt
-                    continue
-                outcome[i] = 3  # FAILED
-                break
-            c = cat[i]
-            n_outcome[c, outcome[i]] += 1
-            if esc[i]:
-                n_esc[c] += 1
-            if fb[i]:
-                n_fb[c] += 1
-            if ovf[i]:
-                n_ovf[c] += 1
-            if late[i]:
-                n_late[c] += 1
-            if answer_model[i] >= 0:
-                n_answered[c, answer_model[i]] += 1
-
-    return kernel

@@ -1,0 +1,119 @@
+"""The latency histograms of the Monte Carlo and time engines: log-spaced bins, binning, percentiles.
+
+Latency percentiles come from histograms, so memory stays flat in the number of requests: ``DECADES`` decades from
+``LAT_MIN_S``, ``bins`` bins per decade (chosen from the worksheet's size so the counts fit ``HIST_BUDGET_BYTES``).
+A percentile read from a histogram is within one bin (``relative_error(bins)``) of the sample's.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+LAT_MIN_S = 1e-3  # histogram range: 1 ms .. 1e5 s (anything outside is clipped into the end bins)
+DECADES = 8
+BINS_PER_DECADE = 400  # finest resolution, used whenever the histograms fit the budget
+BIN_CHOICES = (400, 200, 100, 50, 25, 20, 10)
+HIST_BUDGET_BYTES = 128 * 2**20  # latency histograms: int32 counts, (P, C, DECADES * bins per decade)
+HIST_REL_ERROR = 10 ** (1 / BINS_PER_DECADE) - 1  # one bin at the finest resolution (~0.58 %)
+
+
+def bins_per_decade(n_policies: int, n_categories: int) -> int:
+    """The finest histogram resolution whose ``(P, C, bins)`` int32 counts fit ``HIST_BUDGET_BYTES``."""
+    for b in BIN_CHOICES:
+        if n_policies * n_categories * DECADES * b * 4 <= HIST_BUDGET_BYTES:
+            return b
+    return BIN_CHOICES[-1]
+
+
+def relative_error(bins: int) -> float:
+    """Bound on the interpolation error of a percentile read from a histogram: one bin, relative."""
+    return float(10 ** (1 / bins) - 1)
+
+
+def histogram_edges(bins: int = BINS_PER_DECADE) -> np.ndarray:
+    """Bin edges (seconds) of the latency histogram, log-spaced."""
+    return LAT_MIN_S * 10 ** (np.arange(DECADES * bins + 1) / bins)
+
+
+def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float], bins: int | None = None) -> np.ndarray:
+    """Quantiles (seconds) from latency histograms ``(..., B)``; log-linear inside a bin. Shape ``(..., Q)``.
+
+    ``bins`` is the resolution in bins per decade (default: from the histogram's length). NaN where a
+    histogram is empty. Rows are processed in blocks, so memory stays bounded for many (policy, category) pairs.
+    """
+    hist = np.asarray(hist)
+    B = hist.shape[-1]
+    bins = bins or B // DECADES
+    qs = np.asarray(qs, dtype=float)  # (Q,), or (..., Q) broadcasting against the histograms' leading axes
+    lead = hist.shape[:-1]
+    Q = qs.shape[-1]
+    flat = hist.reshape(-1, B)
+    q_flat = np.broadcast_to(qs, (*lead, Q)).reshape(-1, Q)
+    out = np.empty((flat.shape[0], Q))
+    block = max(1, 2**22 // max(1, B * Q))  # rows per block: temporaries stay under ~4M entries (~70 MB)
+    for a in range(0, flat.shape[0], block):
+        out[a : a + block] = _quantile_rows(flat[a : a + block].astype(float), q_flat[a : a + block], bins)
+    return out.reshape(*lead, Q)
+
+
+def _quantile_rows(counts: np.ndarray, qs: np.ndarray, bins: int) -> np.ndarray:
+    """:func:`hist_quantiles` for histograms ``(N, B)`` and quantiles ``(N, Q)``."""
+    total = counts.sum(-1, keepdims=True)
+    cum = np.cumsum(counts, axis=-1)
+    target = np.maximum(qs * total, 1e-9)  # (N, Q); q = 0 means the first non-empty bin
+    # first bin whose cumulative count reaches the target
+    idx = np.minimum((cum[:, None, :] < target[:, :, None]).sum(-1), counts.shape[-1] - 1)
+    below = np.take_along_axis(cum, idx, -1) - np.take_along_axis(counts, idx, -1)
+    inbin = np.take_along_axis(counts, idx, -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip(np.where(inbin > 0, (target - below) / inbin, 0.5), 0, 1)
+        out = LAT_MIN_S * 10 ** ((idx + frac) / bins)
+    return np.where(total > 0, out, np.nan)
+
+
+GUESS_SHIFT = 44  # a latency's float64 bits >> 44: its exponent and 8 mantissa bits, an interval of 2^(1/256)
+
+
+@cache
+def bin_guesses(bins: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """For binning without a logarithm: the edges, the guess table and its base.
+
+    Latencies sharing their float64 bits above ``GUESS_SHIFT`` form an interval 0.27 % wide, narrower than any bin
+    (``10^(1/bins) - 1 >= 0.58 %``); ``guess[(bits >> GUESS_SHIFT) - base]`` is the bin of the interval's lower
+    end, so a latency's bin is its guess or the next one. Do not modify the arrays (they are shared).
+    """
+    edges = histogram_edges(bins)
+    lo = int(edges[:1].view(np.int64)[0] >> GUESS_SHIFT)
+    hi = int(edges[-1:].view(np.int64)[0] >> GUESS_SHIFT)
+    starts = (np.arange(lo, hi + 1, dtype=np.int64) << GUESS_SHIFT).view(np.float64)
+    guess = np.searchsorted(edges[1:-1], starts, side="right").astype(np.int64)
+    return edges, guess, lo
+
+
+def latency_bins(latency: np.ndarray, bins: int) -> np.ndarray:
+    """Each latency's histogram bin ``b`` (``(n,)`` int64): ``edges[b] <= latency < edges[b + 1]`` for the edges of
+    :func:`histogram_edges` (``bins`` per decade); what lies below the first inner edge (or is NaN) goes to the
+    first bin, what lies above the last inner edge to the last.
+
+    Defined by the edges, not by a logarithm, so the compiled walk, which bins as it walks with the same guess
+    table and the same comparisons, gives the same bins.
+    """
+    edges, guess, base = bin_guesses(bins)
+    B = edges.size - 1
+    latency = np.asarray(latency, dtype=np.float64)
+    index = (latency.view(np.int64) >> GUESS_SHIFT) - base
+    np.clip(index, 0, guess.size - 1, out=index)
+    b = guess[index]
+    lo = np.concatenate([[-np.inf], edges[1:B]])  # each bin's bounds, the end bins open
+    hi = np.concatenate([edges[1:B], [np.inf]])
+    while True:
+        up = (latency >= hi[b]) & (b < B - 1)
+        down = latency < lo[b]
+        if not (up.any() or down.any()):
+            break
+        b += up
+        b -= down
+    b[~(latency >= edges[1])] = 0
+    return b
