@@ -159,6 +159,29 @@ def test_hist_quantiles_on_a_hand_made_histogram() -> None:
     assert np.isnan(hist_quantiles(np.zeros(5), [0.5])[0])
 
 
+@pytest.mark.parametrize("bins", [400, 200, 100, 25, 10])
+def test_latency_bins_are_defined_by_the_edges(bins: int) -> None:
+    """A latency's bin is the b with edges[b] <= latency < edges[b + 1] (searchsorted is the ground truth), on the
+    edges themselves, one ulp either side of them, anywhere at random, and outside the range (end bins)."""
+    from routecalc.engine.histogram import histogram_edges, latency_bins
+
+    edges = histogram_edges(bins)
+    B = edges.size - 1
+    rng = np.random.default_rng(bins)
+    values = np.concatenate(
+        [
+            edges,
+            np.nextafter(edges, 0),
+            np.nextafter(edges, np.inf),
+            10 ** rng.uniform(-4, 6, 100_000),
+            [0.0, -1.0, 1e-300, 1e300, np.inf],
+        ]
+    )
+    truth = np.clip(np.searchsorted(edges[1:-1], values, side="right"), 0, B - 1)
+    np.testing.assert_array_equal(latency_bins(values, bins), truth)
+    assert latency_bins(np.array([np.nan]), bins)[0] == 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Joint outcomes: a table over three models on x, latent difficulty on y
 

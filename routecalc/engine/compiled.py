@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from routecalc.engine.histogram import GUESS_SHIFT, bin_guesses
+from routecalc.engine.histogram import GUESS_SHIFT, bin_table
 from routecalc.engine.walk import (
     _FLOAT_ROW,
     _FLOATS,
@@ -95,7 +95,7 @@ def walk_numba(
     floats, ints = packed if packed is not None else pack(T)
     none = np.zeros((0, 0))
     none8 = np.zeros((0, 0), dtype=np.int8)
-    edges, guess, base = bin_guesses(bins) if bins else (np.zeros(0), np.zeros(0, dtype=np.int64), 0)
+    edges, table, base = bin_table(bins) if bins else (np.zeros(0), np.zeros((0, 2)), 0)
     kernel(
         floats, ints, key, cat, x, y, d.u_fail, d.u_good, d.alat, _rows(d.alat_row, S, K),
         none if d.q is None else d.q, d.q is not None,
@@ -107,7 +107,7 @@ def walk_numba(
         out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
         out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
         out.escalated, out.fell_back, out.overflowed, out.lated, out.answered, out.served_at,
-        sums, tok_sums, edges, guess, base, bin_key,
+        sums, tok_sums, edges, table, base, bin_key,
         none8 if mask is None else mask, mask is not None, none8 if out.trace is None else out.trace, trace,
     )  # fmt: skip
     return dataclasses.replace(out, sums=sums, tok_sums=tok_sums, bin_key=bin_key if bins else None)
@@ -141,10 +141,10 @@ def _compile(hedging: bool, summed: bool) -> Any:
         batched, steps, backoff, human_cost, human_latency, bill, deadline_billing, n_models, per_request,
         cost, lat, gate, outcome, answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b,
         successes, slow, served, n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at,
-        sums, tok_sums, edges, guess, base, bin_key, mask, has_mask, trace, want_trace,
+        sums, tok_sums, edges, table, base, bin_key, mask, has_mask, trace, want_trace,
     ):  # fmt: skip
         B = edges.size - 1  # histogram bins (0: none)
-        bits = np.zeros(1)  # a latency's float64 bits, for its bin's guess (histogram.bin_guesses)
+        bits = np.zeros(1)  # a latency's float64 bits, for its bin (histogram.bin_table)
         ibits = bits.view(np.int64)
         for i in range(key.size):
             k = key[i]
@@ -454,10 +454,8 @@ def _compile(hedging: bool, summed: bool) -> Any:
                     b = B - 1
                 else:
                     bits[0] = li
-                    b = guess[(ibits[0] >> GUESS_SHIFT) - base]  # the bin of li's interval's lower end,
-                    b += 1 if li >= edges[b + 1] else 0  # so li's bin or the one below it
-                    while b < B - 1 and li >= edges[b + 1]:  # (never taken while bins are wider than intervals)
-                        b += 1
+                    j = (ibits[0] >> GUESS_SHIFT) - base
+                    b = int(table[j, 1]) + (1 if li >= table[j, 0] else 0)
                 bin_key[i] = c * B + b
             n_outcome[c, oi] += 1
             if e_i:

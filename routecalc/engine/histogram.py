@@ -77,19 +77,28 @@ GUESS_SHIFT = 44  # a latency's float64 bits >> 44: its exponent and 8 mantissa 
 
 
 @cache
-def bin_guesses(bins: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """For binning without a logarithm: the edges, the guess table and its base.
+def bin_table(bins: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """For binning without a logarithm: the edges ``(B + 1,)``, a lookup table ``(J, 2)`` and its base.
 
     Latencies sharing their float64 bits above ``GUESS_SHIFT`` form an interval 0.27 % wide, narrower than any bin
-    (``10^(1/bins) - 1 >= 0.58 %``); ``guess[(bits >> GUESS_SHIFT) - base]`` is the bin of the interval's lower
-    end, so a latency's bin is its guess or the next one. Do not modify the arrays (they are shared).
+    (``10^(1/bins) - 1 >= 0.58 %``), so at most one edge falls inside it. For the interval ``j = (bits >>
+    GUESS_SHIFT) - base``: ``table[j, 1]`` is the bin of its lower end and ``table[j, 0]`` the edge inside it (or
+    infinity); a latency's bin is ``table[j, 1] + (latency >= table[j, 0])``, exactly. The arrays are shared: do
+    not modify them.
     """
     edges = histogram_edges(bins)
+    inner = edges[1:-1]
     lo = int(edges[:1].view(np.int64)[0] >> GUESS_SHIFT)
     hi = int(edges[-1:].view(np.int64)[0] >> GUESS_SHIFT)
-    starts = (np.arange(lo, hi + 1, dtype=np.int64) << GUESS_SHIFT).view(np.float64)
-    guess = np.searchsorted(edges[1:-1], starts, side="right").astype(np.int64)
-    return edges, guess, lo
+    bounds = (np.arange(lo, hi + 2, dtype=np.int64) << GUESS_SHIFT).view(np.float64)  # interval j: [b_j, b_j+1)
+    start, end = bounds[:-1], bounds[1:]
+    guess = np.searchsorted(inner, start, side="right")  # edges <= the lower end: its bin
+    nxt = np.append(inner, np.inf)[guess]
+    after = np.append(inner, [np.inf, np.inf])[guess + 1]
+    if (after < end).any():  # two edges inside one interval: bins narrower than the table allows
+        raise ValueError(f"{bins} bins per decade is too fine for the bin table")
+    table = np.stack([np.where(nxt < end, nxt, np.inf), guess.astype(np.float64)], axis=1)
+    return edges, table, lo
 
 
 def latency_bins(latency: np.ndarray, bins: int) -> np.ndarray:
@@ -97,23 +106,16 @@ def latency_bins(latency: np.ndarray, bins: int) -> np.ndarray:
     :func:`histogram_edges` (``bins`` per decade); what lies below the first inner edge (or is NaN) goes to the
     first bin, what lies above the last inner edge to the last.
 
-    Defined by the edges, not by a logarithm, so the compiled walk, which bins as it walks with the same guess
-    table and the same comparisons, gives the same bins.
+    Defined by the edges, not by a logarithm (whose last bit differs between numpy and libm), through
+    :func:`bin_table`, which the compiled walk uses too: the two walks bin alike.
     """
-    edges, guess, base = bin_guesses(bins)
+    edges, table, base = bin_table(bins)
     B = edges.size - 1
     latency = np.asarray(latency, dtype=np.float64)
-    index = (latency.view(np.int64) >> GUESS_SHIFT) - base
-    np.clip(index, 0, guess.size - 1, out=index)
-    b = guess[index]
-    lo = np.concatenate([[-np.inf], edges[1:B]])  # each bin's bounds, the end bins open
-    hi = np.concatenate([edges[1:B], [np.inf]])
-    while True:
-        up = (latency >= hi[b]) & (b < B - 1)
-        down = latency < lo[b]
-        if not (up.any() or down.any()):
-            break
-        b += up
-        b -= down
-    b[~(latency >= edges[1])] = 0
+    j = (latency.view(np.int64) >> GUESS_SHIFT) - base
+    np.clip(j, 0, table.shape[0] - 1, out=j)
+    b = table[j, 1].astype(np.int64)
+    b += latency >= table[j, 0]
+    b[~(latency >= edges[1])] = 0  # below the first inner edge, or NaN
+    b[latency >= edges[B - 1]] = B - 1
     return b
