@@ -106,12 +106,16 @@ def walk_sums(w: Walked, cat: np.ndarray, key: np.ndarray, C: int, hedged: bool)
     walks give the same bits."""
     cols = {"cost": w.cost, "cost2": w.cost * w.cost, "lat": w.lat, "lat2": w.lat * w.lat, "gate": w.gate}
     cols["waste"] = w.waste
-    sums = np.stack([np.bincount(cat, weights=cols[k], minlength=C) for k in SUMS], axis=1)
+    sums = np.zeros((C, len(SUMS)))
+    for j, name in enumerate(SUMS):
+        if name in ("cost", "cost2", "lat", "lat2") or cols[name].any():  # all-zero columns sum to zeros
+            sums[:, j] = np.bincount(cat, weights=cols[name], minlength=C)
     S, K = w.tries.shape
     tok = np.zeros((2, S, K))
-    for leg, spend in enumerate((w.tokens, w.tokens_b) if hedged else (w.tokens,)):
+    for leg, spend, tries in ((0, w.tokens, w.tries), (1, w.tokens_b, w.tries_b))[: 2 if hedged else 1]:
         for s in range(S):
-            tok[leg, s] = np.bincount(key, weights=spend[s], minlength=K)
+            if tries[s].any():  # spend comes from calls only
+                tok[leg, s] = np.bincount(key, weights=spend[s], minlength=K)
     return sums, tok
 
 
