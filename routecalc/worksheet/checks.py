@@ -50,8 +50,15 @@ def _raw_names(data: Mapping[str, Any], key: str) -> dict[str, None]:
     return {i["name"]: None for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
 
 
-def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: list) -> list[Problem]:
-    """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline."""
+def cross_checks(
+    data: Mapping[str, Any], models: list, tasks: list, policies: list, classifiers: list | None = None
+) -> list[Problem]:
+    """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline.
+
+    ``models``, ``tasks``, ``policies``, ``classifiers``: the valid items of each section as ``(index, item)``
+    (``section``); classifiers are read from ``data`` when not given."""
+    if classifiers is None:
+        classifiers = section(data, "classifiers", ClassifierSpec)[0]
     problems: list[Problem] = []
     _, p = _items_by_name(models, "models")
     problems += p
@@ -100,7 +107,7 @@ def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: l
     known = _Known(
         models=model_names if models_listed else None,
         tools=_raw_names(data, "tools"),
-        classifiers={c.name: c for _, c in section(data, "classifiers", ClassifierSpec)[0]},
+        classifiers={c.name: c for _, c in classifiers},
     )
     for i, t in tasks:
         for tool in t.tool_hit_rates:
@@ -112,7 +119,7 @@ def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: l
                     problems.append(
                         Problem(f"tasks[{i}].tiers.{tier}.pass_rates.{m}", f"unknown model {short_repr(m)}")
                     )
-    for j, clf in section(data, "classifiers", ClassifierSpec)[0]:
+    for j, clf in classifiers:
         if clf.model is not None and models_listed and clf.model not in model_names:
             problems.append(Problem(f"classifiers[{j}].model", f"unknown model {short_repr(clf.model)}"))
     for i, pol in policies:
