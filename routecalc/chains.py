@@ -21,7 +21,17 @@ import numpy as np
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
 from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
-from routecalc.worksheet import ERROR_TYPES, Band, ModelSpec, PolicySpec, Router, StepSpec, Worksheet, step_gated
+from routecalc.worksheet import (
+    ERROR_TYPES,
+    Band,
+    ModelSpec,
+    PolicySpec,
+    Router,
+    StepSpec,
+    Worksheet,
+    leaves,
+    step_gated,
+)
 from routecalc.worksheet.pricing import rates as billed_rates
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
@@ -454,7 +464,10 @@ def plain_chains(
 
 
 def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:
-    chains = pol.chains(cat)
+    route = pol.routes[cat]
+    if isinstance(route, list):  # a plain chain (the common case): one lane
+        return 1, len(route)
+    chains = leaves(route)
     return len(chains), max(len(c) for c in chains)
 
 
@@ -477,13 +490,21 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
     T = max(1, *(len(t) for t in tiers))
     G = seg.prob.shape[1]
     b = _Builder(P, C, T, G, L, S)
+    rows = _Rows()
+    plain: list[tuple[int, int]] = []  # (policy, category) of plain chains: one lane taking every request
     classifiers = {k.name: k for k in ws.classifiers}
     models = {m.name: m for m in ws.models}
+    overflow_next = [(t.context_overflow or ws.defaults.context_overflow) == "next" for t in ws.tasks]
+    budgets = [t.latency_budget_s for t in ws.tasks]
     for p, pol in enumerate(policies):
         policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
-            overflow_next = (ws.tasks[c].context_overflow or ws.defaults.context_overflow) == "next"
-            for lane_ix, lane in enumerate(lanes(ws, pol.routes[cat], c, seg, tiers[c])):
+            route = pol.routes[cat]
+            if isinstance(route, list):
+                plain.append((p, c))
+                rows.add((p, c, 0), route, pol, ix, policy_retries, overflow_next[c], budgets[c])
+                continue
+            for lane_ix, lane in enumerate(lanes(ws, route, c, seg, tiers[c])):
                 t_c = lane.weight.shape[0]
                 b.lane_weight[p, c, :t_c, :, lane_ix] = lane.weight
                 b.lane_weight[p, c, t_c:, :, lane_ix] = lane.weight[-1]  # pad tiers: as defined as the rest
@@ -502,8 +523,11 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                 if len(lane.classifiers) > 1:
                     total = sum(classifiers[n].latency_s.expected for n in lane.classifiers)
                     b.lane_latency_mu[p, c, lane_ix] = np.log(total) if total > 0 else -np.inf
-                budget = ws.tasks[c].latency_budget_s
-                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next, budget)
+                rows.add((p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next[c], budgets[c])
+    if plain:
+        pp, cc = np.array(plain, dtype=np.int64).T
+        b.lane_weight[pp, cc, :, :, 0] = 1.0  # what lanes() gives a plain chain, for every tier and segment
+    rows.write(b)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
@@ -515,43 +539,81 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
     )
 
 
-def _fill_lane(
-    b: _Builder,
-    at: tuple[int, int, int],
-    steps: Sequence[StepSpec],
-    pol: PolicySpec,
-    ix: dict[str, int],
-    policy_retries: int,
-    overflow_next: bool,
-    budget_s: float | None,
-) -> None:
-    n = len(steps)
-    for s, step in enumerate(steps):
-        here = (*at, s)
-        last = s + 1 == n
-        nxt = FAIL if last else s + 1
-        first = step.hedge[0] if step.hedge else step.model or step.tool
-        b.model[here] = ix[first]  # type: ignore[index]
-        if step.hedge:
-            b.hedge[here] = ix[step.hedge[1]]
-            b.hedge_best[here] = step.hedge_mode == "best"
-            b.cancel_loser[here] = step.cancel_loser
-        b.tool[here] = step.tool is not None
-        b.gated[here] = step_gated(pol, step, s, n)
-        b.retries[here] = step.retries if step.retries is not None else (0 if step.hedge else policy_retries)
-        default = _target(step.on_failure if not isinstance(step.on_failure, dict) else None, nxt)
-        by_type = step.on_failure if isinstance(step.on_failure, dict) else {}
-        b.on_failure[here] = [_target(by_type.get(t), default) for t in ERROR_TYPES]  # type: ignore[arg-type]
-        b.on_overflow[here] = default if overflow_next else FAIL
-        final = _TARGET[pol.final_reject] if last else s + 1
-        b.on_reject[here] = _target(step.on_reject, nxt if step.tool is not None else final)
-        if step.deadline_s is not None:
-            b.deadline_s[here] = budget_s if step.deadline_s == "budget" else step.deadline_s
-            b.on_deadline[here] = _target(step.on_deadline, default)
-        if step.latency_target_s is not None:
-            b.latency_target_s[here] = step.latency_target_s
-        if step.batch_share is not None:
-            b.batch_share[here] = step.batch_share
+class _Rows:
+    """Every lane's steps as flat lists, written to the ``_Builder`` arrays in one assignment per array (a numpy
+    item assignment per field and step cost more than all the rest of compiling a big worksheet)."""
+
+    _ALWAYS = ("model", "hedge", "hedge_best", "cancel_loser", "tool", "gated", "retries")
+    _ALWAYS += ("on_failure", "on_overflow", "on_reject")
+
+    def __init__(self) -> None:
+        self.at: list[tuple[int, int, int, int]] = []
+        self.values: dict[str, list] = {k: [] for k in self._ALWAYS}
+        # fields most steps leave at their defaults: (position, value) only where a step sets them
+        self.sparse: dict[str, list[tuple[tuple[int, int, int, int], float]]] = {
+            k: [] for k in ("deadline_s", "on_deadline", "latency_target_s", "batch_share")
+        }
+
+    def add(
+        self,
+        at: tuple[int, int, int],
+        steps: Sequence[StepSpec],
+        pol: PolicySpec,
+        ix: dict[str, int],
+        policy_retries: int,
+        overflow_next: bool,
+        budget_s: float | None,
+    ) -> None:
+        """One lane's steps (at ``(policy, category, lane)``): targets resolved, retries inherited."""
+        v = self.values
+        n = len(steps)
+        for s, step in enumerate(steps):
+            here = (*at, s)
+            self.at.append(here)
+            last = s + 1 == n
+            nxt = FAIL if last else s + 1
+            if step.hedge:
+                v["model"].append(ix[step.hedge[0]])
+                v["hedge"].append(ix[step.hedge[1]])
+                v["hedge_best"].append(step.hedge_mode == "best")
+                v["cancel_loser"].append(step.cancel_loser)
+            else:
+                v["model"].append(ix[step.model or step.tool])  # type: ignore[index]
+                v["hedge"].append(-1)
+                v["hedge_best"].append(False)
+                v["cancel_loser"].append(False)
+            v["tool"].append(step.tool is not None)
+            v["gated"].append(step_gated(pol, step, s, n))
+            v["retries"].append(step.retries if step.retries is not None else (0 if step.hedge else policy_retries))
+            if isinstance(step.on_failure, dict):
+                default = nxt
+                by_type = step.on_failure
+                v["on_failure"].append([_target(by_type.get(t), default) for t in ERROR_TYPES])  # type: ignore[arg-type]
+            else:
+                default = _target(step.on_failure, nxt)
+                v["on_failure"].append([default] * N_ERRORS)
+            v["on_overflow"].append(default if overflow_next else FAIL)
+            final = _TARGET[pol.final_reject] if last else s + 1
+            v["on_reject"].append(_target(step.on_reject, nxt if step.tool is not None else final))
+            if step.deadline_s is not None:
+                deadline = budget_s if step.deadline_s == "budget" else step.deadline_s
+                self.sparse["deadline_s"].append((here, deadline))  # type: ignore[arg-type]
+                self.sparse["on_deadline"].append((here, _target(step.on_deadline, default)))
+            if step.latency_target_s is not None:
+                self.sparse["latency_target_s"].append((here, step.latency_target_s))
+            if step.batch_share is not None:
+                self.sparse["batch_share"].append((here, step.batch_share))
+
+    def write(self, b: _Builder) -> None:
+        if not self.at:
+            return
+        at = tuple(np.array(self.at, dtype=np.int64).T)
+        for k, vals in self.values.items():
+            getattr(b, k)[at] = vals
+        for k, pairs in self.sparse.items():
+            if pairs:
+                where = tuple(np.array([w for w, _ in pairs], dtype=np.int64).T)
+                getattr(b, k)[where] = [x for _, x in pairs]
 
 
 def _target(value: int | str | None, default: int) -> int:
