@@ -685,8 +685,15 @@ def direct_variants(ws: Worksheet, problem: RoutingProblem) -> RoutingProblem:
     The engines evaluate these next to the cascades for the "is the cascade worth it?" advisory.
     """
 
+    direct: dict[str, StepSpec] = {}  # model -> its one step (frozen, so chains may share it)
+
     def last(chain: list[StepSpec]) -> list[StepSpec]:
-        return [StepSpec(model=chain[-1].names[-1]) if chain[-1].tool is None else chain[-1]]
+        if chain[-1].tool is not None:
+            return [chain[-1]]
+        name = chain[-1].names[-1]
+        if name not in direct:
+            direct[name] = StepSpec(model=name)
+        return [direct[name]]
 
     extra = [
         pol.model_copy(update={"kind": "static", "routes": {c: map_leaves(r, last) for c, r in pol.routes.items()}})
