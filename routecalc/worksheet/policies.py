@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from routecalc.worksheet.base import (
     NonNegative,
@@ -36,17 +36,15 @@ class StepSpec(_Strict):
     latency_target_s: Positive | None = None
     batch_share: Probability | None = None  # share of requests this step sends through the batch API (task's)
 
-    @model_validator(mode="before")
+    @field_validator("on_failure", mode="before")
     @classmethod
-    def _keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("on_failure"), dict):
-            data = {**data, "on_failure": {_error_key(k): v for k, v in data["on_failure"].items()}}
-        return data
+    def _keys(cls, value: Any) -> Any:
+        """Error types as YAML reads them (``429:``, ``500:``) -> their names; only called when given."""
+        return {_error_key(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _one(self) -> StepSpec:
-        given = [k for k in ("model", "tool", "hedge") if getattr(self, k) is not None]
-        if len(given) != 1:
+        if (self.model is not None) + (self.tool is not None) + (self.hedge is not None) != 1:
             raise ValueError("a step names exactly one of model, tool, hedge")
         if self.hedge is not None and self.hedge[0] == self.hedge[1]:
             raise ValueError("hedge: two different models")
