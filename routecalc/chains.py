@@ -540,15 +540,31 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
 
 
 class _Rows:
-    """Every lane's steps as flat lists, written to the ``_Builder`` arrays in one assignment per array (a numpy
-    item assignment per field and step cost more than all the rest of compiling a big worksheet)."""
+    """Every lane's steps as rows of a flat list, written to the ``_Builder`` arrays in one assignment per array
+    (a numpy item assignment per field and step cost more than all the rest of compiling a big worksheet).
 
-    _ALWAYS = ("model", "hedge", "hedge_best", "cancel_loser", "tool", "gated", "retries")
-    _ALWAYS += ("on_failure", "on_overflow", "on_reject")
+    A row holds, in ``COLUMNS`` order, what a step compiles to. A step that names a model and nothing else
+    compiles to a row that depends only on its model, retries and position and on its policy, so those rows are
+    made once and shared (most steps of a big worksheet are such steps).
+    """
+
+    COLUMNS = (
+        "model",
+        "hedge",
+        "hedge_best",
+        "cancel_loser",
+        "tool",
+        "gated",
+        "retries",
+        "on_failure",
+        "on_overflow",
+        "on_reject",
+    )
 
     def __init__(self) -> None:
         self.at: list[tuple[int, int, int, int]] = []
-        self.values: dict[str, list] = {k: [] for k in self._ALWAYS}
+        self.rows: list[tuple] = []
+        self.plain: dict[tuple, tuple] = {}  # (model, retries, s, n, policy's kind/final_reject/retries, overflow)
         # fields most steps leave at their defaults: (position, value) only where a step sets them
         self.sparse: dict[str, list[tuple[tuple[int, int, int, int], float]]] = {
             k: [] for k in ("deadline_s", "on_deadline", "latency_target_s", "batch_share")
@@ -565,51 +581,87 @@ class _Rows:
         budget_s: float | None,
     ) -> None:
         """One lane's steps (at ``(policy, category, lane)``): targets resolved, retries inherited."""
-        v = self.values
         n = len(steps)
+        p, c, lane = at
         for s, step in enumerate(steps):
-            here = (*at, s)
-            self.at.append(here)
-            last = s + 1 == n
-            nxt = FAIL if last else s + 1
-            if step.hedge:
-                v["model"].append(ix[step.hedge[0]])
-                v["hedge"].append(ix[step.hedge[1]])
-                v["hedge_best"].append(step.hedge_mode == "best")
-                v["cancel_loser"].append(step.cancel_loser)
+            self.at.append((p, c, lane, s))
+            if (
+                step.tool is None
+                and step.hedge is None
+                and step.gate is None
+                and step.on_reject is None
+                and step.on_failure is None
+                and step.deadline_s is None
+                and step.on_deadline is None
+                and step.latency_target_s is None
+                and step.batch_share is None
+            ):
+                key = (step.model, step.retries, s, n, pol.kind, pol.final_reject, policy_retries, overflow_next)
+                row = self.plain.get(key)
+                if row is None:
+                    row = self.plain[key] = self._row(step, s, n, pol, ix, policy_retries, overflow_next, budget_s)
+                self.rows.append(row)
             else:
-                v["model"].append(ix[step.model or step.tool])  # type: ignore[index]
-                v["hedge"].append(-1)
-                v["hedge_best"].append(False)
-                v["cancel_loser"].append(False)
-            v["tool"].append(step.tool is not None)
-            v["gated"].append(step_gated(pol, step, s, n))
-            v["retries"].append(step.retries if step.retries is not None else (0 if step.hedge else policy_retries))
-            if isinstance(step.on_failure, dict):
-                default = nxt
-                by_type = step.on_failure
-                v["on_failure"].append([_target(by_type.get(t), default) for t in ERROR_TYPES])  # type: ignore[arg-type]
-            else:
-                default = _target(step.on_failure, nxt)
-                v["on_failure"].append([default] * N_ERRORS)
-            v["on_overflow"].append(default if overflow_next else FAIL)
-            final = _TARGET[pol.final_reject] if last else s + 1
-            v["on_reject"].append(_target(step.on_reject, nxt if step.tool is not None else final))
-            if step.deadline_s is not None:
-                deadline = budget_s if step.deadline_s == "budget" else step.deadline_s
-                self.sparse["deadline_s"].append((here, deadline))  # type: ignore[arg-type]
-                self.sparse["on_deadline"].append((here, _target(step.on_deadline, default)))
-            if step.latency_target_s is not None:
-                self.sparse["latency_target_s"].append((here, step.latency_target_s))
-            if step.batch_share is not None:
-                self.sparse["batch_share"].append((here, step.batch_share))
+                self.rows.append(self._row(step, s, n, pol, ix, policy_retries, overflow_next, budget_s))
+
+    def _row(
+        self,
+        step: StepSpec,
+        s: int,
+        n: int,
+        pol: PolicySpec,
+        ix: dict[str, int],
+        policy_retries: int,
+        overflow_next: bool,
+        budget_s: float | None,
+    ) -> tuple:
+        here = self.at[-1]
+        last = s + 1 == n
+        nxt = FAIL if last else s + 1
+        if step.hedge:
+            model, hedge = ix[step.hedge[0]], ix[step.hedge[1]]
+            hedge_best, cancel_loser = step.hedge_mode == "best", step.cancel_loser
+        else:
+            model, hedge, hedge_best, cancel_loser = ix[step.model or step.tool], -1, False, False  # type: ignore[index]
+        retries = step.retries if step.retries is not None else (0 if step.hedge else policy_retries)
+        if isinstance(step.on_failure, dict):
+            default = nxt
+            by_type = step.on_failure
+            on_failure = tuple(_target(by_type.get(t), default) for t in ERROR_TYPES)  # type: ignore[arg-type]
+        else:
+            default = _target(step.on_failure, nxt)
+            on_failure = (default,) * N_ERRORS
+        final = _TARGET[pol.final_reject] if last else s + 1
+        on_reject = _target(step.on_reject, nxt if step.tool is not None else final)
+        if step.deadline_s is not None:
+            deadline = budget_s if step.deadline_s == "budget" else step.deadline_s
+            self.sparse["deadline_s"].append((here, deadline))  # type: ignore[arg-type]
+            self.sparse["on_deadline"].append((here, _target(step.on_deadline, default)))
+        if step.latency_target_s is not None:
+            self.sparse["latency_target_s"].append((here, step.latency_target_s))
+        if step.batch_share is not None:
+            self.sparse["batch_share"].append((here, step.batch_share))
+        gated = step_gated(pol, step, s, n)
+        overflow = default if overflow_next else FAIL
+        return (
+            model,
+            hedge,
+            hedge_best,
+            cancel_loser,
+            step.tool is not None,
+            gated,
+            retries,
+            on_failure,
+            overflow,
+            on_reject,
+        )
 
     def write(self, b: _Builder) -> None:
         if not self.at:
             return
         at = tuple(np.array(self.at, dtype=np.int64).T)
-        for k, vals in self.values.items():
-            getattr(b, k)[at] = vals
+        for k, column in zip(self.COLUMNS, zip(*self.rows, strict=True), strict=True):
+            getattr(b, k)[at] = column
         for k, pairs in self.sparse.items():
             if pairs:
                 where = tuple(np.array([w for w, _ in pairs], dtype=np.int64).T)
