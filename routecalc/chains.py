@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from routecalc.gcpause import gc_paused
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
 from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
@@ -471,6 +472,7 @@ def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:
     return len(chains), max(len(c) for c in chains)
 
 
+@gc_paused()
 def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: SegmentTable | None = None) -> ChainTable:
     """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, L, S)`` arrays.
 
@@ -703,6 +705,7 @@ def strongest_model(ws: Worksheet) -> str | None:
     return best[2] if best else None
 
 
+@gc_paused()
 def compile_worksheet(ws: Worksheet, include_strongest: bool = True, strongest: str | None = None) -> RoutingProblem:
     """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline.
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from routecalc import limits
 from routecalc.errors import MAX_PROBLEMS, InputError, Problem, WorksheetError, field_path
+from routecalc.gcpause import gc_paused
 from routecalc.limits import short_repr
 from routecalc.worksheet.checks import cross_checks, section
 from routecalc.worksheet.operations import operations_problems
@@ -59,6 +60,7 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> tuple[list[P
     return problems, max(n - MAX_PROBLEMS, 0)
 
 
+@gc_paused()
 def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | None = None) -> Worksheet:
     """Validate parsed worksheet data; raise WorksheetError listing every problem with its field path."""
     if not isinstance(data, dict):

@@ -28,6 +28,7 @@ from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
 from routecalc.errors import Problem, WorksheetError, field_path
+from routecalc.gcpause import gc_paused
 from routecalc.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS, short_repr
 
 _READ_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError, RecursionError)
@@ -260,6 +261,7 @@ def _build(events: Any, loader: StrictLoader) -> Any:
     return root
 
 
+@gc_paused()
 def parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load`` semantics, bounded and strict (see the module docstring); raises WorksheetError."""
     if getattr(yaml, "__with_libyaml__", False):
