@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from routecalc.worksheet.base import (
     NonNegative,
@@ -151,10 +152,26 @@ for _model in (Rule, SplitArm, Router):
     _model.model_rebuild()
 
 
+@functools.lru_cache(maxsize=4096)
+def _named_step(name: str) -> StepSpec | None:
+    """The step a bare model name stands for, validated once per name (frozen, so every route naming the model
+    shares it; a big worksheet names a handful of models tens of thousands of times). None if the name is not
+    valid: the step is then validated where it is written, so the error has its field path."""
+    try:
+        return StepSpec.model_validate({"model": name})
+    except ValidationError:
+        return None
+
+
+def _step_shorthand(name: str) -> StepSpec | dict[str, str]:
+    return _named_step(name) or {"model": name}
+
+
 def _route_shorthand(route: Any) -> Any:
-    """A model name, one step, or a list of names/steps -> a list of step dicts; routers recurse."""
+    """A model name, one step, or a list of names/steps -> a list of steps (a bare name's validated step, else a
+    dict); routers recurse."""
     if isinstance(route, str):
-        return [{"model": route}]
+        return [_step_shorthand(route)]
     if isinstance(route, dict) and any(k in route for k in ("split", "rules", "classifier")):
         out = dict(route)
         if isinstance(out.get("split"), list):
@@ -173,7 +190,7 @@ def _route_shorthand(route: Any) -> Any:
     if isinstance(route, dict):
         return [route]
     if isinstance(route, list):
-        return [{"model": s} if isinstance(s, str) else s for s in route]
+        return [_step_shorthand(s) if isinstance(s, str) else s for s in route]
     return route
 
 
