@@ -164,7 +164,8 @@ def _named_step(name: str) -> StepSpec | None:
 
 
 def _step_shorthand(name: str) -> StepSpec | dict[str, str]:
-    return _named_step(name) or {"model": name}
+    step = _named_step(name)
+    return step if step is not None else {"model": name}
 
 
 def _route_shorthand(route: Any) -> Any:
