@@ -18,10 +18,21 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from routecalc.gcpause import gc_paused
 from routecalc.outcomes import OutcomeStates, catalog_names, outcome_states
 from routecalc.outcomes import take_categories as take_outcome_categories
 from routecalc.routes import SegmentTable, lanes, segment_table
-from routecalc.worksheet import ERROR_TYPES, Band, ModelSpec, PolicySpec, Router, StepSpec, Worksheet, step_gated
+from routecalc.worksheet import (
+    ERROR_TYPES,
+    Band,
+    ModelSpec,
+    PolicySpec,
+    Router,
+    StepSpec,
+    Worksheet,
+    leaves,
+    step_gated,
+)
 from routecalc.worksheet.pricing import rates as billed_rates
 
 # Step targets: an index >= 0 is a later step of the same chain; negatives are terminal outcomes.
@@ -454,10 +465,14 @@ def plain_chains(
 
 
 def _route_lengths(pol: PolicySpec, cat: str) -> tuple[int, int]:
-    chains = pol.chains(cat)
+    route = pol.routes[cat]
+    if isinstance(route, list):  # a plain chain (the common case): one lane
+        return 1, len(route)
+    chains = leaves(route)
     return len(chains), max(len(c) for c in chains)
 
 
+@gc_paused()
 def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: SegmentTable | None = None) -> ChainTable:
     """Compile the worksheet's policies, then ``extra`` ones, to ``(P, C, L, S)`` arrays.
 
@@ -477,13 +492,21 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
     T = max(1, *(len(t) for t in tiers))
     G = seg.prob.shape[1]
     b = _Builder(P, C, T, G, L, S)
+    rows = _Rows()
+    plain: list[tuple[int, int]] = []  # (policy, category) of plain chains: one lane taking every request
     classifiers = {k.name: k for k in ws.classifiers}
     models = {m.name: m for m in ws.models}
+    overflow_next = [(t.context_overflow or ws.defaults.context_overflow) == "next" for t in ws.tasks]
+    budgets = [t.latency_budget_s for t in ws.tasks]
     for p, pol in enumerate(policies):
         policy_retries = pol.retries if pol.retries is not None else ws.defaults.retries
         for c, cat in enumerate(cats):
-            overflow_next = (ws.tasks[c].context_overflow or ws.defaults.context_overflow) == "next"
-            for lane_ix, lane in enumerate(lanes(ws, pol.routes[cat], c, seg, tiers[c])):
+            route = pol.routes[cat]
+            if isinstance(route, list):
+                plain.append((p, c))
+                rows.add((p, c, 0), route, pol, ix, policy_retries, overflow_next[c], budgets[c])
+                continue
+            for lane_ix, lane in enumerate(lanes(ws, route, c, seg, tiers[c])):
                 t_c = lane.weight.shape[0]
                 b.lane_weight[p, c, :t_c, :, lane_ix] = lane.weight
                 b.lane_weight[p, c, t_c:, :, lane_ix] = lane.weight[-1]  # pad tiers: as defined as the rest
@@ -502,8 +525,11 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
                 if len(lane.classifiers) > 1:
                     total = sum(classifiers[n].latency_s.expected for n in lane.classifiers)
                     b.lane_latency_mu[p, c, lane_ix] = np.log(total) if total > 0 else -np.inf
-                budget = ws.tasks[c].latency_budget_s
-                _fill_lane(b, (p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next, budget)
+                rows.add((p, c, lane_ix), lane.steps, pol, ix, policy_retries, overflow_next[c], budgets[c])
+    if plain:
+        pp, cc = np.array(plain, dtype=np.int64).T
+        b.lane_weight[pp, cc, :, :, 0] = 1.0  # what lanes() gives a plain chain, for every tier and segment
+    rows.write(b)
     human = [pol.human_review for pol in policies]
     return ChainTable(
         names=tuple(pol.name for pol in policies),
@@ -515,43 +541,133 @@ def chain_table(ws: Worksheet, extra: Sequence[PolicySpec] = (), segments: Segme
     )
 
 
-def _fill_lane(
-    b: _Builder,
-    at: tuple[int, int, int],
-    steps: Sequence[StepSpec],
-    pol: PolicySpec,
-    ix: dict[str, int],
-    policy_retries: int,
-    overflow_next: bool,
-    budget_s: float | None,
-) -> None:
-    n = len(steps)
-    for s, step in enumerate(steps):
-        here = (*at, s)
+class _Rows:
+    """Every lane's steps as rows of a flat list, written to the ``_Builder`` arrays in one assignment per array
+    (a numpy item assignment per field and step cost more than all the rest of compiling a big worksheet).
+
+    A row holds, in ``COLUMNS`` order, what a step compiles to. A step that names a model and nothing else
+    compiles to a row that depends only on its model, retries and position and on its policy, so those rows are
+    made once and shared (most steps of a big worksheet are such steps).
+    """
+
+    COLUMNS = (
+        "model",
+        "hedge",
+        "hedge_best",
+        "cancel_loser",
+        "tool",
+        "gated",
+        "retries",
+        "on_failure",
+        "on_overflow",
+        "on_reject",
+    )
+
+    def __init__(self) -> None:
+        self.at: list[tuple[int, int, int, int]] = []
+        self.rows: list[tuple] = []
+        self.plain: dict[tuple, tuple] = {}  # (model, retries, s, n, policy's kind/final_reject/retries, overflow)
+        # fields most steps leave at their defaults: (position, value) only where a step sets them
+        self.sparse: dict[str, list[tuple[tuple[int, int, int, int], float]]] = {
+            k: [] for k in ("deadline_s", "on_deadline", "latency_target_s", "batch_share")
+        }
+
+    def add(
+        self,
+        at: tuple[int, int, int],
+        steps: Sequence[StepSpec],
+        pol: PolicySpec,
+        ix: dict[str, int],
+        policy_retries: int,
+        overflow_next: bool,
+        budget_s: float | None,
+    ) -> None:
+        """One lane's steps (at ``(policy, category, lane)``): targets resolved, retries inherited."""
+        n = len(steps)
+        p, c, lane = at
+        for s, step in enumerate(steps):
+            self.at.append((p, c, lane, s))
+            if (
+                step.tool is None
+                and step.hedge is None
+                and step.gate is None
+                and step.on_reject is None
+                and step.on_failure is None
+                and step.deadline_s is None
+                and step.on_deadline is None
+                and step.latency_target_s is None
+                and step.batch_share is None
+            ):
+                key = (step.model, step.retries, s, n, pol.kind, pol.final_reject, policy_retries, overflow_next)
+                row = self.plain.get(key)
+                if row is None:
+                    row = self.plain[key] = self._row(step, s, n, pol, ix, policy_retries, overflow_next, budget_s)
+                self.rows.append(row)
+            else:
+                self.rows.append(self._row(step, s, n, pol, ix, policy_retries, overflow_next, budget_s))
+
+    def _row(
+        self,
+        step: StepSpec,
+        s: int,
+        n: int,
+        pol: PolicySpec,
+        ix: dict[str, int],
+        policy_retries: int,
+        overflow_next: bool,
+        budget_s: float | None,
+    ) -> tuple:
+        here = self.at[-1]
         last = s + 1 == n
         nxt = FAIL if last else s + 1
-        first = step.hedge[0] if step.hedge else step.model or step.tool
-        b.model[here] = ix[first]  # type: ignore[index]
         if step.hedge:
-            b.hedge[here] = ix[step.hedge[1]]
-            b.hedge_best[here] = step.hedge_mode == "best"
-            b.cancel_loser[here] = step.cancel_loser
-        b.tool[here] = step.tool is not None
-        b.gated[here] = step_gated(pol, step, s, n)
-        b.retries[here] = step.retries if step.retries is not None else (0 if step.hedge else policy_retries)
-        default = _target(step.on_failure if not isinstance(step.on_failure, dict) else None, nxt)
-        by_type = step.on_failure if isinstance(step.on_failure, dict) else {}
-        b.on_failure[here] = [_target(by_type.get(t), default) for t in ERROR_TYPES]  # type: ignore[arg-type]
-        b.on_overflow[here] = default if overflow_next else FAIL
+            model, hedge = ix[step.hedge[0]], ix[step.hedge[1]]
+            hedge_best, cancel_loser = step.hedge_mode == "best", step.cancel_loser
+        else:
+            model, hedge, hedge_best, cancel_loser = ix[step.model or step.tool], -1, False, False  # type: ignore[index]
+        retries = step.retries if step.retries is not None else (0 if step.hedge else policy_retries)
+        if isinstance(step.on_failure, dict):
+            default = nxt
+            by_type = step.on_failure
+            on_failure = tuple(_target(by_type.get(t), default) for t in ERROR_TYPES)  # type: ignore[arg-type]
+        else:
+            default = _target(step.on_failure, nxt)
+            on_failure = (default,) * N_ERRORS
         final = _TARGET[pol.final_reject] if last else s + 1
-        b.on_reject[here] = _target(step.on_reject, nxt if step.tool is not None else final)
+        on_reject = _target(step.on_reject, nxt if step.tool is not None else final)
         if step.deadline_s is not None:
-            b.deadline_s[here] = budget_s if step.deadline_s == "budget" else step.deadline_s
-            b.on_deadline[here] = _target(step.on_deadline, default)
+            deadline = budget_s if step.deadline_s == "budget" else step.deadline_s
+            self.sparse["deadline_s"].append((here, deadline))  # type: ignore[arg-type]
+            self.sparse["on_deadline"].append((here, _target(step.on_deadline, default)))
         if step.latency_target_s is not None:
-            b.latency_target_s[here] = step.latency_target_s
+            self.sparse["latency_target_s"].append((here, step.latency_target_s))
         if step.batch_share is not None:
-            b.batch_share[here] = step.batch_share
+            self.sparse["batch_share"].append((here, step.batch_share))
+        gated = step_gated(pol, step, s, n)
+        overflow = default if overflow_next else FAIL
+        return (
+            model,
+            hedge,
+            hedge_best,
+            cancel_loser,
+            step.tool is not None,
+            gated,
+            retries,
+            on_failure,
+            overflow,
+            on_reject,
+        )
+
+    def write(self, b: _Builder) -> None:
+        if not self.at:
+            return
+        at = tuple(np.array(self.at, dtype=np.int64).T)
+        for k, column in zip(self.COLUMNS, zip(*self.rows, strict=True), strict=True):
+            getattr(b, k)[at] = column
+        for k, pairs in self.sparse.items():
+            if pairs:
+                where = tuple(np.array([w for w, _ in pairs], dtype=np.int64).T)
+                getattr(b, k)[where] = [x for _, x in pairs]
 
 
 def _target(value: int | str | None, default: int) -> int:
@@ -589,6 +705,7 @@ def strongest_model(ws: Worksheet) -> str | None:
     return best[2] if best else None
 
 
+@gc_paused()
 def compile_worksheet(ws: Worksheet, include_strongest: bool = True, strongest: str | None = None) -> RoutingProblem:
     """Worksheet -> RoutingProblem with the worksheet's policies, then the all-to-strongest baseline.
 
@@ -623,8 +740,15 @@ def direct_variants(ws: Worksheet, problem: RoutingProblem) -> RoutingProblem:
     The engines evaluate these next to the cascades for the "is the cascade worth it?" advisory.
     """
 
+    direct: dict[str, StepSpec] = {}  # model -> its one step (frozen, so chains may share it)
+
     def last(chain: list[StepSpec]) -> list[StepSpec]:
-        return [StepSpec(model=chain[-1].names[-1]) if chain[-1].tool is None else chain[-1]]
+        if chain[-1].tool is not None:
+            return [chain[-1]]
+        name = chain[-1].names[-1]
+        if name not in direct:
+            direct[name] = StepSpec(model=name)
+        return [direct[name]]
 
     extra = [
         pol.model_copy(update={"kind": "static", "routes": {c: map_leaves(r, last) for c, r in pol.routes.items()}})

@@ -142,6 +142,8 @@ def _thresholds(ws: Worksheet, task: TaskSpec, policies: Sequence[PolicySpec]) -
             for v in (cond.input_tokens_gt, cond.input_tokens_le):
                 if v is not None and v > 0:
                     cuts.add(float(v))
+        if not windows:  # no model's window is in play here: its steps add no cut (the common case)
+            continue
         for chain in pol.chains(task.name):
             for step in chain:
                 cuts.update(float(windows[n]) for n in step.names if n in windows)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import routecalc
@@ -311,3 +313,92 @@ def test_csv_task_table_that_is_a_fifo(tmp_path: Path) -> None:
 def test_load_worksheet_library_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="a directory"):
         load_worksheet(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fast YAML reader (plain documents straight from libyaml's events) says what the full reader says
+
+SCALARS = [
+    *["yes", "no", "on", "off", "y", "n", "true", "False", "TRUE", "~", "null", "Null", "NULL"],
+    *["0", "-0", "+12", "0x1F", "0o17", "017", "0b101", "1_000", "190:20:30", "1e3", "1.5e-3", "-.5"],
+    *[".inf", "-.Inf", ".NaN", "6.8523015e+5", "685_230.15"],
+    *["2026-01-01", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10", "2002-12-14T00:00:00Z"],
+    "'quoted 1'",
+    '"0x1F"',
+    "''",
+    "plain text",
+    "=",
+    "<<",
+    "!!str 12",
+    "&a 1",
+]
+
+
+def full_and_fast(text: str) -> tuple[object, object]:
+    from routecalc.worksheet import strict_yaml
+
+    try:
+        full: object = strict_yaml._full_load(text, "t")
+    except WorksheetError as err:
+        full = err
+    return full, strict_yaml._fast_load(text)
+
+
+@pytest.mark.parametrize("scalar", SCALARS)
+def test_fast_reader_resolves_scalars_like_the_full_one(scalar: str) -> None:
+    from routecalc.worksheet.strict_yaml import _UNREAD
+
+    text = f"a: {scalar}\nb: [{scalar}, {{k: {scalar}}}]\nc:\n- {scalar}\n"
+    full, fast = full_and_fast(text)
+    if scalar in ("=", "<<", "!!str 12", "&a 1"):
+        assert fast is _UNREAD  # a value tag, a merge key, an explicit tag, an anchor: the full reader's job
+    else:
+        assert repr(fast) == repr(full)  # repr: .nan equals nothing, and True == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\na: 2\n",  # duplicate key
+        "1: x\ntrue: y\n",  # duplicate as Python sees it (True == 1)
+        "? [a]\n: 1\n",  # non-scalar key
+        "a: &x [1]\nb: *x\n",  # aliases
+        "<<: {a: 1}\nb: 2\n",  # merge key
+        "a: 1\n---\nb: 2\n",  # two documents
+        "a: [1, 2\n",  # bad YAML
+        "a: 2026-13-45\n",  # unreadable timestamp
+        "a: " + "9" * 5000 + "\n",  # integer too long
+        "x: " + "[" * limits.MAX_DEPTH + "]" * limits.MAX_DEPTH + "\n",  # too deep
+    ],
+)
+def test_fast_reader_leaves_every_problem_to_the_full_one(text: str) -> None:
+    from routecalc.worksheet.strict_yaml import _UNREAD
+
+    assert full_and_fast(text)[1] is _UNREAD
+
+
+@pytest.mark.parametrize("text", ["", "---\n", "just a scalar\n", "- 1\n- [2, {}]\n", "{}\n", "a:\nb: ''\n"])
+def test_fast_reader_reads_small_documents_like_the_full_one(text: str) -> None:
+    full, fast = full_and_fast(text)
+    assert repr(fast) == repr(full)
+
+
+def test_fast_reader_reads_the_example_worksheets_like_the_full_one() -> None:
+    paths = sorted(WORKSHEETS.glob("*.yaml"))
+    assert paths
+    for path in paths:
+        full, fast = full_and_fast(path.read_text(encoding="utf-8"))
+        assert repr(fast) == repr(full), path
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.text(alphabet="0123456789+-_.:eExobtTyYnN~ ,'\"[]{}&*!#|>?%@`\n", max_size=12), max_size=6))
+def test_fast_reader_agrees_with_the_full_one_on_raw_scalars(raw: list[str]) -> None:
+    from routecalc.worksheet.strict_yaml import _UNREAD
+
+    text = "".join(f"k{i}: {v}\n" for i, v in enumerate(raw)) + "s:\n" + "".join(f"- {v}\n" for v in raw)
+    full, fast = full_and_fast(text)
+    if isinstance(full, WorksheetError):
+        assert fast is _UNREAD
+    elif fast is not _UNREAD:
+        assert repr(fast) == repr(full)

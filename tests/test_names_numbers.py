@@ -90,6 +90,18 @@ def test_printable_odd_names_are_allowed(name: str) -> None:
     assert routecalc.validate_worksheet(sheet).policies[0].name == name
 
 
+def test_every_character_a_name_refuses_is_non_printable() -> None:
+    # names.py skips its search for a printable name (str.isprintable): that is only right if no character the
+    # search refuses is printable. Checked over every code point.
+    import sys
+
+    from routecalc.worksheet.names import _FORBIDDEN
+
+    refused = [c for c in map(chr, range(sys.maxunicode + 1)) if _FORBIDDEN.search(c)]
+    assert len(refused) > 60  # C0, DEL, C1, U+2028/9, bidi controls
+    assert not [c for c in refused if c.isprintable()]
+
+
 def test_names_longer_than_the_limit_are_refused() -> None:
     sheet = sheet_with_policy()
     sheet["policies"][0]["name"] = "p" * (limits.MAX_NAME_CHARS + 1)

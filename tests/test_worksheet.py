@@ -214,3 +214,33 @@ def test_constraints_from_a_csv_task_table(tmp_path: Path) -> None:
     ws = routecalc.validate_worksheet(two_model_sheet(tasks="tasks.csv"), base_dir=tmp_path)
     cons = ws.tasks[0].constraints
     assert cons is not None and cons.allowed_models == ["small", "large"] and cons.max_cost_per_request == 0.01
+
+
+def test_loading_pauses_the_garbage_collector_and_restores_it() -> None:
+    # parse_yaml, validate_worksheet and compile_worksheet build big acyclic structures with the cyclic collector
+    # paused (routecalc/gcpause.py); it must be running again afterwards, also when the input is refused
+    import gc
+
+    from routecalc.gcpause import gc_paused
+
+    seen = []
+    with gc_paused():
+        seen.append(gc.isenabled())
+        with gc_paused():
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())  # the inner pause does not end the outer one
+    assert seen == [False, False, False] and gc.isenabled()
+    routecalc.compile_worksheet(routecalc.validate_worksheet(parse_yaml("name: x\n", "t") | two_model_sheet()))
+    assert gc.isenabled()
+    with pytest.raises(WorksheetError):
+        parse_yaml("name: [\n", "t")  # not YAML
+    assert gc.isenabled()
+    with pytest.raises(WorksheetError):
+        routecalc.validate_worksheet({"name": 1})  # not a worksheet
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that has paused it itself keeps it paused
+        routecalc.validate_worksheet(two_model_sheet())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

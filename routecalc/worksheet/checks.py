@@ -50,8 +50,15 @@ def _raw_names(data: Mapping[str, Any], key: str) -> dict[str, None]:
     return {i["name"]: None for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
 
 
-def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: list) -> list[Problem]:
-    """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline."""
+def cross_checks(
+    data: Mapping[str, Any], models: list, tasks: list, policies: list, classifiers: list | None = None
+) -> list[Problem]:
+    """Checks that relate sections: shares, names, pass-rate coverage, chain targets, baseline.
+
+    ``models``, ``tasks``, ``policies``, ``classifiers``: the valid items of each section as ``(index, item)``
+    (``section``); classifiers are read from ``data`` when not given."""
+    if classifiers is None:
+        classifiers = section(data, "classifiers", ClassifierSpec)[0]
     problems: list[Problem] = []
     _, p = _items_by_name(models, "models")
     problems += p
@@ -100,7 +107,8 @@ def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: l
     known = _Known(
         models=model_names if models_listed else None,
         tools=_raw_names(data, "tools"),
-        classifiers={c.name: c for _, c in section(data, "classifiers", ClassifierSpec)[0]},
+        classifiers={c.name: c for _, c in classifiers},
+        rates={name: t.rates for name, t in valid_tasks.items()},
     )
     for i, t in tasks:
         for tool in t.tool_hit_rates:
@@ -112,7 +120,7 @@ def cross_checks(data: Mapping[str, Any], models: list, tasks: list, policies: l
                     problems.append(
                         Problem(f"tasks[{i}].tiers.{tier}.pass_rates.{m}", f"unknown model {short_repr(m)}")
                     )
-    for j, clf in section(data, "classifiers", ClassifierSpec)[0]:
+    for j, clf in classifiers:
         if clf.model is not None and models_listed and clf.model not in model_names:
             problems.append(Problem(f"classifiers[{j}].model", f"unknown model {short_repr(clf.model)}"))
     for i, pol in policies:
@@ -298,6 +306,7 @@ class _Known:
     models: Mapping[str, None] | None
     tools: Mapping[str, None]
     classifiers: Mapping[str, ClassifierSpec]
+    rates: Mapping[str, Mapping[str, float]]  # valid task name -> its pass rates (TaskSpec.rates), computed once
 
 
 MAX_ROUTER_DEPTH = 4  # routers inside routers: deeper is a typo more often than a design
@@ -374,7 +383,9 @@ def _chain_problems(
         problems.append(Problem(path, "a static route names one model (use cascade/fallback/chain)"))
     if len(steps) > MAX_CHAIN:
         problems.append(Problem(path, f"chain of {len(steps)} steps; at most {MAX_CHAIN}"))
-    rates = task.rates if task is not None else None
+    rates = known.rates.get(cat) if task is not None else None
+    n = len(steps)
+    chain = pol.kind == "chain"
     for s, step in enumerate(steps):
         spath = f"{path}[{s}]"
         for field, name in [("model", step.model), *(("hedge", m) for m in step.hedge or [])]:
@@ -389,6 +400,19 @@ def _chain_problems(
                         f"no pass rate for ({short_repr(cat)}, {short_repr(name)}): add tasks[..].pass_rates.{name}",
                     )
                 )
+        if (
+            step.tool is None
+            and step.hedge is None
+            and step.gate is None
+            and step.on_reject is None
+            and step.on_failure is None
+            and step.deadline_s is None
+            and step.on_deadline is None
+            and step.latency_target_s is None
+        ):  # a model and nothing that can be misplaced (most steps): only a gate without a validator is left
+            if task is not None and task.validator is None and step_gated(pol, step, s, n):
+                problems.append(Problem(spath, f"a gated step needs tasks[{cat}].validator (catch, false_reject)"))
+            continue
         if step.tool is not None:
             if step.tool not in known.tools:
                 problems.append(Problem(f"{spath}.tool", f"unknown tool {short_repr(step.tool)}"))
@@ -401,18 +425,12 @@ def _chain_problems(
                 )
             if step.gate is not None or step.on_reject is not None:
                 problems.append(Problem(spath, "a tool step decides hit or miss itself: no gate/on_reject"))
-        chain_only = {
-            "gate": step.gate is not None,
-            "on_reject": step.on_reject is not None,
-            "on_failure": step.on_failure is not None,
-            "hedge": step.hedge is not None,
-            "deadline_s": step.deadline_s is not None,
-            "on_deadline": step.on_deadline is not None,
-            "latency_target_s": step.latency_target_s is not None,
-        }
-        used = [k for k, v in chain_only.items() if v and not (k in ("gate", "on_reject") and step.tool is not None)]
-        if pol.kind != "chain" and used:
-            problems.append(Problem(spath, f"{'/'.join(used)} need kind: chain (is {pol.kind})"))
+        if not chain:
+            used = [k for k in _CHAIN_ONLY if getattr(step, k) is not None]
+            if step.tool is not None:
+                used = [k for k in used if k not in ("gate", "on_reject")]
+            if used:
+                problems.append(Problem(spath, f"{'/'.join(used)} need kind: chain (is {pol.kind})"))
         if step.hedge is not None and step.retries:
             problems.append(Problem(f"{spath}.retries", "hedged models are not retried (the other one is the retry)"))
         if step.hedge is not None and (step.gate or step.deadline_s is not None or isinstance(step.on_failure, dict)):
@@ -425,20 +443,22 @@ def _chain_problems(
             problems.append(Problem(f"{spath}.deadline_s", f"'budget' needs tasks[{cat}].latency_budget_s"))
         if step.on_deadline is not None and step.deadline_s is None:
             problems.append(Problem(f"{spath}.on_deadline", "needs deadline_s"))
-        gated = step_gated(pol, step, s, len(steps))
+        gated = step_gated(pol, step, s, n)
         if gated and task is not None and task.validator is None:
             problems.append(Problem(f"{spath}", f"a gated step needs tasks[{cat}].validator (catch, false_reject)"))
+        if step.on_reject is None and step.on_deadline is None and step.on_failure is None:
+            continue  # no targets to check (the checks below all need one)
         targets = [("on_reject", step.on_reject), ("on_deadline", step.on_deadline)]
         if isinstance(step.on_failure, dict):
             targets += [(f"on_failure.{t}", v) for t, v in step.on_failure.items()]
         else:
             targets.append(("on_failure", step.on_failure))
         for trig, tgt in targets:
-            if isinstance(tgt, int) and not (s < tgt < len(steps)):
+            if isinstance(tgt, int) and not (s < tgt < n):
                 problems.append(
                     Problem(
                         f"{spath}.{trig}",
-                        f"step {tgt} is not a later step of this chain (steps {s + 1}..{len(steps) - 1});"
+                        f"step {tgt} is not a later step of this chain (steps {s + 1}..{n - 1});"
                         " chains only go forward, so they cannot loop",
                     )
                 )
@@ -449,6 +469,9 @@ def _chain_problems(
         if step.on_reject is not None and not gated:
             problems.append(Problem(f"{spath}.on_reject", "an ungated step never rejects (set gate: true)"))
     return problems
+
+
+_CHAIN_ONLY = ("gate", "on_reject", "on_failure", "hedge", "deadline_s", "on_deadline", "latency_target_s")
 
 
 def constraint_checks(data: Mapping[str, Any], tasks: list) -> list[Problem]:

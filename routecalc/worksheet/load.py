@@ -16,11 +16,20 @@ from pydantic import ValidationError
 
 from routecalc import limits
 from routecalc.errors import MAX_PROBLEMS, InputError, Problem, WorksheetError, field_path
+from routecalc.gcpause import gc_paused
 from routecalc.limits import short_repr
 from routecalc.worksheet.checks import cross_checks, section
 from routecalc.worksheet.operations import operations_problems
 from routecalc.worksheet.overlay import apply_overlay
-from routecalc.worksheet.schema import ROUTE_TAGS, SCHEMA_VERSION, ModelSpec, PolicySpec, TaskSpec, Worksheet
+from routecalc.worksheet.schema import (
+    ROUTE_TAGS,
+    SCHEMA_VERSION,
+    ClassifierSpec,
+    ModelSpec,
+    PolicySpec,
+    TaskSpec,
+    Worksheet,
+)
 from routecalc.worksheet.strict_yaml import parse_yaml
 from routecalc.worksheet.tasks_csv import tasks_from_csv
 
@@ -51,6 +60,7 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> tuple[list[P
     return problems, max(n - MAX_PROBLEMS, 0)
 
 
+@gc_paused()
 def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | None = None) -> Worksheet:
     """Validate parsed worksheet data; raise WorksheetError listing every problem with its field path."""
     if not isinstance(data, dict):
@@ -75,10 +85,17 @@ def validate_worksheet(data: Any, source: str = "worksheet", base_dir: Path | No
     except ValidationError as err:
         listed, unlisted = _pydantic_problems(err)
         problems += listed
-    models, _ = section(data, "models", ModelSpec)
-    tasks, _ = section(data, "tasks", TaskSpec)
-    policies, _ = section(data, "policies", PolicySpec)
-    problems += cross_checks(data, models, tasks, policies)
+    if worksheet is not None:  # every item is valid: the sections are the worksheet's own (not validated again)
+        models, tasks, policies, classifiers = (
+            list(enumerate(items))
+            for items in (worksheet.models, worksheet.tasks, worksheet.policies, worksheet.classifiers)
+        )
+    else:  # each item on its own, so cross checks run on the valid ones
+        models, _ = section(data, "models", ModelSpec)
+        tasks, _ = section(data, "tasks", TaskSpec)
+        policies, _ = section(data, "policies", PolicySpec)
+        classifiers, _ = section(data, "classifiers", ClassifierSpec)
+    problems += cross_checks(data, models, tasks, policies, classifiers)
     problems += operations_problems(data)
     if problems or worksheet is None:
         raise WorksheetError(source, problems, unlisted)

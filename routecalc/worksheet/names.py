@@ -36,6 +36,8 @@ def forbidden_char(text: str, allow_newlines: bool = False) -> str | None:
 
 
 def _name(value: str) -> str:
+    if value.isprintable():  # every forbidden character is non-printable (Cc, Cf, Zl, Zp): the common case, fast
+        return value
     problem = forbidden_char(value)
     if problem:
         raise ValueError(f"{problem}; names are shown in terminals, charts and router configs: use printable text")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from routecalc.worksheet.base import (
     NonNegative,
@@ -36,17 +37,15 @@ class StepSpec(_Strict):
     latency_target_s: Positive | None = None
     batch_share: Probability | None = None  # share of requests this step sends through the batch API (task's)
 
-    @model_validator(mode="before")
+    @field_validator("on_failure", mode="before")
     @classmethod
-    def _keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("on_failure"), dict):
-            data = {**data, "on_failure": {_error_key(k): v for k, v in data["on_failure"].items()}}
-        return data
+    def _keys(cls, value: Any) -> Any:
+        """Error types as YAML reads them (``429:``, ``500:``) -> their names; only called when given."""
+        return {_error_key(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _one(self) -> StepSpec:
-        given = [k for k in ("model", "tool", "hedge") if getattr(self, k) is not None]
-        if len(given) != 1:
+        if (self.model is not None) + (self.tool is not None) + (self.hedge is not None) != 1:
             raise ValueError("a step names exactly one of model, tool, hedge")
         if self.hedge is not None and self.hedge[0] == self.hedge[1]:
             raise ValueError("hedge: two different models")
@@ -153,10 +152,27 @@ for _model in (Rule, SplitArm, Router):
     _model.model_rebuild()
 
 
+@functools.lru_cache(maxsize=4096)
+def _named_step(name: str) -> StepSpec | None:
+    """The step a bare model name stands for, validated once per name (frozen, so every route naming the model
+    shares it; a big worksheet names a handful of models tens of thousands of times). None if the name is not
+    valid: the step is then validated where it is written, so the error has its field path."""
+    try:
+        return StepSpec.model_validate({"model": name})
+    except ValidationError:
+        return None
+
+
+def _step_shorthand(name: str) -> StepSpec | dict[str, str]:
+    step = _named_step(name)
+    return step if step is not None else {"model": name}
+
+
 def _route_shorthand(route: Any) -> Any:
-    """A model name, one step, or a list of names/steps -> a list of step dicts; routers recurse."""
+    """A model name, one step, or a list of names/steps -> a list of steps (a bare name's validated step, else a
+    dict); routers recurse."""
     if isinstance(route, str):
-        return [{"model": route}]
+        return [_step_shorthand(route)]
     if isinstance(route, dict) and any(k in route for k in ("split", "rules", "classifier")):
         out = dict(route)
         if isinstance(out.get("split"), list):
@@ -175,7 +191,7 @@ def _route_shorthand(route: Any) -> Any:
     if isinstance(route, dict):
         return [route]
     if isinstance(route, list):
-        return [{"model": s} if isinstance(s, str) else s for s in route]
+        return [_step_shorthand(s) if isinstance(s, str) else s for s in route]
     return route
 
 
