@@ -52,21 +52,38 @@ def hist_quantiles(hist: np.ndarray, qs: np.ndarray | list[float], bins: int | N
     flat = hist.reshape(-1, B)
     q_flat = np.broadcast_to(qs, (*lead, Q)).reshape(-1, Q)
     out = np.empty((flat.shape[0], Q))
-    block = max(1, 2**22 // max(1, B * Q))  # rows per block: temporaries stay under ~4M entries (~70 MB)
+    block = max(1, 2**17 // max(1, B))  # rows per block: temporaries stay in cache (~1 MB)
     for a in range(0, flat.shape[0], block):
-        out[a : a + block] = _quantile_rows(flat[a : a + block].astype(float), q_flat[a : a + block], bins)
+        out[a : a + block] = _quantile_rows(flat[a : a + block], q_flat[a : a + block], bins)
     return out.reshape(*lead, Q)
 
 
+def _first_reaching(cum: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per row of ``cum`` ``(N, B)`` (non-decreasing) and each of its targets ``(N, Q)``: the first bin whose
+    cumulative count reaches the target (``B`` if none), by a binary search over all rows at once."""
+    N, B = cum.shape
+    rows = np.arange(N)[:, None]
+    lo = np.zeros(target.shape, dtype=np.int64)
+    hi = np.full(target.shape, B, dtype=np.int64)
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        below = cum[rows, np.minimum(mid, B - 1)] < target
+        lo = np.where(open_ & below, mid + 1, lo)
+        hi = np.where(open_ & ~below, mid, hi)
+
+
 def _quantile_rows(counts: np.ndarray, qs: np.ndarray, bins: int) -> np.ndarray:
-    """:func:`hist_quantiles` for histograms ``(N, B)`` and quantiles ``(N, Q)``."""
-    total = counts.sum(-1, keepdims=True)
-    cum = np.cumsum(counts, axis=-1)
+    """:func:`hist_quantiles` for histograms ``(N, B)`` (counts) and quantiles ``(N, Q)``."""
+    cum = np.cumsum(counts, axis=-1, dtype=np.float64)
+    total = cum[:, -1:]
     target = np.maximum(qs * total, 1e-9)  # (N, Q); q = 0 means the first non-empty bin
-    # first bin whose cumulative count reaches the target
-    idx = np.minimum((cum[:, None, :] < target[:, :, None]).sum(-1), counts.shape[-1] - 1)
-    below = np.take_along_axis(cum, idx, -1) - np.take_along_axis(counts, idx, -1)
-    inbin = np.take_along_axis(counts, idx, -1)
+    idx = np.minimum(_first_reaching(cum, target), counts.shape[-1] - 1)
+    rows = np.arange(counts.shape[0])[:, None]
+    inbin = counts[rows, idx].astype(np.float64)
+    below = cum[rows, idx] - inbin
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.clip(np.where(inbin > 0, (target - below) / inbin, 0.5), 0, 1)
         out = LAT_MIN_S * 10 ** ((idx + frac) / bins)
