@@ -53,6 +53,29 @@ def _root(
     _state.warned.clear()
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning each block over 128 KiB to the kernel.
+
+    The engines' numpy passes make and drop chunk-sized temporaries (0.5 MB each) thousands of times; by default
+    each one is mapped, faulted in page by page and unmapped again (about 300,000 page faults, a fifth of the CPU
+    of `compare` on 500 categories x 50 policies). A command runs for seconds, so keeping up to 256 MB of freed
+    memory costs little. Only the CLI does this (a library does not tune its host's allocator); elsewhere: nothing.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h
+        libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        return
+
+
 def main() -> None:
     """Console-script entry point."""
+    _keep_freed_memory()
     app()

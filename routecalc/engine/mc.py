@@ -376,10 +376,10 @@ class _Chunk:
         self.router = bool(np.isfinite(ch.lane_latency_mu).any() or ch.lane_cost_call.any() or ch.lane_cost_token.any())
         self.router_normal = bool((ch.lane_latency_sigma > 0).any())
         self.batch = any(bool((T.batch_share > 0).any()) for T in self.tables)
-        # the compiled walk reads answer latencies from one table of rows per (step, model), filled once per chunk
+        # the walks read answer latencies from one table of rows per (step, model), filled once per chunk
         self.row_pairs: list[tuple[int, int]] = []
         self.row_of: list[np.ndarray] = []
-        if engine == "numba" and not self.hedged:
+        if not self.hedged:
             Smax = ch.shape[3]
             used = np.zeros((Smax, len(problem.models.names)), dtype=bool)
             for T in self.tables:
@@ -496,8 +496,8 @@ class _Chunk:
             yield p, key, T, w, router
 
     def _row_table(self, req: Requests, ws: Workspace, latency: _Latency) -> np.ndarray | None:
-        """For the compiled walk: the answer latencies of every (step, model) any policy uses, ``(R, n)``, in the
-        order of ``row_pairs`` (None: no such table, or it would not fit ``LATENCY_CACHE_BYTES``)."""
+        """The answer latencies of every (step, model) any policy uses, ``(R, n)``, in the order of ``row_pairs``
+        (None: no such table, or it would not fit ``LATENCY_CACHE_BYTES``)."""
         R = sum(1 for s, _ in self.row_pairs if s < req.S)
         n = req.cat.size
         if R == 0 or R * n * 8 > LATENCY_CACHE_BYTES:
@@ -526,7 +526,7 @@ class _Chunk:
         """Policy ``p``'s lane keys for the requests, their walk draws (answer latency and, where outcomes are not
         independent, pass probabilities, in ``ws`` buffers reused by the next call) and the walk's settings.
         ``latency``: the chunk's caches from :meth:`latencies` (made here when not given); ``table``: the
-        compiled walk's table of answer latencies (:meth:`_row_table`), read in place instead."""
+        chunk's table of answer latencies (:meth:`_row_table`), read in place instead."""
         pr, mt, sg, oc = self.problem, self.problem.models, self.problem.segments, self.problem.outcomes
         ch = pr.chains
         _, C, L, _ = ch.shape

@@ -308,7 +308,7 @@ class Draws:
     alat_b: np.ndarray | None = None
     q_b: np.ndarray | None = None
     u_batch: np.ndarray | None = None  # (n,) batch uniform per request (None: no step batches)
-    # (S, K) int64, compiled walk only: ``alat`` is a table of rows and step s of key k reads row alat_row[s, k]
+    # (S, K) int64: ``alat`` is a table of rows and step s of key k reads row alat_row[s, k] (None: row s)
     alat_row: np.ndarray | None = None
 
 
@@ -387,16 +387,18 @@ def _step_numpy(
     K = T.model.shape[1]
     rows: Any = slice(None) if all_rows else index
     k = key[rows]
-    u, w, answer_lat, xs, ys = d.u_fail[s, rows], d.u_good[s, rows], d.alat[s, rows], x[rows], y[rows]
+    u, w, xs, ys = d.u_fail[s, rows], d.u_good[s, rows], x[rows], y[rows]
+    # answer latency: row s, or from a table of rows the key's row at this step
+    answer_lat = d.alat[s, rows] if d.alat_row is None else d.alat[d.alat_row[s, k], index]
     kc = np.bincount(k, minlength=K)
     per_row = _PerRow(s, k, kc, bool(k.size < 2 or (k[1:] >= k[:-1]).all()))
     ns = k.size
     out.tries[s] += kc
-    mode = _mode(per_row(T.long_above), per_row(T.batch_share), xs, d, rows) if T.moded else None
-    price = lambda a: per_row(a[0]) if mode is None else a[mode, s, k]
+    mode = _mode(per_row.param(T.long_above), per_row.param(T.batch_share), xs, d, rows) if T.moded else None
+    price = lambda a: per_row.param(a[0]) if mode is None else a[mode, s, k]
 
     # 0. prompts longer than the window skip the step
-    skip = xs > per_row(T.window)
+    skip = xs > per_row.param(T.window)
     live = None
     if skip.any():
         sk = np.flatnonzero(skip)
@@ -420,7 +422,7 @@ def _step_numpy(
             down = None
 
     # 1. provider tries
-    drawn = (u < per_row(T.fail)) & ~skip
+    drawn = (u < per_row.param(T.fail)) & ~skip
     if unavailable is not None:
         drawn &= ~unavailable
     failing = np.flatnonzero(drawn if down is None else drawn | down)
@@ -485,13 +487,13 @@ def _step_numpy(
     p_in = price(T.price_in_eff)
     tokens = xs * p_in
     tokens += ys * price(T.price_out)
-    tokens += per_row(T.call_cost)
+    tokens += per_row.param(T.call_cost)
     answered = np.ones(ns, dtype=bool) if live is None else live
     out.successes[s] += np.bincount(k[answered], minlength=K)
-    out.slow[s] += np.bincount(k[answered & (answer_lat > per_row(T.timeout_s))], minlength=K)
+    out.slow[s] += np.bincount(k[answered & (answer_lat > per_row.param(T.timeout_s))], minlength=K)
     late = None
     if np.isfinite(T.deadline_s[s]).any():
-        deadline = per_row(T.deadline_s)
+        deadline = per_row.param(T.deadline_s)
         late = answered & (answer_lat > deadline)
         if late.any():
             billed = (tokens, xs * p_in, np.zeros(ns))[cfg.deadline_billing]
@@ -504,10 +506,12 @@ def _step_numpy(
             live = answered & ~late
         else:
             late = None
-    qs = per_row(T.q) if d.q is None else d.q[s, rows]
+    qs = per_row.param(T.q) if d.q is None else d.q[s, rows]
     good = w < qs
-    gated = per_row(T.gated).astype(bool)
-    reject = gated & (good & (w < qs * per_row(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row(T.catch)))
+    gated = per_row.param(T.gated).astype(bool)
+    reject = gated & (
+        good & (w < qs * per_row.param(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row.param(T.catch))
+    )
     if live is not None:  # abandoned, skipped or late: nothing delivered here
         if late is None:
             tokens *= live
@@ -523,8 +527,10 @@ def _step_numpy(
 
     # 3. gate
     if T.gated[s].any():
-        g = gated * (per_row(T.gate_cost_call) + (xs + ys * per_row(T.ratio)) * per_row(T.gate_cost_token))
-        g_lat = gated * per_row(T.gate_latency_s)
+        g = gated * (
+            per_row.param(T.gate_cost_call) + (xs + ys * per_row.param(T.ratio)) * per_row.param(T.gate_cost_token)
+        )
+        g_lat = gated * per_row.param(T.gate_latency_s)
         cost[rows] += spend + g
         lat[rows] += step_lat + g_lat
         gate[rows] += g
@@ -655,6 +661,13 @@ class _PerRow:
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         return np.repeat(a[self.s], self.counts) if self.ordered else a[self.s][self.k]
+
+    def param(self, a: np.ndarray) -> np.ndarray | np.generic:
+        """The same, or one scalar when every key has the same value (it broadcasts alike, without a pass)."""
+        row = a[self.s]
+        if row.size and (row == row[0]).all():
+            return row[0]
+        return self(a)
 
 
 def _route(rows: np.ndarray, target: np.ndarray, outcome: np.ndarray, at_step: np.ndarray) -> None:
