@@ -243,12 +243,18 @@ def assert_identical(a: routecalc.MonteCarlo, b: routecalc.MonteCarlo) -> None:
 
 
 @pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])
-def test_threads_do_not_change_a_bit(make) -> None:
+@pytest.mark.parametrize(
+    ("n", "threads"),
+    [(3 * CHUNK + 1_234, 2), (CHUNK + 10, 2), (2 * CHUNK, 3)],
+    ids=["threads-share-chunks", "threads-share-policies", "three-threads-share-policies"],
+)
+def test_threads_do_not_change_a_bit(make, n: int, threads: int) -> None:
+    """Many chunks: each thread walks whole chunks; fewer chunks than twice the threads: the threads share each
+    chunk's policies. Either way the bytes of a one-thread run."""
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
-    n = 3 * CHUNK + 1_234
     one = routecalc.simulate(problem, n, np.random.default_rng(9), threads=1, engine="numpy")
-    two = routecalc.simulate(problem, n, np.random.default_rng(9), threads=2, engine="numpy")
-    assert_identical(one, two)
+    more = routecalc.simulate(problem, n, np.random.default_rng(9), threads=threads, engine="numpy")
+    assert_identical(one, more)
 
 
 @pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])

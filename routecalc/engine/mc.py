@@ -392,8 +392,17 @@ class _Chunk:
                 np.ascontiguousarray(slot[np.arange(Smax)[:, None], np.maximum(T.model, 0)]) for T in self.tables
             ]
 
-    def __call__(self, rng: np.random.Generator, n: int, ws: Workspace) -> _Partial:
-        """One chunk: draw ``n`` requests, walk them through every policy, sum per category."""
+    def __call__(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        ws: Workspace,
+        pool: ThreadPoolExecutor | None = None,
+        local: threading.local | None = None,
+    ) -> _Partial:
+        """One chunk: draw ``n`` requests, walk them through every policy, sum per category. With a ``pool``
+        (and ``local``, each worker's workspace), the policies are walked in parallel: the same sums, since each
+        policy's go to its own rows and the shared counts are integers added under the lock."""
         req = self.draw(rng, n, ws)
         P, C, _, _ = self.problem.chains.shape
         M = len(self.problem.models.names)
@@ -407,8 +416,19 @@ class _Chunk:
             successes=np.zeros(M),
             slow=np.zeros(M),
         )
-        for p, key, T, w, router in self.walks(req, ws, summed=True):
+        if pool is None:
+            for p, key, T, w, router in self.walks(req, ws, summed=True):
+                self._collect(p, w, req.counts, key, T, part, router)
+            return part
+        latency = self.latencies(req)
+        table = self._row_table(req, ws, latency[0])
+
+        def one(p: int) -> None:
+            key, T, w, router = self._walk(p, req, _workspace(local), None, latency, table, True)
             self._collect(p, w, req.counts, key, T, part, router)
+
+        for future in [pool.submit(one, p) for p in range(P)]:
+            future.result()
         return part
 
     def draw(
@@ -482,18 +502,32 @@ class _Chunk:
         """
         latency = self.latencies(req)
         table = self._row_table(req, ws, latency[0])
-        for p, T in enumerate(self.tables):
-            key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency, table)
-            if self.packed[p] is not None:
-                per_request = not summed or self.router or p in self.step_rows
-                w = walk_numba(
-                    T, key, req.cat, req.x, req.y, draws, cfg, ws, self.packed[p], per_request=per_request,
-                    bins=0 if per_request else self.bins,
-                )  # fmt: skip
-            else:
-                w = walk_numpy(T, key, req.cat, req.x, req.y, draws, cfg, ws)
-            router = self._router(p, key, req.x, req.n_router, w) if self.router else None
-            yield p, key, T, w, router
+        for p in range(len(self.tables)):
+            yield p, *self._walk(p, req, ws, outcome, latency, table, summed)
+
+    def _walk(
+        self,
+        p: int,
+        req: Requests,
+        ws: Workspace,
+        outcome: np.ndarray | None,
+        latency: tuple[_Latency, _Latency | None],
+        table: np.ndarray | None,
+        summed: bool,
+    ) -> tuple[np.ndarray, StepTable, Walked, np.ndarray | None]:
+        """Policy ``p``'s walk of the chunk (see :meth:`walks`): lane keys, step table, walk, router cost."""
+        T = self.tables[p]
+        key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency, table)
+        if self.packed[p] is not None:
+            per_request = not summed or self.router or p in self.step_rows
+            w = walk_numba(
+                T, key, req.cat, req.x, req.y, draws, cfg, ws, self.packed[p], per_request=per_request,
+                bins=0 if per_request else self.bins,
+            )  # fmt: skip
+        else:
+            w = walk_numpy(T, key, req.cat, req.x, req.y, draws, cfg, ws)
+        router = self._router(p, key, req.x, req.n_router, w) if self.router else None
+        return key, T, w, router
 
     def _row_table(self, req: Requests, ws: Workspace, latency: _Latency) -> np.ndarray | None:
         """The answer latencies of every (step, model) any policy uses, ``(R, n)``, in the order of ``row_pairs``
@@ -671,8 +705,9 @@ class _Chunk:
             np.add.at(part.calls[p], (kb // L, T.b_model[:S][hb]), w.tries_b[:S][hb])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
-        np.add.at(part.successes, mdl, w.successes[:S][valid])
-        np.add.at(part.slow, mdl, w.slow[:S][valid])
+        with self.lock:  # shared by the policies (integer counts: the order of adding does not matter)
+            np.add.at(part.successes, mdl, w.successes[:S][valid])
+            np.add.at(part.slow, mdl, w.slow[:S][valid])
         B = DECADES * self.bins
         if w.bin_key is not None:
             key = w.bin_key
@@ -710,6 +745,15 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _workspace(local: threading.local | None) -> Workspace:
+    """This thread's workspace (made on first use)."""
+    if local is None:
+        return Workspace()
+    if not hasattr(local, "ws"):
+        local.ws = Workspace()
+    return local.ws
 
 
 def _child(rng: np.random.Generator, k: int) -> np.random.Generator:
@@ -781,13 +825,21 @@ def simulate(
     done = ss.n_children_spawned
     local = threading.local()
 
-    def run(i: int) -> _Partial:
-        if not hasattr(local, "ws"):
-            local.ws = Workspace()
-        return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), local.ws)
+    threads = threads or default_threads()
+
+    def run(i: int, pool: ThreadPoolExecutor | None = None) -> _Partial:
+        return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), _workspace(local), pool, local)
+
+    def parts() -> Iterator[_Partial]:
+        if threads > 1 and P > 1 and n_chunks < 2 * threads:  # few chunks: the threads share each chunk's policies
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="routecalc-mc") as pool:
+                for i in range(n_chunks):
+                    yield run(i, pool)
+        else:
+            yield from _ordered(run, n_chunks, threads)
 
     total: _Partial | None = None
-    for i, part in enumerate(_ordered(run, n_chunks, threads or default_threads())):
+    for i, part in enumerate(parts()):
         if total is None:
             total = part
         else:
