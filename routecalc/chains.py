@@ -587,17 +587,7 @@ class _Rows:
         p, c, lane = at
         for s, step in enumerate(steps):
             self.at.append((p, c, lane, s))
-            if (
-                step.tool is None
-                and step.hedge is None
-                and step.gate is None
-                and step.on_reject is None
-                and step.on_failure is None
-                and step.deadline_s is None
-                and step.on_deadline is None
-                and step.latency_target_s is None
-                and step.batch_share is None
-            ):
+            if step.bare and step.batch_share is None:
                 key = (step.model, step.retries, s, n, pol.kind, pol.final_reject, policy_retries, overflow_next)
                 row = self.plain.get(key)
                 if row is None:

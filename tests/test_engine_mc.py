@@ -248,9 +248,12 @@ def assert_identical(a: routecalc.MonteCarlo, b: routecalc.MonteCarlo) -> None:
     [(3 * CHUNK + 1_234, 2), (CHUNK + 10, 2), (2 * CHUNK, 3)],
     ids=["threads-share-chunks", "threads-share-policies", "three-threads-share-policies"],
 )
-def test_threads_do_not_change_a_bit(make, n: int, threads: int) -> None:
-    """Many chunks: each thread walks whole chunks; fewer chunks than twice the threads: the threads share each
-    chunk's policies. Either way the bytes of a one-thread run."""
+def test_threads_do_not_change_a_bit(make, n: int, threads: int, monkeypatch) -> None:
+    """Many chunks: each thread walks whole chunks; fewer chunks than twice the threads (and enough work in each,
+    lowered to nothing here): the threads share each chunk's policies. Either way the bytes of a one-thread run."""
+    from routecalc.engine import mc
+
+    monkeypatch.setattr(mc, "POLICY_THREADS_WORK", 0)
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
     one = routecalc.simulate(problem, n, np.random.default_rng(9), threads=1, engine="numpy")
     more = routecalc.simulate(problem, n, np.random.default_rng(9), threads=threads, engine="numpy")
@@ -258,7 +261,8 @@ def test_threads_do_not_change_a_bit(make, n: int, threads: int) -> None:
 
 
 @pytest.mark.parametrize("make", [rich_sheet, joint_sheet], ids=["independent", "joint"])
-def test_compiled_walk_gives_the_same_bytes(make) -> None:
+def test_compiled_walk_gives_the_same_bytes(make, monkeypatch) -> None:
+    from routecalc.engine import mc
     from routecalc.engine.compiled import numba_available
 
     if not numba_available():
@@ -268,6 +272,9 @@ def test_compiled_walk_gives_the_same_bytes(make) -> None:
     plain = routecalc.simulate(problem, n, np.random.default_rng(4), threads=1, engine="numpy")
     compiled = routecalc.simulate(problem, n, np.random.default_rng(4), threads=2, engine="numba")
     assert_identical(plain, compiled)
+    monkeypatch.setattr(mc, "POLICY_THREADS_WORK", 0)  # the threads share each chunk's policies
+    shared = routecalc.simulate(problem, n, np.random.default_rng(4), threads=2, engine="numba")
+    assert_identical(plain, shared)
 
 
 def test_rng_spawn_contract() -> None:

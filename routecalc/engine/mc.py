@@ -62,6 +62,7 @@ from routecalc.outcomes import LATENT
 CHUNK = 2**16  # requests per chunk (and per child generator): part of the reproducibility contract
 MAX_SAMPLES = limits.MAX_SAMPLES  # histogram counts are int32
 NEVER_S = 1e300  # a tool's timeout: it never times out
+POLICY_THREADS_WORK = 2**20  # request-policies per chunk from which few chunks are shared out by policy
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed);
 # below, loading it (~0.3 s, ~100 MB of RSS for LLVM) costs about what it saves
 
@@ -831,7 +832,8 @@ def simulate(
         return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), _workspace(local), pool, local)
 
     def parts() -> Iterator[_Partial]:
-        if threads > 1 and P > 1 and n_chunks < 2 * threads:  # few chunks: the threads share each chunk's policies
+        if threads > 1 and n_chunks < 2 * threads and min(samples, CHUNK) * P >= POLICY_THREADS_WORK:
+            # few chunks but much work in each: the threads share each chunk's policies
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="routecalc-mc") as pool:
                 for i in range(n_chunks):
                     yield run(i, pool)

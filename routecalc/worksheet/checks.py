@@ -400,16 +400,7 @@ def _chain_problems(
                         f"no pass rate for ({short_repr(cat)}, {short_repr(name)}): add tasks[..].pass_rates.{name}",
                     )
                 )
-        if (
-            step.tool is None
-            and step.hedge is None
-            and step.gate is None
-            and step.on_reject is None
-            and step.on_failure is None
-            and step.deadline_s is None
-            and step.on_deadline is None
-            and step.latency_target_s is None
-        ):  # a model and nothing that can be misplaced (most steps): only a gate without a validator is left
+        if step.bare:  # a model and nothing that can be misplaced (most steps): only a gate without a validator is left
             if task is not None and task.validator is None and step_gated(pol, step, s, n):
                 problems.append(Problem(spath, f"a gated step needs tasks[{cat}].validator (catch, false_reject)"))
             continue

@@ -59,6 +59,21 @@ class StepSpec(_Strict):
         return [self.model] if self.model else [self.tool] if self.tool else list(self.hedge or [])
 
     @property
+    def bare(self) -> bool:
+        """A model and nothing else that can be misplaced (most steps): no tool, hedge, gate, targets, deadline or
+        latency target (a batch share may be set)."""
+        return (
+            self.tool is None
+            and self.hedge is None
+            and self.gate is None
+            and self.on_reject is None
+            and self.on_failure is None
+            and self.deadline_s is None
+            and self.on_deadline is None
+            and self.latency_target_s is None
+        )
+
+    @property
     def label(self) -> str:
         """How the step reads in output: ``gpt-4.1``, ``tool faq-cache``, ``hedge a | b``."""
         if self.model:
