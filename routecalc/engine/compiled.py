@@ -4,7 +4,7 @@ request at a time, as a numba kernel (``pip install routecalc[fast]``).
 Besides what the numpy walk returns, the kernel sums what the Monte Carlo engine needs while it walks, so a chunk
 is not read again: per category the sums of cost, cost², latency, latency², gate spend and deadline waste
 (``Walked.sums``), per (leg, step, key) the token spend (``Walked.tok_sums``) and, with ``bins``, per request its
-latency-histogram bin (``Walked.bin_key``). Each sum adds the requests in row order, as ``np.bincount`` does, so
+latency-histogram bin (``Walked.bin_key``), or its count in the caller's histogram (``Walked.binned``). Each sum adds the requests in row order, as ``np.bincount`` does, so
 :func:`routecalc.engine.mc.walk_sums` gives the same bits from the numpy walk's per-request arrays; a bin is defined
 by the histogram's edges (:func:`routecalc.engine.histogram.latency_bins`), not by a logarithm, so the two cannot
 disagree on it either.
@@ -75,12 +75,14 @@ def walk_numba(
     trace: bool = False,
     per_request: bool = True,
     bins: int = 0,
+    counts: np.ndarray | None = None,
 ) -> Walked:
     """:func:`~routecalc.engine.walk.walk_numpy`, compiled, plus the sums of the module docstring.
 
     ``bins``: the latency histogram's bins per decade, to fill ``Walked.bin_key`` (``category x B + bin``, ``B``
-    bins in all, :func:`~routecalc.engine.histogram.latency_bins`); 0: no bins. ``per_request=False``: leave the
-    per-request arrays unwritten (module docstring).
+    bins in all, :func:`~routecalc.engine.histogram.latency_bins`); 0: no bins. ``counts`` ``(C x B,)`` int32, with
+    ``bins``: count each request in its bin there instead (``Walked.binned``; no ``bin_key``).
+    ``per_request=False``: leave the per-request arrays unwritten (module docstring).
     """
     n = key.size
     S, K = T.model.shape
@@ -91,7 +93,9 @@ def walk_numba(
     out = _empty(n, S, K, C, cfg.n_models, ws, per_request_fill=False, trace=trace)
     sums = ws.get("sums", (C, len(SUMS)), fill=0.0)
     tok_sums = ws.get("tok_sums", (2, S, K), fill=0.0)
-    bin_key = ws.get("bin_key", (n if bins else 0,), np.int64)
+    bin_key = ws.get("bin_key", (n if bins and counts is None else 0,), np.int64)
+    if counts is None:
+        counts = np.zeros(0, dtype=np.int32)
     floats, ints = packed if packed is not None else pack(T)
     none = np.zeros((0, 0))
     none8 = np.zeros((0, 0), dtype=np.int8)
@@ -107,10 +111,12 @@ def walk_numba(
         out.cost, out.lat, out.gate, out.outcome, out.answer_model, out.esc, out.fb, out.ovf, out.late, out.waste,
         out.tokens, out.tokens_b, out.tries, out.tries_b, out.successes, out.slow, out.served, out.outcomes,
         out.escalated, out.fell_back, out.overflowed, out.lated, out.answered, out.served_at,
-        sums, tok_sums, edges, table, base, bin_key,
+        sums, tok_sums, edges, table, base, bin_key, counts,
         none8 if mask is None else mask, mask is not None, none8 if out.trace is None else out.trace, trace,
     )  # fmt: skip
-    return dataclasses.replace(out, sums=sums, tok_sums=tok_sums, bin_key=bin_key if bins else None)
+    return dataclasses.replace(
+        out, sums=sums, tok_sums=tok_sums, bin_key=bin_key if bin_key.size else None, binned=bool(bins and counts.size)
+    )
 
 
 def _rows(alat_row: np.ndarray | None, S: int, K: int) -> np.ndarray:
@@ -141,7 +147,7 @@ def _compile(hedging: bool, summed: bool) -> Any:
         batched, steps, backoff, human_cost, human_latency, bill, deadline_billing, n_models, per_request,
         cost, lat, gate, outcome, answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b,
         successes, slow, served, n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at,
-        sums, tok_sums, edges, table, base, bin_key, mask, has_mask, trace, want_trace,
+        sums, tok_sums, edges, table, base, bin_key, hist, mask, has_mask, trace, want_trace,
     ):  # fmt: skip
         B = edges.size - 1  # histogram bins (0: none)
         bits = np.zeros(1)  # a latency's float64 bits, for its bin (histogram.bin_table)
@@ -456,7 +462,10 @@ def _compile(hedging: bool, summed: bool) -> Any:
                     bits[0] = li
                     j = (ibits[0] >> GUESS_SHIFT) - base
                     b = int(table[j, 1]) + (1 if li >= table[j, 0] else 0)
-                bin_key[i] = c * B + b
+                if hist.size:
+                    hist[c * B + b] += 1
+                else:
+                    bin_key[i] = c * B + b
             n_outcome[c, oi] += 1
             if e_i:
                 n_esc[c] += 1

@@ -62,6 +62,7 @@ from routecalc.outcomes import LATENT
 CHUNK = 2**16  # requests per chunk (and per child generator): part of the reproducibility contract
 MAX_SAMPLES = limits.MAX_SAMPLES  # histogram counts are int32
 NEVER_S = 1e300  # a tool's timeout: it never times out
+THREAD_HIST_BYTES = 16 * 2**20  # histograms up to this size get a copy per thread (added up at the end)
 POLICY_THREADS_WORK = 2**20  # request-policies per chunk from which few chunks are shared out by policy
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed);
 # below, loading it (~0.3 s, ~100 MB of RSS for LLVM) costs about what it saves
@@ -350,6 +351,8 @@ class _Chunk:
     def __init__(self, problem: RoutingProblem, bins: int, hist: np.ndarray, lock: threading.Lock, engine: str):
         self.problem, self.bins, self.hist, self.lock = problem, bins, hist, lock
         self.step_hist: np.ndarray | None = None  # set by simulate when some policy has per-step targets
+        # the compiled walk counts latencies straight into per-thread histograms when they are small
+        self.thread_hist = engine == "numba" and hist.nbytes <= THREAD_HIST_BYTES
         self.step_rows: dict[int, int] = {}
         self.tables = step_tables(problem)
         self.packed = [pack(T) for T in self.tables] if engine == "numba" else [None] * len(self.tables)
@@ -399,10 +402,10 @@ class _Chunk:
         n: int,
         ws: Workspace,
         pool: ThreadPoolExecutor | None = None,
-        local: threading.local | None = None,
+        spaces: _Workspaces | None = None,
     ) -> _Partial:
         """One chunk: draw ``n`` requests, walk them through every policy, sum per category. With a ``pool``
-        (and ``local``, each worker's workspace), the policies are walked in parallel: the same sums, since each
+        (and ``spaces``, the workers' workspaces), the policies are walked in parallel: the same sums, since each
         policy's go to its own rows and the shared counts are integers added under the lock."""
         req = self.draw(rng, n, ws)
         P, C, _, _ = self.problem.chains.shape
@@ -425,7 +428,8 @@ class _Chunk:
         table = self._row_table(req, ws, latency[0])
 
         def one(p: int) -> None:
-            key, T, w, router = self._walk(p, req, _workspace(local), None, latency, table, True)
+            assert spaces is not None
+            key, T, w, router = self._walk(p, req, spaces.get(), None, latency, table, True)
             self._collect(p, w, req.counts, key, T, part, router)
 
         for future in [pool.submit(one, p) for p in range(P)]:
@@ -521,9 +525,13 @@ class _Chunk:
         key, draws, cfg = self.walk_inputs(p, req, ws, outcome, latency, table)
         if self.packed[p] is not None:
             per_request = not summed or self.router or p in self.step_rows
+            counts = None
+            if self.thread_hist and not per_request:  # counted straight into this thread's histograms
+                P, C = self.hist.shape[:2]
+                counts = ws.accumulator("hist", (P, C * self.hist.shape[2]), np.int32)[p]
             w = walk_numba(
                 T, key, req.cat, req.x, req.y, draws, cfg, ws, self.packed[p], per_request=per_request,
-                bins=0 if per_request else self.bins,
+                bins=0 if per_request else self.bins, counts=counts,
             )  # fmt: skip
         else:
             w = walk_numpy(T, key, req.cat, req.x, req.y, draws, cfg, ws)
@@ -710,6 +718,8 @@ class _Chunk:
             np.add.at(part.successes, mdl, w.successes[:S][valid])
             np.add.at(part.slow, mdl, w.slow[:S][valid])
         B = DECADES * self.bins
+        if w.binned:  # counted by the compiled walk in this thread's histograms (added up in simulate)
+            return
         if w.bin_key is not None:
             key = w.bin_key
         else:
@@ -748,13 +758,21 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _workspace(local: threading.local | None) -> Workspace:
-    """This thread's workspace (made on first use)."""
-    if local is None:
-        return Workspace()
-    if not hasattr(local, "ws"):
-        local.ws = Workspace()
-    return local.ws
+class _Workspaces:
+    """One workspace per thread, made on first use; every one listed (their histograms are added up at the end)."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.made: list[Workspace] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> Workspace:
+        ws = getattr(self.local, "ws", None)
+        if ws is None:
+            ws = self.local.ws = Workspace()
+            with self.lock:
+                self.made.append(ws)
+        return ws
 
 
 def _child(rng: np.random.Generator, k: int) -> np.random.Generator:
@@ -765,7 +783,7 @@ def _child(rng: np.random.Generator, k: int) -> np.random.Generator:
     """
     ss = rng.bit_generator.seed_seq
     child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, k), pool_size=ss.pool_size)
-    return np.random.Generator(type(rng.bit_generator)(child))
+    return np.random.Generator(np.random.SFC64(child))
 
 
 def _ordered(fn: Callable[[int], _Partial], n: int, threads: int) -> Iterator[_Partial]:
@@ -824,12 +842,11 @@ def simulate(
     if not isinstance(ss, np.random.SeedSequence):
         raise ValueError("simulate needs a generator seeded through a SeedSequence (numpy.random.default_rng)")
     done = ss.n_children_spawned
-    local = threading.local()
-
+    spaces = _Workspaces()
     threads = threads or default_threads()
 
     def run(i: int, pool: ThreadPoolExecutor | None = None) -> _Partial:
-        return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), _workspace(local), pool, local)
+        return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), spaces.get(), pool, spaces)
 
     def parts() -> Iterator[_Partial]:
         if threads > 1 and n_chunks < 2 * threads and min(samples, CHUNK) * P >= POLICY_THREADS_WORK:
@@ -850,6 +867,10 @@ def simulate(
             progress(min((i + 1) * CHUNK, samples), samples)
     assert total is not None
     ss.spawn(n_chunks)  # leave the parent as rng.spawn(n_chunks) would: a second run draws new numbers
+    for ws in spaces.made:  # the compiled walk's per-thread histograms (integer counts: any order)
+        counted = ws.accumulated("hist")
+        if counted is not None:
+            hist += counted.reshape(hist.shape)
     mc = _finish(total, samples, hist, bins, M, problem.chains.human_cost)
     return replace(mc, step_hist=chunk.step_hist, step_policies=targeted) if targeted else mc
 

@@ -195,6 +195,7 @@ class Walked:
     sums: np.ndarray | None = None
     tok_sums: np.ndarray | None = None
     bin_key: np.ndarray | None = None
+    binned: bool = False  # the compiled walk counted each request in the caller's latency histogram
 
 
 class Workspace:
@@ -206,6 +207,18 @@ class Workspace:
 
     def __init__(self) -> None:
         self._bufs: dict[str, np.ndarray] = {}
+        self._accs: dict[str, np.ndarray] = {}
+
+    def accumulator(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A zeroed array made on first use and kept as it is: the caller adds into it across calls."""
+        buf = self._accs.get(name)
+        if buf is None:
+            buf = self._accs[name] = np.zeros(shape, dtype=dtype)
+        return buf
+
+    def accumulated(self, name: str) -> np.ndarray | None:
+        """The accumulator ``name``, if it was made."""
+        return self._accs.get(name)
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64, fill: Any = None) -> np.ndarray:
         """A C-contiguous array of ``shape`` named ``name`` (contents undefined unless ``fill`` is given)."""
