@@ -85,7 +85,9 @@ def test_chart_data(month) -> None:
     assert budget[23] == pytest.approx(12.0) and budget[-1] == pytest.approx(36.0)  # $12 a day, pro-rated
     assert without is not None and without[-1] == pytest.approx(month.effect("budget").off.spend)
     by_hour = spill_by_hour_of_day(month)
-    assert by_hour[:8].sum() == 0 and by_hour[8:18].max() > 0  # only in the busy hours
+    # the busy hours (4x the traffic) fill model a's 8 calls a minute: 4-10 % spill there; a quiet hour sees at most
+    # a stray burst of Poisson arrivals (one request in ~300 over 3 days, at some seeds)
+    assert by_hour[8:18].min() > 0.02 and max(by_hour[:8].max(), by_hour[18:].max()) < 0.01
     spans = breaker_spans(month)
     assert "a" in spans.outage and spans.outage["a"] == [(1 + 10 / 24, 45 / 1440)]
     assert runs_of(np.array([0, 1, 1, 0, 1], dtype=bool)) == [(1, 3), (4, 5)]

@@ -342,7 +342,7 @@ class Requests:
     n_router: np.ndarray | None
     u_batch: np.ndarray | None  # (n,) a request goes through the batch API at a step when below its batch share
     S: int
-    steps: dict[str, np.ndarray]  # (S, n) each: u_fail, u_good, n_ttft[, n_tpot][, ..._b]
+    steps: dict[str, np.ndarray]  # (S, n) each: u_fail, n_ttft[, n_tpot][, ..._b]
 
 
 class _Chunk:
@@ -450,7 +450,7 @@ class _Chunk:
         latent difficulty (if any); attribute combinations (if rules test any); lane and router-latency
         uniform/normal (if any policy has lanes / a random classifier latency); the batch uniform (if any step
         sends a share of requests through a batch API); then per chain step ``s`` below
-        the longest chain present: failure uniform, answer uniform, TTFT normal (and TPOT normal if any
+        the longest chain present: the step's uniform (tries, then answer and gate), TTFT normal (and TPOT normal if any
         model's TPOT is lognormal), and the same four for hedged steps' second models if any."""
         tt, oc, sg = self.problem.tasks, self.problem.outcomes, self.problem.segments
         C = self.problem.chains.shape[1]
@@ -486,7 +486,7 @@ class _Chunk:
         n_router = rng.standard_normal(n) if self.router_normal else None
         u_batch = rng.random(n) if self.batch else None
         S = int(self.steps[counts > 0].max())
-        names = ["u_fail", "u_good", "n_ttft"] + (["n_tpot"] if self.lognormal_tpot else [])
+        names = ["u_fail", "n_ttft"] + (["n_tpot"] if self.lognormal_tpot else [])
         names += [k + "_b" for k in names] if self.hedged else []
         steps = {k: ws.get(k, (S, n)) for k in names}
         for s in range(S):
@@ -596,11 +596,9 @@ class _Chunk:
         states = self.draw_states or req.z is not None or outcome is not None
         draws = Draws(
             u_fail=st["u_fail"],
-            u_good=st["u_good"],
             alat=alat,
             q=self._q(T.model, key, req, S, ws, "q", outcome) if states else None,
             u_fail_b=st.get("u_fail_b"),
-            u_good_b=st.get("u_good_b"),
             alat_b=alat_b,
             q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
             u_batch=req.u_batch,
