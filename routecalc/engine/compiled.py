@@ -101,10 +101,10 @@ def walk_numba(
     none8 = np.zeros((0, 0), dtype=np.int8)
     edges, table, base = bin_table(bins) if bins else (np.zeros(0), np.zeros((0, 2)), 0)
     kernel(
-        floats, ints, key, cat, x, y, d.u_fail, d.u_good, d.alat, _rows(d.alat_row, S, K),
+        floats, ints, key, cat, x, y, d.u_fail, d.alat, _rows(d.alat_row, S, K),
         none if d.q is None else d.q, d.q is not None,
-        none if d.u_fail_b is None else d.u_fail_b, none if d.u_good_b is None else d.u_good_b,
-        none if d.alat_b is None else d.alat_b, none if d.q_b is None else d.q_b,
+        none if d.u_fail_b is None else d.u_fail_b, none if d.alat_b is None else d.alat_b,
+        none if d.q_b is None else d.q_b,
         np.zeros(0) if d.u_batch is None else d.u_batch, d.u_batch is not None,
         steps, float(cfg.backoff), float(cfg.human_cost), float(cfg.human_latency), bool(cfg.bill_failed_input),
         int(cfg.deadline_billing), int(cfg.n_models), per_request,
@@ -143,7 +143,7 @@ def _compile(hedging: bool, summed: bool) -> Any:
 
     @njit(nogil=True, cache=True, error_model="numpy")
     def kernel(
-        FP, IP, key, cat, x, y, u_fail, u_good, alat, arow, q, per_request_q, u_fail_b, u_good_b, alat_b, q_b, u_batch,
+        FP, IP, key, cat, x, y, u_fail, alat, arow, q, per_request_q, u_fail_b, alat_b, q_b, u_batch,
         batched, steps, backoff, human_cost, human_latency, bill, deadline_billing, n_models, per_request,
         cost, lat, gate, outcome, answer_model, esc, fb, ovf, late, waste, tokens_out, tokens_b, tries, tries_b,
         successes, slow, served, n_outcome, n_esc, n_fb, n_ovf, n_late, n_answered, served_at,
@@ -212,8 +212,8 @@ def _compile(hedging: bool, summed: bool) -> Any:
                     lb = alat_b[s, i]
                     qa = q[s, i] if per_request_q else FP[s, k, Q]
                     qb = q_b[s, i] if per_request_q else FP[s, k, B_Q]
-                    good_a = u_good[s, i] < qa
-                    good_b = u_good_b[s, i] < qb
+                    good_a = (ua - FP[s, k, FAIL_]) / (1.0 - FP[s, k, FAIL_]) < qa  # what is left of u above f
+                    good_b = (ub - FP[s, k, B_FAIL]) / (1.0 - FP[s, k, B_FAIL]) < qb
                     best = IP[s, k, BEST] != 0
                     cancel = IP[s, k, CANCEL] != 0 and not best
                     both = ans_a and ans_b
@@ -302,6 +302,7 @@ def _compile(hedging: bool, summed: bool) -> Any:
                 fail_lat = 0.0
                 fail_cost = 0.0
                 decided = -1
+                v = 0.0
                 if code >= 2:  # down: every try fails with the outage's error type
                     K = r + 1
                     decided = code - 2
@@ -388,7 +389,7 @@ def _compile(hedging: bool, summed: bool) -> Any:
                     oi = 3
                     break
                 qs = q[s, i] if per_request_q else FP[s, k, Q]
-                w = u_good[s, i]
+                w = (u - f) / (1.0 - f) if K == 0 else v  # what is left of u for the answer
                 good = w < qs
                 g = 0.0
                 g_lat = 0.0

@@ -299,7 +299,7 @@ class _Run:
             cat=cat,
             x=req.x[inv],
             y=req.y[inv],
-            shared={k: v[:, inv] for k, v in req.steps.items() if k in ("u_fail", "u_good", "u_fail_b", "u_good_b")},
+            shared={k: v[:, inv] for k, v in req.steps.items() if k in ("u_fail", "u_fail_b")},
             keys=keys,
             per_variant={k: np.stack(v) for k, v in per_variant.items()},
             t_end=hi * bs,
@@ -359,11 +359,9 @@ class _Run:
         pick = lambda a: np.ascontiguousarray(a[variant, :, idx].T)
         d = Draws(
             u_fail=ch.shared["u_fail"][:, rows],
-            u_good=ch.shared["u_good"][:, rows],
             alat=pick(pv["alat"]),
             q=pick(pv["q"]) if "q" in pv else None,
             u_fail_b=ch.shared["u_fail_b"][:, rows] if "u_fail_b" in ch.shared else None,
-            u_good_b=ch.shared["u_good_b"][:, rows] if "u_good_b" in ch.shared else None,
             alat_b=pick(pv["alat_b"]) if "alat_b" in pv else None,
             q_b=pick(pv["q_b"]) if "q_b" in pv else None,
             u_batch=None if ch.u_batch is None else ch.u_batch[rows],
@@ -576,7 +574,7 @@ class _ChunkData:
     cat: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    shared: dict[str, np.ndarray]  # (S, n): u_fail, u_good[, u_fail_b, u_good_b]
+    shared: dict[str, np.ndarray]  # (S, n): u_fail[, u_fail_b]
     keys: np.ndarray  # (V, n)
     per_variant: dict[str, np.ndarray]  # (V, S, n): alat[, q, alat_b, q_b]; (V, n): rcost, rlat
     t_end: float  # end of the chunk's last bucket

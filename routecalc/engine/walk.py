@@ -1,7 +1,7 @@
 """The chain walk of the Monte Carlo engine: requests through one policy's chains, given their random numbers.
 
-Everything random is drawn before the walk (:mod:`routecalc.engine.mc`): per request and chain step a uniform for
-provider failures (``u_fail``), a uniform for the answer and its gate (``u_good``), the answer's latency and,
+Everything random is drawn before the walk (:mod:`routecalc.engine.mc`): per request and chain step one uniform
+``u`` (``u_fail``) for the provider's tries and then the answer and its gate, the answer's latency and,
 where outcomes are not independent, its pass probability; per request its lane (``key = category x L + lane``).
 The walk itself uses only ``+ - * /`` and comparisons, so its two implementations give the same bits:
 
@@ -20,13 +20,15 @@ Per request at step ``s`` on catalog entry ``m`` (parameters per step and key, `
    abandoned there. Failed tries cost ``timeout_s`` (timeouts) or ``error_latency_s`` each, plus the backoff per
    retry, and, if billed, ``x p_in`` each. Abandoned -> ``on_failure`` of the deciding try's type.
 2. Answer: ``tokens = x p_in' + y p_out' + call cost`` (cache shares, reasoning tokens and output ratio folded
-   in: :mod:`routecalc.engine.billing`), latency as given; good iff ``u_good < q``. The prices are those of the
+   in: :mod:`routecalc.engine.billing`), latency as given; good iff ``w < q``, where ``w`` is what is left of the
+   step's uniform: ``(u - f) / (1 - f)`` when no try failed (uniform given ``u >= f``), else ``v`` after the
+   failed tries' types were taken from it (uniform given them). The prices are those of the
    request's *billing mode* at the step: long-context when ``x`` exceeds the model's long-context threshold,
    batch when the request's batch uniform ``u_batch`` is below the step's batch share (one uniform per request,
    so a batched request is batched at every step that batches as large a share); a failed try's input and a
    cancelled or abandoned answer's input are billed in the same mode.
 3. Gate (gated steps and tools): ``g = call + (x + y ratio) per_token``; the same uniform decides the verdict:
-   a good answer is rejected iff ``u_good < q false_reject``, a bad one iff ``u_good < q + (1 - q) catch`` (each
+   a good answer is rejected iff ``w < q false_reject``, a bad one iff ``w < q + (1 - q) catch`` (each
    has the right probability given good/bad). Rejected -> ``on_reject``: a later step, deliver, human review,
    fail. A tool's gate is its hit: it never rejects a right answer and always a miss.
 
@@ -274,9 +276,10 @@ def _empty(
 
 def _failed_tries_numpy(
     u: np.ndarray, f: np.ndarray, r: np.ndarray, cums: tuple[np.ndarray, np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For requests with ``u < f``: failed tries ``K``, timeouts among them, and the deciding try's error type
-    (0 timeout, 1 5xx, 2 429, 3 refusal; -1 none: an answer followed). See the module docstring, step 1."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For requests with ``u < f``: failed tries ``K``, timeouts among them, the deciding try's error type
+    (0 timeout, 1 5xx, 2 429, 3 refusal; -1 none: an answer followed) and the uniform left for the answer. See the
+    module docstring, step 1."""
     K = np.ones(u.shape, dtype=np.int64)
     hi = f.copy()
     pw = f * f
@@ -305,7 +308,7 @@ def _failed_tries_numpy(
         going = going & (kind != 3) & (tries < K)
     K = tries
     decided = np.where((last == 3) | (r < K), last, -1)
-    return K, timeouts, decided
+    return K, timeouts, decided, v
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,11 +316,9 @@ class Draws:
     """A chunk's random numbers for the walk, ``(S, n)`` each (``*_b``: hedged steps' second models)."""
 
     u_fail: np.ndarray
-    u_good: np.ndarray
     alat: np.ndarray  # answer latency of the step's model (seconds), drawn by the caller
     q: np.ndarray | None = None  # pass probability given the request's outcome state (None: independent)
     u_fail_b: np.ndarray | None = None
-    u_good_b: np.ndarray | None = None
     alat_b: np.ndarray | None = None
     q_b: np.ndarray | None = None
     u_batch: np.ndarray | None = None  # (n,) batch uniform per request (None: no step batches)
@@ -400,7 +401,7 @@ def _step_numpy(
     K = T.model.shape[1]
     rows: Any = slice(None) if all_rows else index
     k = key[rows]
-    u, w, xs, ys = d.u_fail[s, rows], d.u_good[s, rows], x[rows], y[rows]
+    u, xs, ys = d.u_fail[s, rows], x[rows], y[rows]
     # answer latency: row s, or from a table of rows the key's row at this step
     answer_lat = d.alat[s, rows] if d.alat_row is None else d.alat[d.alat_row[s, k], index]
     kc = np.bincount(k, minlength=K)
@@ -434,8 +435,11 @@ def _step_numpy(
         if not down.any():
             down = None
 
-    # 1. provider tries
-    drawn = (u < per_row.param(T.fail)) & ~skip
+    # 1. provider tries; the answer's uniform: what is left of u above f (below f, what the failed tries leave)
+    f_s = per_row.param(T.fail)
+    with np.errstate(divide="ignore", invalid="ignore"):  # f = 1: every try fails, w is never read
+        w = (u - f_s) / (1 - f_s)
+    drawn = (u < f_s) & ~skip
     if unavailable is not None:
         drawn &= ~unavailable
     failing = np.flatnonzero(drawn if down is None else drawn | down)
@@ -445,7 +449,7 @@ def _step_numpy(
         kf = k[failing]
         r = T.retries[s, kf]
         if down is None:
-            Kf, Tf, decided = _failed_tries_numpy(
+            Kf, Tf, decided, w[failing] = _failed_tries_numpy(
                 u[failing], T.fail[s, kf], r, (T.cum0[s, kf], T.cum1[s, kf], T.cum2[s, kf])
             )
         else:  # a down model: 1 + r tries, all of the outage's error type; the others as drawn
@@ -456,7 +460,7 @@ def _step_numpy(
             rest = np.flatnonzero(~dn)
             if rest.size:
                 kr = kf[rest]
-                Kr, Tr, dr = _failed_tries_numpy(
+                Kr, Tr, dr, w[failing[rest]] = _failed_tries_numpy(
                     u[failing[rest]], T.fail[s, kr], r[rest], (T.cum0[s, kr], T.cum1[s, kr], T.cum2[s, kr])
                 )
                 Kf[rest], Tf[rest], decided[rest] = Kr, Tr, dr
@@ -593,17 +597,14 @@ def _hedge_numpy(
     """A hedged step: both models at once, one try each; the first (or, ``best``, the better) answer wins."""
     if index.size == 0:
         return
-    assert d.u_fail_b is not None and d.u_good_b is not None and d.alat_b is not None
+    assert d.u_fail_b is not None and d.alat_b is not None
     K = T.model.shape[1]
     k = key[index]
     g = lambda a: a[s][k]
     xs, ys = x[index], y[index]
     share = T.batch_share[s][k]
     legs = []
-    for pre, uf, ug, al, qq in (
-        ("", d.u_fail, d.u_good, d.alat, d.q),
-        ("b_", d.u_fail_b, d.u_good_b, d.alat_b, d.q_b),
-    ):
+    for pre, uf, al, qq in (("", d.u_fail, d.alat, d.q), ("b_", d.u_fail_b, d.alat_b, d.q_b)):
         P = lambda name, pre=pre: g(getattr(T, pre + name))
         mode = _mode(P("long_above"), share, xs, d, index) if T.moded else np.zeros(index.size, dtype=np.int64)
         M = lambda name, pre=pre, mode=mode: getattr(T, pre + name)[mode, s, k]
@@ -613,13 +614,14 @@ def _hedge_numpy(
         answered = ~over & ~fail
         with np.errstate(invalid="ignore", divide="ignore"):
             timed_out = fail & (u / P("fail") < P("cum0"))
+            w = (u - P("fail")) / (1 - P("fail"))  # the answer's uniform: what is left of u above f
         tau = np.where(timed_out, P("timeout_s"), P("error_latency_s")) * (over | fail)
         fail_cost = (1.0 * fail) * xs * M("price_in") if cfg.bill_failed_input else np.zeros(index.size)
         tok = xs * M("price_in_eff")
         tok += ys * M("price_out")
         tok += P("call_cost")
         q = P("q") if qq is None else qq[s, index]
-        legs.append((over, fail, answered, tau, fail_cost, tok, al[s, index], ug[s, index] < q, xs * M("price_in_eff")))
+        legs.append((over, fail, answered, tau, fail_cost, tok, al[s, index], w < q, xs * M("price_in_eff")))
     (ov_a, _f_a, ans_a, tau_a, fc_a, tok_a, L_a, good_a, xin_a) = legs[0]
     (ov_b, _f_b, ans_b, tau_b, fc_b, tok_b, L_b, good_b, xin_b) = legs[1]
     best = g(T.hedge_best).astype(bool)
