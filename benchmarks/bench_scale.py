@@ -6,7 +6,9 @@ Writes each worksheet with ``scale_workload.scale_worksheet`` (as YAML, like a u
 ``routecalc compare`` on it in a fresh subprocess per run (output to /dev/null) and reads the child's resource
 usage from ``os.wait4``: user + system CPU seconds, wall seconds and peak RSS (``ru_maxrss``, the kernel's VmHWM
 of the child). Runs of the different (size, samples) cells alternate, so a change of machine load hits every cell;
-the table shows medians. Prints a Markdown table with the load average before and after.
+the table shows medians. Prints a Markdown table with the load average before and after, and the machine's speed
+at the time: CPU seconds of the 0.1.0 reference engine (``reference_mc``) on 10^6 requests of the MODEL.md
+benchmark workload, before and after (a shared machine's speed moves by tens of percent over a day).
 """
 
 from __future__ import annotations
@@ -41,6 +43,26 @@ def run_once(cmd: list[str]) -> tuple[float, float, float, int, str]:
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, proc.returncode, (lines or [""])[-1]
 
 
+SPEED_CHILD = """
+import sys, time
+sys.path.insert(0, {here!r})
+import numpy as np, routecalc
+from routecalc.chains import compile_worksheet
+from reference_mc import simulate_reference
+from workload import benchmark_worksheet
+problem = compile_worksheet(routecalc.validate_worksheet(benchmark_worksheet()), include_strongest=False)
+t = time.process_time()
+simulate_reference(problem, 1_000_000, np.random.default_rng(0))
+print(time.process_time() - t)
+"""
+
+
+def machine_speed() -> float:
+    """CPU seconds of the 0.1.0 reference engine on 10^6 requests x 3 policies (a fresh process)."""
+    code = SPEED_CHILD.format(here=str(HERE))
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["500x50", "10000x10"], help="CATEGORIESxPOLICIES")
@@ -60,15 +82,18 @@ def main() -> None:
         for n in args.samples:
             cells.append((size, n, [exe, "compare", str(path), "--samples", str(n)]))
     load_before = os.getloadavg()
+    speed_before = machine_speed()
     results: dict[tuple[str, int], list[tuple[float, float, float, int, str]]] = {(s, n): [] for s, n, _ in cells}
     for _ in range(args.runs):
         for size, n, cmd in cells:
             results[size, n].append(run_once(cmd))
     load_after = os.getloadavg()
+    speed_after = machine_speed()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"load average (1/5/15 min) before {' '.join(f'{v:.1f}' for v in load_before)}, "
-        f"after {' '.join(f'{v:.1f}' for v in load_after)}"
+        f"after {' '.join(f'{v:.1f}' for v in load_after)}; speed: the 0.1.0 reference engine took "
+        f"{speed_before:.2f} s CPU before and {speed_after:.2f} s after for 10^6 requests x 3 policies"
     )
     print()
     print(
