@@ -89,7 +89,7 @@ def main() -> None:
         tl = run_timeline(problem, p, c, effects, 0, engines[-1])
         dt = time.process_time() - t0
         n = tl.total("requests")
-        from routecalc.engine.mc import hist_quantiles
+        from routecalc.engine.histogram import hist_quantiles
 
         p99 = float(hist_quantiles(tl.hist.sum(axis=0), [0.99], tl.bins_per_decade)[0])
         print(f"| {bucket:g} s | {n:,.0f} | ${tl.total('spend'):,.0f} | "

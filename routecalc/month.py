@@ -17,7 +17,7 @@ import numpy as np
 from routecalc._version import __version__
 from routecalc.chains import RoutingProblem, compile_worksheet
 from routecalc.engine.ev import Metrics, expected_values
-from routecalc.engine.mc import hist_quantiles, relative_error
+from routecalc.engine.histogram import hist_quantiles, relative_error
 from routecalc.engine.timeline import (
     DAY_S,
     HOUR_S,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import routecalc
-from routecalc.engine.mc import HIST_REL_ERROR
+from routecalc.engine.histogram import HIST_REL_ERROR
 from routecalc.report import charts
 from tests.conftest import WORKSHEETS
 

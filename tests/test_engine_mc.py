@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import routecalc
-from routecalc.engine.mc import CHUNK, HIST_REL_ERROR, hist_quantiles
+from routecalc.engine.histogram import HIST_REL_ERROR, hist_quantiles
+from routecalc.engine.mc import CHUNK
 from tests.helpers import fixed_model
 
 SAMPLES = 200_000
@@ -146,7 +147,7 @@ def test_percentiles_of_a_lognormal_latency() -> None:
 
 
 def test_hist_quantiles_on_a_hand_made_histogram() -> None:
-    from routecalc.engine.mc import BINS_PER_DECADE, LAT_MIN_S, histogram_edges
+    from routecalc.engine.histogram import BINS_PER_DECADE, LAT_MIN_S, histogram_edges
 
     edges = histogram_edges()
     hist = np.zeros(edges.size - 1)

@@ -29,7 +29,7 @@ from routecalc.chains import compile_worksheet
 from routecalc.data.logrows import PROVIDER_ERRORS, SUCCESS
 from routecalc.data.logs import LogData
 from routecalc.engine.ev import expected_values
-from routecalc.engine.mc import BINS_PER_DECADE, hist_quantiles
+from routecalc.engine.histogram import BINS_PER_DECADE, hist_quantiles
 from routecalc.errors import InputError
 from routecalc.worksheet.schema import DAYS_PER_MONTH, Worksheet
 

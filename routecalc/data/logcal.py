@@ -30,7 +30,7 @@ import numpy as np
 from routecalc.data.calibrate import SIGNIFICANT, BandFit
 from routecalc.data.logrows import OUTCOMES, PROVIDER_ERRORS, SUCCESS
 from routecalc.data.logs import LogData
-from routecalc.engine.mc import BINS_PER_DECADE, hist_quantiles, relative_error
+from routecalc.engine.histogram import BINS_PER_DECADE, hist_quantiles, relative_error
 from routecalc.errors import InputError
 from routecalc.worksheet.schema import DAYS_PER_MONTH, MAX_SPREAD
 
@@ -76,7 +76,7 @@ def band_of(values: np.ndarray, counts: np.ndarray) -> BandFit | None:
 
 
 def hist_band(hist: np.ndarray, scale: float = 1.0) -> BandFit | None:
-    """The band of a latency histogram (:func:`routecalc.engine.mc.histogram_edges`), values divided by ``scale``."""
+    """The band of a latency histogram (:func:`routecalc.engine.histogram.histogram_edges`), values divided by ``scale``."""
     n = int(hist.sum())
     if n == 0:
         return None

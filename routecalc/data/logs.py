@@ -66,7 +66,7 @@ from routecalc.data.logrows import (
     row_frame,
     split_path,
 )
-from routecalc.engine.mc import BINS_PER_DECADE, DECADES, LAT_MIN_S
+from routecalc.engine.histogram import BINS_PER_DECADE, DECADES, LAT_MIN_S
 from routecalc.errors import InputError
 
 Shape = Literal["auto", "litellm", "openai", "generic"]
@@ -385,7 +385,7 @@ class _Grid:
 
 
 def _bins(x: np.ndarray) -> np.ndarray:
-    """Latency histogram bin of seconds ``x`` (edges :func:`routecalc.engine.mc.histogram_edges`)."""
+    """Latency histogram bin of seconds ``x`` (edges :func:`routecalc.engine.histogram.histogram_edges`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         b = np.floor(np.log10(np.maximum(x, LAT_MIN_S) / LAT_MIN_S) * BINS_PER_DECADE)
     return np.clip(b, 0, HIST_BINS - 1).astype(np.int64)

@@ -28,7 +28,8 @@ from routecalc.data import metrics as rm
 from routecalc.data.evals import EvalData
 from routecalc.engine.billing import token_prices
 from routecalc.engine.ev import Metrics
-from routecalc.engine.mc import CHUNK, _Chunk, bins_per_decade
+from routecalc.engine.histogram import bins_per_decade
+from routecalc.engine.mc import CHUNK, _Chunk
 from routecalc.engine.walk import GOOD, HUMAN_REVIEW, Workspace
 from routecalc.errors import InputError
 

@@ -32,13 +32,9 @@ from routecalc.chains import ModelTable, RoutingProblem
 from routecalc.engine.billing import batch_shares, token_prices
 from routecalc.engine.compiled import SUMS, numba_available, walk_numba
 from routecalc.engine.ev import Metrics
-from routecalc.engine.histogram import (  # noqa: F401  (re-exported: the engine's histogram settings)
-    BIN_CHOICES,
+from routecalc.engine.histogram import (
     BINS_PER_DECADE,
     DECADES,
-    HIST_BUDGET_BYTES,
-    HIST_REL_ERROR,
-    LAT_MIN_S,
     bins_per_decade,
     hist_quantiles,
     histogram_edges,
@@ -67,7 +63,7 @@ NEVER_S = 1e300  # a tool's timeout: it never times out
 THREAD_HIST_BYTES = 16 * 2**20  # histograms up to this size get a copy per thread (added up at the end)
 POLICY_THREADS_WORK = 2**20  # request-policies per chunk from which few chunks are shared out by policy
 AUTO_NUMBA_WORK = 20_000_000  # request-policies from which engine="auto" uses the compiled walk (if installed);
-# below, loading it (~0.3 s, ~100 MB of RSS for LLVM) costs about what it saves
+# below, loading it (numba ~0.25 s, the cached kernel ~0.5 s, ~100 MB of RSS for LLVM) costs about what it saves
 
 
 @dataclass(frozen=True, eq=False)
@@ -422,20 +418,19 @@ class _Chunk:
             successes=np.zeros(M),
             slow=np.zeros(M),
         )
-        if pool is None:
-            for p, key, T, w, router in self.walks(req, ws, summed=True):
-                self._collect(p, w, req.counts, key, T, part, router)
-            return part
         latency = self.latencies(req)
         table = self._row_table(req, ws, latency[0])
 
-        def one(p: int) -> None:
-            assert spaces is not None
-            key, T, w, router = self._walk(p, req, spaces.get(), None, latency, table, True)
+        def one(p: int, ws_p: Workspace) -> None:
+            key, T, w, router = self._walk(p, req, ws_p, None, latency, table, True)
             self._collect(p, w, req.counts, key, T, part, router)
 
-        for future in [pool.submit(one, p) for p in range(P)]:
-            future.result()
+        if pool is None or spaces is None:
+            for p in range(P):
+                one(p, ws)
+        else:
+            for future in [pool.submit(lambda p=p: one(p, spaces.get())) for p in range(P)]:
+                future.result()
         return part
 
     def draw(

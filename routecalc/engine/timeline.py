@@ -49,7 +49,8 @@ import numpy as np
 
 from routecalc.chains import RoutingProblem
 from routecalc.engine.compiled import numba_available, walk_numba
-from routecalc.engine.mc import BINS_PER_DECADE, CHUNK, DECADES, _child, _Chunk, latency_bins
+from routecalc.engine.histogram import BINS_PER_DECADE, DECADES, latency_bins
+from routecalc.engine.mc import CHUNK, _child, _Chunk
 from routecalc.engine.timeline_spec import (
     COUNTS,
     DAY_S,

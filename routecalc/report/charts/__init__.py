@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routecalc.engine.mc import HIST_REL_ERROR
+from routecalc.engine.histogram import HIST_REL_ERROR
 from routecalc.report.charts.categories import (
     TIGHT_LATENCY,
     TIGHT_QUALITY_PP,
