@@ -7,6 +7,8 @@ than each estimate). Per chain step one uniform decides, in turn, the failed tri
 ``1 + r``) and their error types, then the answer (good with ``q`` given the request's state) and its gate
 (:mod:`routecalc.engine.walk`). Requests of every category are simulated together, with per-request parameters
 gathered from small per-(policy, step) tables, so the work per chunk does not grow with the number of categories.
+Policies that route a category alike share its walk (:mod:`routecalc.engine.distinct`): with common random numbers
+their results are the same bits, so each distinct (category, chain) is walked once.
 
 Reproducible: chunk ``i`` draws from an SFC64 generator seeded with the ``i``-th child of ``rng``'s
 ``SeedSequence`` (the child ``rng.spawn`` would make), and chunk results are added in chunk order, so the same seed
@@ -31,6 +33,7 @@ from routecalc import limits
 from routecalc.chains import ModelTable, RoutingProblem
 from routecalc.engine.billing import batch_shares, token_prices
 from routecalc.engine.compiled import SUMS, numba_available, walk_numba
+from routecalc.engine.distinct import Distinct, distinct_chains
 from routecalc.engine.ev import Metrics
 from routecalc.engine.histogram import (
     BINS_PER_DECADE,
@@ -226,15 +229,23 @@ class _Partial:
     answered: np.ndarray  # (P, C, M + 1): column M is human review
     calls: np.ndarray  # (P, C, M)
     served: np.ndarray  # (P, C, S)
-    successes: np.ndarray  # (M,)
-    slow: np.ndarray  # (M,)
+    successes: np.ndarray  # (P, C, M) answered tries
+    slow: np.ndarray  # (P, C, M) answered tries slower than the model's timeout
 
     def add(self, other: _Partial) -> None:
         self.n += other.n
         for k, v in other.s.items():
             self.s[k] += v
-        for name in ("tokens", "answered", "calls", "served", "successes", "slow"):
+        for name in _PER_POLICY:
             getattr(self, name)[...] += getattr(other, name)
+
+    def take(self, distinct: Distinct) -> _Partial:
+        """Each policy's sums from the walk policies that stand for it (:mod:`routecalc.engine.distinct`)."""
+        per_policy = {name: distinct.take(getattr(self, name)) for name in _PER_POLICY}
+        return _Partial(n=self.n, s={k: distinct.take(v) for k, v in self.s.items()}, **per_policy)
+
+
+_PER_POLICY = ("tokens", "answered", "calls", "served", "successes", "slow")  # _Partial's (P, C, ...) arrays
 
 
 _SUMS = ("cost", "cost2", "lat", "lat2", "gate", "router")
@@ -415,8 +426,8 @@ class _Chunk:
             answered=np.zeros((P, C, M + 1)),
             calls=np.zeros((P, C, M)),
             served=np.zeros((P, C, self.problem.chains.shape[3])),
-            successes=np.zeros(M),
-            slow=np.zeros(M),
+            successes=np.zeros((P, C, M)),
+            slow=np.zeros((P, C, M)),
         )
         latency = self.latencies(req)
         table = self._row_table(req, ws, latency[0])
@@ -709,9 +720,8 @@ class _Chunk:
             np.add.at(part.calls[p], (kb // L, T.b_model[:S][hb]), w.tries_b[:S][hb])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
-        with self.lock:  # shared by the policies (integer counts: the order of adding does not matter)
-            np.add.at(part.successes, mdl, w.successes[:S][valid])
-            np.add.at(part.slow, mdl, w.slow[:S][valid])
+        np.add.at(part.successes[p], (cidx, mdl), w.successes[:S][valid])
+        np.add.at(part.slow[p], (cidx, mdl), w.slow[:S][valid])
         B = DECADES * self.bins
         if w.binned:  # counted by the compiled walk in this thread's histograms (added up in simulate)
             return
@@ -820,19 +830,25 @@ def simulate(
         raise ValueError("samples must be positive")
     if samples > MAX_SAMPLES:
         raise ValueError(f"samples must be at most {MAX_SAMPLES:,} (histogram counts are 32-bit)")
-    P, C, _, _ = problem.chains.shape
+    P, C, _, S = problem.chains.shape
     M = len(problem.models.names)
     bins = bins_per_decade(P, C)
     hist = np.zeros((P, C, DECADES * bins), dtype=np.int32)
-    if engine == "auto":  # numba costs ~0.3 s to import and load: worth it only for big runs
-        engine = "numba" if samples * P >= AUTO_NUMBA_WORK and numba_available() else "numpy"
+    has_targets = np.isfinite(problem.chains.latency_target_s).any(axis=(1, 2, 3))
+    targeted = tuple(int(p) for p in np.flatnonzero(has_targets))
+    # policies that route a category alike share its walk (engine.distinct): G walk policies instead of P
+    distinct = distinct_chains(problem.chains, has_targets)
+    walked = problem if distinct is None else problem.with_chains(distinct.chains)
+    walk_targeted = targeted if distinct is None else distinct.targeted
+    G = walked.chains.shape[0]
+    if engine == "auto":  # numba costs ~0.8 s to import and load: worth it only for big runs
+        engine = "numba" if samples * G >= AUTO_NUMBA_WORK and numba_available() else "numpy"
     elif engine not in ("numpy", "numba"):
         raise ValueError(f"engine must be auto, numpy or numba, not {engine!r}")
-    chunk = _Chunk(problem, bins, hist, threading.Lock(), engine)
-    targeted = tuple(int(p) for p in np.flatnonzero(np.isfinite(problem.chains.latency_target_s).any(axis=(1, 2, 3))))
-    if targeted:
-        chunk.step_rows = {p: i for i, p in enumerate(targeted)}
-        chunk.step_hist = np.zeros((len(targeted), C, problem.chains.shape[3], DECADES * bins), dtype=np.int32)
+    chunk = _Chunk(walked, bins, hist[:G], threading.Lock(), engine)  # the walk policies' histograms come first
+    if walk_targeted:
+        chunk.step_rows = {p: i for i, p in enumerate(walk_targeted)}
+        chunk.step_hist = np.zeros((len(walk_targeted), C, S, DECADES * bins), dtype=np.int32)
     n_chunks = -(-samples // CHUNK)
     ss = rng.bit_generator.seed_seq
     if not isinstance(ss, np.random.SeedSequence):
@@ -845,7 +861,7 @@ def simulate(
         return chunk(_child(rng, done + i), min(CHUNK, samples - i * CHUNK), spaces.get(), pool, spaces)
 
     def parts() -> Iterator[_Partial]:
-        if threads > 1 and n_chunks < 2 * threads and min(samples, CHUNK) * P >= POLICY_THREADS_WORK:
+        if threads > 1 and n_chunks <= 2 * threads and min(samples, CHUNK) * G >= POLICY_THREADS_WORK:
             # few chunks but much work in each: the threads share each chunk's policies
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="routecalc-mc") as pool:
                 for i in range(n_chunks):
@@ -866,9 +882,17 @@ def simulate(
     for ws in spaces.made:  # the compiled walk's per-thread histograms (integer counts: any order)
         counted = ws.accumulated("hist")
         if counted is not None:
-            hist += counted.reshape(hist.shape)
+            hist[:G] += counted.reshape(hist[:G].shape)
+    step_hist = chunk.step_hist
+    if distinct is not None:  # each policy's results from the walk policies that stand for it
+        total = total.take(distinct)
+        distinct.take_inplace(hist)
+        if step_hist is not None:
+            row = np.full(G, -1, dtype=np.int64)
+            row[list(walk_targeted)] = np.arange(len(walk_targeted))
+            step_hist = step_hist[row[distinct.owner[list(targeted)]], np.arange(C)]
     mc = _finish(total, samples, hist, bins, M, problem.chains.human_cost)
-    return replace(mc, step_hist=chunk.step_hist, step_policies=targeted) if targeted else mc
+    return replace(mc, step_hist=step_hist, step_policies=targeted) if targeted else mc
 
 
 def _finish(acc: _Partial, samples: int, hist: np.ndarray, bins: int, M: int, human_cost: np.ndarray) -> MonteCarlo:
@@ -904,7 +928,7 @@ def _finish(acc: _Partial, samples: int, hist: np.ndarray, bins: int, M: int, hu
         cost_sd=cost_sd,
         latency_sd=lat_sd,
         hist=hist,
-        model_successes=acc.successes,
-        model_slow=acc.slow,
+        model_successes=acc.successes.sum(axis=(0, 1)),
+        model_slow=acc.slow.sum(axis=(0, 1)),
         bins_per_decade=bins,
     )

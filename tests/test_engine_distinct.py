@@ -1,0 +1,147 @@
+"""Policies that route a category alike share its Monte Carlo walk (routecalc.engine.distinct), bit for bit."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+
+import routecalc
+from routecalc.chains import ChainTable
+from routecalc.engine import mc
+from routecalc.engine.distinct import distinct_chains
+from tests.test_engine_mc import joint_sheet, rich_sheet
+from tests.test_patterns import everything_sheet, latency_everything_sheet
+
+
+def problem_of(sheet: dict) -> routecalc.RoutingProblem:
+    return routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
+
+
+def targets(chains: ChainTable) -> np.ndarray:
+    return np.isfinite(chains.latency_target_s).any(axis=(1, 2, 3))
+
+
+def sheet_with(*policies: dict) -> dict:
+    s = rich_sheet()
+    s["policies"] = list(policies)
+    return s
+
+
+def test_walk_policies_hold_each_distinct_chain_once() -> None:
+    # compiling adds all-to-strongest (c everywhere) as a fifth policy.
+    # category x: a (p0, p1), a -> b (p2), b (p3), c (strongest): 4 distinct;
+    # category y: b (p0, p3), c (p1, strongest), b -> c (p2): 3 distinct
+    s = sheet_with(
+        {"name": "p0", "kind": "static", "routes": {"x": "a", "y": "b"}},
+        {"name": "p1", "kind": "static", "routes": {"x": "a", "y": "c"}},
+        {"name": "p2", "kind": "cascade", "routes": {"x": ["a", "b"], "y": ["b", "c"]}},
+        {"name": "p3", "kind": "static", "routes": {"x": "b", "y": "b"}},
+    )
+    ch = problem_of(s).chains
+    d = distinct_chains(ch, targets(ch))
+    assert d is not None
+    assert ch.shape[0] == 5 and d.chains.shape[0] == 4  # the most varied category has 4: 4 walks instead of 5
+    x, y = 0, 1
+    assert d.owner[0, x] == d.owner[1, x] and len(set(d.owner[1:, x].tolist())) == 4
+    assert d.owner[0, y] == d.owner[3, y] and d.owner[1, y] == d.owner[4, y]
+    assert len({d.owner[0, y], d.owner[1, y], d.owner[2, y]}) == 3
+    assert (d.owner[0] == 0).all()  # walk policies are numbered by first use: the first policy is walk policy 0
+    for f in fields(ChainTable):  # each policy's column is, bit for bit, its walk policy's
+        if f.name in ("names", "kinds", "backoff_s", "human_cost", "human_latency_s"):
+            continue
+        a, walked = getattr(ch, f.name), getattr(d.chains, f.name)
+        for p in range(5):
+            for c in (x, y):
+                assert np.array_equal(a[p, c], walked[d.owner[p, c], c], equal_nan=True), (f.name, p, c)
+
+
+def test_policies_with_other_settings_never_share() -> None:
+    same = {"name": "p0", "kind": "cascade", "routes": {"x": ["a", "c"], "y": ["b", "c"]}}
+    ch = problem_of(sheet_with(same, same | {"name": "p1"})).chains
+    d = distinct_chains(ch, targets(ch))
+    assert d is not None and d.chains.shape[0] == 2  # identical policies: one walk (and one for all-to-strongest)
+    # a setting of the whole policy: backoff (a worksheet default; another caller may vary it) or human review
+    other_backoff = replace(ch, backoff_s=np.array([0.3, 2.0, 0.3]))
+    assert distinct_chains(other_backoff, targets(ch)) is None  # nothing to share: walked as they are
+    review = {"final_reject": "human_review", "human_review": {"cost": 0.5, "latency_s": 60}}
+    ch = problem_of(sheet_with(same, same | {"name": "p1"} | review)).chains
+    assert distinct_chains(ch, targets(ch)) is None
+
+
+def test_step_targets_are_walked_apart() -> None:
+    # p1 has a per-step latency target in x only: its y column equals p0's but records per-step latencies
+    p0 = {"name": "p0", "kind": "chain", "routes": {"x": ["a", "c"], "y": ["b"]}}
+    p1 = {"name": "p1", "kind": "chain", "routes": {"x": [{"model": "a", "latency_target_s": 5}, "c"], "y": ["b"]}}
+    p2 = p0 | {"name": "p2"}
+    ch = problem_of(sheet_with(p0, p1, p2)).chains
+    d = distinct_chains(ch, targets(ch))
+    assert d is not None and d.chains.shape[0] == 3  # p0 = p2, p1, all-to-strongest
+    assert d.owner[0, 1] == d.owner[2, 1] != d.owner[1, 1]
+    assert d.targeted == (int(d.owner[1, 0]),)
+
+
+def with_variants(sheet: dict) -> dict:
+    """Every policy twice more: a copy, and a copy routing its first category like the next policy does."""
+    s = copy.deepcopy(sheet)
+    base = s["policies"]
+    first = s["tasks"][0]["name"]
+    variants = []
+    for i, p in enumerate(base):
+        variants.append(copy.deepcopy(p) | {"name": f"{p['name']}-copy"})
+        other = base[(i + 1) % len(base)]
+        if p["kind"] == other["kind"] and first in other["routes"] and first in p["routes"]:
+            v = copy.deepcopy(p) | {"name": f"{p['name']}-variant"}
+            v["routes"][first] = copy.deepcopy(other["routes"][first])
+            variants.append(v)
+    s["policies"] = base + variants
+    return s
+
+
+def step_target_sheet() -> dict:
+    s = rich_sheet()
+    s["policies"].append(
+        {
+            "name": "targeted",
+            "kind": "chain",
+            "routes": {"x": [{"model": "a", "gate": True, "latency_target_s": 4}, "c"], "y": ["b"]},
+        }
+    )
+    return s
+
+
+SHEETS = {
+    "independent": rich_sheet,
+    "joint": joint_sheet,
+    "patterns": everything_sheet,
+    "deadlines-hedges": latency_everything_sheet,
+    "step-targets": step_target_sheet,
+}
+
+
+@pytest.mark.parametrize("name", SHEETS)
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_shared_walks_give_the_same_bytes(name: str, engine: str, monkeypatch) -> None:
+    from routecalc.engine.compiled import numba_available
+    from tests.test_engine_mc import assert_identical
+
+    if engine == "numba" and not numba_available():
+        pytest.skip("numba is not installed (pip install routecalc[fast])")
+    problem = problem_of(with_variants(SHEETS[name]()))
+    d = distinct_chains(problem.chains, targets(problem.chains))
+    assert d is not None and d.chains.shape[0] < problem.chains.shape[0]  # some walks are shared
+    n = mc.CHUNK + 4_321
+    shared = routecalc.simulate(problem, n, np.random.default_rng(8), engine=engine)
+    monkeypatch.setattr(mc, "distinct_chains", lambda chains, targeted: None)
+    apart = routecalc.simulate(problem, n, np.random.default_rng(8), engine=engine)
+    assert_identical(shared, apart)
+    np.testing.assert_array_equal(shared.mean.served, apart.mean.served)
+    for f in ("overflow", "router_cost", "late", "deadline_waste"):
+        np.testing.assert_array_equal(getattr(shared.mean, f), getattr(apart.mean, f), err_msg=f)
+    assert shared.step_policies == apart.step_policies
+    if apart.step_hist is None:
+        assert shared.step_hist is None
+    else:
+        np.testing.assert_array_equal(shared.step_hist, apart.step_hist)
