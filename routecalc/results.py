@@ -363,27 +363,32 @@ def summarize(
     fb_route = ((ch.on_failure >= 0) & (ch.model >= 0)[..., None]).any(axis=(2, 3, 4))
     cols = [a.tolist() for a in (cost, ev.quality, p95, p95_lo, p95_hi, ev.escalation, ev.fallback)]
     results = []
+    no_steps = ((),) * len(tt.names)
     for p, name in enumerate(ch.names):
-        cost_p, q_p, p95_p, lo_p, hi_p, esc_p, fb_p = (a[p] for a in cols)
-        qok_p, lok_p, fbr_p = quality_ok[p], latency_ok[p], fb_route[p].tolist()
+        steps = [step_targets.get((p, c), ()) for c in range(len(tt.names))] if step_targets else no_steps
+        # positional, in CategoryResult's field order (category, share, cost_per_request, quality, threshold,
+        # quality_ok, p95_s, p95_ci_s, budget_s, latency_ok, escalation, fallback, steps, fallback_route):
+        # P x C of them, and keywords cost more than the rest of the loop
         cats = [
-            CategoryResult(
-                category=cname,
-                share=shares[c],
-                cost_per_request=cost_p[c],
-                quality=q_p[c],
-                threshold=thresholds[c],
-                quality_ok=qok_p[c],
-                p95_s=p95_p[c],
-                p95_ci_s=(lo_p[c], hi_p[c]),
-                budget_s=budgets[c],
-                latency_ok=lok_p[c],
-                escalation=esc_p[c],
-                fallback=fb_p[c],
-                steps=step_targets.get((p, c), ()),
-                fallback_route=fbr_p[c],
+            CategoryResult(cname, sh, cost, q, th, qok, p95_, (lo, hi), bud, lok, esc, fb, st, fbr)
+            for cname, sh, cost, q, th, qok, p95_, lo, hi, bud, lok, esc, fb, st, fbr in zip(
+                tt.names,
+                shares,
+                cols[0][p],
+                cols[1][p],
+                thresholds,
+                quality_ok[p],
+                cols[2][p],
+                cols[3][p],
+                cols[4][p],
+                budgets,
+                latency_ok[p],
+                cols[5][p],
+                cols[6][p],
+                steps,
+                fb_route[p].tolist(),
+                strict=True,
             )
-            for c, cname in enumerate(tt.names)
         ]
         change = change_pct = None
         if base_ix is not None:

@@ -1,4 +1,5 @@
-"""Policies that route a category alike share its Monte Carlo walk (routecalc.engine.distinct), bit for bit."""
+"""Policies that route a category alike share its Monte Carlo walk (routecalc.engine.distinct), bit for bit; the
+walk's counts by runs of sorted keys."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import routecalc
 from routecalc.chains import ChainTable
@@ -145,3 +148,18 @@ def test_shared_walks_give_the_same_bytes(name: str, engine: str, monkeypatch) -
         assert shared.step_hist is None
     else:
         np.testing.assert_array_equal(shared.step_hist, apart.step_hist)
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), max_size=60), st.integers(1, 4))
+def test_counting_runs_of_sorted_keys_is_bincount(rows: list[tuple[int, bool]], extra_keys: int) -> None:
+    """The walk counts flags per key by runs when requests are sorted by key; empty runs anywhere (first, in
+    between, last) count 0, as np.bincount does."""
+    from routecalc.engine.walk import _count_runs, _run_starts
+
+    rows = sorted(rows)
+    K = 7 + extra_keys  # keys 7.. never drawn: empty runs at the end
+    key = np.array([k for k, _ in rows], dtype=np.int64)
+    flags = np.array([f for _, f in rows], dtype=bool)
+    counts = np.bincount(key, minlength=K)
+    got = _count_runs(flags, counts, _run_starts(counts))
+    np.testing.assert_array_equal(got, np.bincount(key[flags], minlength=K))

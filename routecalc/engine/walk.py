@@ -378,7 +378,7 @@ def walk_numpy(
             if index.size == 0:
                 continue
         _step_numpy(T, s, index, key, x, y, d, cfg, out, at_step, ordered and s == 0 and index.size == n, mask)
-    _count(out, cat, C, cfg.n_models)
+    _count(out, cat, C, cfg.n_models, ordered)
     return out
 
 
@@ -402,11 +402,16 @@ def _step_numpy(
     rows: Any = slice(None) if all_rows else index
     k = key[rows]
     u, xs, ys = d.u_fail[s, rows], x[rows], y[rows]
-    # answer latency: row s, or from a table of rows the key's row at this step
-    answer_lat = d.alat[s, rows] if d.alat_row is None else d.alat[d.alat_row[s, k], index]
     kc = np.bincount(k, minlength=K)
     per_row = _PerRow(s, k, kc, bool(k.size < 2 or (k[1:] >= k[:-1]).all()))
     ns = k.size
+    # answer latency: row s, or from a table of rows the key's row at this step (one flat gather)
+    if d.alat_row is None:
+        answer_lat = d.alat[s, rows]
+    else:
+        row = per_row.param(d.alat_row)
+        n_all = d.alat.shape[1]
+        answer_lat = d.alat[int(row), rows] if np.ndim(row) == 0 else np.take(d.alat.reshape(-1), row * n_all + index)
     out.tries[s] += kc
     mode = _mode(per_row.param(T.long_above), per_row.param(T.batch_share), xs, d, rows) if T.moded else None
     price = lambda a: per_row.param(a[0]) if mode is None else a[mode, s, k]
@@ -506,8 +511,8 @@ def _step_numpy(
     tokens += ys * price(T.price_out)
     tokens += per_row.param(T.call_cost)
     answered = np.ones(ns, dtype=bool) if live is None else live
-    out.successes[s] += np.bincount(k[answered], minlength=K)
-    out.slow[s] += np.bincount(k[answered & (answer_lat > per_row.param(T.timeout_s))], minlength=K)
+    out.successes[s] += per_row.count(answered)
+    out.slow[s] += per_row.count(answered & (answer_lat > per_row.param(T.timeout_s)))
     late = None
     if np.isfinite(T.deadline_s[s]).any():
         deadline = per_row.param(T.deadline_s)
@@ -562,7 +567,7 @@ def _step_numpy(
     outcome[index[here]] = code[here]
     answer_model[index[here]] = mdl[here]
     out.served_at[index[here]] = s
-    settled = k[here]
+    settled = acc  # delivered here, or sent to human review from here
     rj = np.flatnonzero(reject)
     if rj.size:
         rrows = index[rj]
@@ -577,9 +582,10 @@ def _step_numpy(
         answer_model[rrows[hr]] = cfg.n_models
         cost[rrows[hr]] += cfg.human_cost
         lat[rrows[hr]] += cfg.human_latency
-        settled = np.concatenate([settled, k[rj[dl | hr]]])
+        settled = acc.copy()
+        settled[rj[dl | hr]] = True
         _route(rrows, target, outcome, at_step)
-    out.served[s] += np.bincount(settled, minlength=K)
+    out.served[s] += per_row.count(settled)
 
 
 def _hedge_numpy(
@@ -673,6 +679,15 @@ class _PerRow:
 
     def __init__(self, s: int, k: np.ndarray, counts: np.ndarray, ordered: bool):
         self.s, self.k, self.counts, self.ordered = s, k, counts, ordered
+        self.starts: np.ndarray | None = None
+
+    def count(self, flags: np.ndarray) -> np.ndarray:
+        """How many requests per key have ``flags`` set ``(K,)``: ``np.bincount(k[flags])``, exact."""
+        if not self.ordered:
+            return np.bincount(self.k[flags], minlength=self.counts.size)
+        if self.starts is None:
+            self.starts = _run_starts(self.counts)
+        return _count_runs(flags, self.counts, self.starts)
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         return np.repeat(a[self.s], self.counts) if self.ordered else a[self.s][self.k]
@@ -692,14 +707,35 @@ def _route(rows: np.ndarray, target: np.ndarray, outcome: np.ndarray, at_step: n
     outcome[rows[target == FAIL]] = FAILED
 
 
-def _count(out: Walked, cat: np.ndarray, C: int, M: int) -> None:
-    """Integer counts per category (exact, so they do not depend on the order of summation)."""
+def _run_starts(counts: np.ndarray) -> np.ndarray:
+    """Where each key's run of sorted requests starts (for :func:`_count_runs`)."""
+    return np.cumsum(counts) - counts
+
+
+def _count_runs(flags: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Set ``flags`` per key when the requests are sorted by key (runs of ``counts`` from ``starts``), ``(K,)``
+    int64: the same integers as ``np.bincount(key[flags])``, by one pass over the flags."""
+    out = np.zeros(counts.size, dtype=np.int64)
+    if flags.size:
+        some = counts > 0  # reduceat would give an empty run the element at its start
+        out[some] = np.add.reduceat(flags.view(np.int8), starts[some], dtype=np.int64)
+    return out
+
+
+def _count(out: Walked, cat: np.ndarray, C: int, M: int, ordered: bool) -> None:
+    """Integer counts per category (exact, so they do not depend on the order of summation). ``ordered``: the
+    requests are sorted by category."""
     out.outcomes[:] = np.bincount(cat * 5 + out.outcome, minlength=C * 5).reshape(C, 5)
-    out.escalated[:] = np.bincount(cat[out.esc], minlength=C)
-    out.fell_back[:] = np.bincount(cat[out.fb], minlength=C)
-    out.overflowed[:] = np.bincount(cat[out.ovf], minlength=C)
-    out.lated[:] = np.bincount(cat[out.late], minlength=C)
-    answered = out.answer_model >= 0
-    out.answered[:] = np.bincount(cat[answered] * (M + 1) + out.answer_model[answered], minlength=C * (M + 1)).reshape(
-        C, M + 1
-    )
+    if ordered:
+        counts = np.bincount(cat, minlength=C)
+        starts = _run_starts(counts)
+        per_cat = lambda flags: _count_runs(flags, counts, starts)
+    else:
+        per_cat = lambda flags: np.bincount(cat[flags], minlength=C)
+    out.escalated[:] = per_cat(out.esc)
+    out.fell_back[:] = per_cat(out.fb)
+    out.overflowed[:] = per_cat(out.ovf) if out.ovf.any() else 0
+    out.lated[:] = per_cat(out.late) if out.late.any() else 0
+    # column 0: no answer (-1), dropped
+    answered = np.bincount(cat * (M + 2) + out.answer_model + 1, minlength=C * (M + 2)).reshape(C, M + 2)
+    out.answered[:] = answered[:, 1:]
