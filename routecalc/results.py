@@ -124,7 +124,11 @@ class CategoryResult:
                     f"({gap * 100:.{digits}f} pp short)",
                 )
             )
-        if not self.latency_ok and self.budget_s is not None:
+        if not self.latency_ok and self.budget_s is not None and math.isnan(self.p95_s):  # nothing to compare
+            misses.append(
+                (math.inf, f"{self.category}: P95 not measured, Monte Carlo drew no request of it (raise --samples)")
+            )
+        elif not self.latency_ok and self.budget_s is not None:
             over = self.p95_s - self.budget_s
             misses.append(
                 (
@@ -321,7 +325,7 @@ def summarize(
     with np.errstate(invalid="ignore", divide="ignore"):
         n = np.maximum(mc.n, 1)
         cost_mc = weighted(np.nan_to_num(mc.mean.cost), w)
-        cost_ci = Z * np.sqrt(((w**2) * mc.cost_sd**2 / n).sum(1))
+        cost_ci = Z * np.sqrt(((w**2) * np.nan_to_num(mc.cost_sd) ** 2 / n).sum(1))  # no draws: no spread (warned)
         qm = np.nan_to_num(mc.mean.quality)
         quality_mc = weighted(qm, w)
         quality_ci = Z * np.sqrt(((w**2) * qm * (1 - qm) / n).sum(1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import html
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -19,7 +21,7 @@ from routecalc.advice import ESCALATION
 from routecalc.cli import app
 from routecalc.report import build, charts
 from routecalc.report.document import Bullets, Document, Paragraph, Strong, md_escape, runs, to_markdown
-from tests.conftest import TODAY, shipped_worksheets
+from tests.conftest import TODAY, WORKSHEETS, shipped_worksheets
 
 runner = CliRunner()
 N_CHARTS = len(charts.CHARTS)
@@ -323,3 +325,62 @@ def test_terminal_category_table_says_what_it_leaves_out(
     console = Console(width=200, record=True)
     console.print(table)
     assert "showing 2 of 5 categories" in console.export_text()
+
+
+def many_policies_comparison(n: int = 12) -> routecalc.Comparison:
+    """The support-triage worksheet with ``n`` more policies: copies of its first one under longer names."""
+    data = yaml.safe_load((WORKSHEETS / "support-triage.yaml").read_text(encoding="utf-8"))
+    first = data["policies"][0]
+    data["policies"] += [first | {"name": f"variant-{i:02d}-of-{first['name']}"} for i in range(n)]
+    return routecalc.compare(routecalc.validate_worksheet(data), samples=10_000, seed=1, today=TODAY)
+
+
+@pytest.mark.parametrize("width", [80, 120, 400])
+def test_terminal_tables_fit_the_width(width: int) -> None:
+    """Many policies: the side-by-side table comes in blocks of policies that fit the width at their natural
+    widths, every cell whole; the per-category table keeps what fits, winner, baseline and all-to-strongest
+    first, and says so. Wide enough: one table each, every policy."""
+    from rich.console import Console
+
+    from routecalc.report import tables
+
+    c = many_policies_comparison()
+    console = Console(width=width, record=True, color_system=None)
+    console.print(tables.render_comparison(c))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    blocks = text.count("┃ Metric")
+    for p in c.policies:
+        assert p.name in text  # every policy has its column somewhere
+        assert tables.money(p.monthly_cost, c.currency, "/mo") in text  # cells are never folded
+    fits = sum(tables.PolicyBlocks(c).widths) + tables.PolicyBlocks(c).fixed <= width
+    assert (blocks == 1) is fits
+    assert text.count(c.worksheet) == 1 and text.count("★ = ") == 1  # the title and caption once
+    categories = " ".join(text[text.index("Targets by category") :].split())
+    shown = tables.CategoryColumns(c).shown(width)
+    if fits:
+        assert len(shown) == len(c.policies) and "policies:" not in categories
+    else:
+        assert f"showing {len(shown)} of {len(c.policies)} policies" in categories
+        names = [c.policies[i].name for i in shown]
+        assert {c.winner, c.baseline} <= set(names)
+        assert sum(tables.CategoryColumns(c).widths[i] for i in shown) + tables.CategoryColumns(c).fixed <= width
+
+
+def test_a_category_monte_carlo_never_drew_leaves_the_intervals_finite() -> None:
+    """A category too rare for the sample (share 1e-7 of 10,000 requests) has no Monte Carlo spread: the cost and
+    quality intervals cover the categories drawn (compare warns about the rest), never NaN."""
+    data = yaml.safe_load((WORKSHEETS / "support-triage.yaml").read_text(encoding="utf-8"))
+    rare = copy.deepcopy(data["tasks"][0]) | {"name": "rare", "traffic_share": 1e-7}
+    data["tasks"][0]["traffic_share"] -= 1e-7
+    data["tasks"].append(rare)
+    for policy in data["policies"]:  # routed like the category it copies
+        policy["routes"]["rare"] = copy.deepcopy(policy["routes"][data["tasks"][0]["name"]])
+    c = routecalc.compare(routecalc.validate_worksheet(data), samples=10_000, seed=1, today=TODAY)
+    assert any("drew no request of rare" in w for w in c.warnings)
+    for p in c.policies:
+        assert np.isfinite(p.cost_ci95) and np.isfinite(p.quality_ci95), p.name
+    rare_results = [p.categories[-1] for p in c.policies]
+    assert all(r.category == "rare" and not r.latency_ok for r in rare_results)  # unmeasured is not met
+    shortfall = rare_results[0].shortfall()
+    assert shortfall is not None and "P95 not measured" in shortfall[1] and "nan" not in shortfall[1]

@@ -6,13 +6,15 @@ import io
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from routecalc.chains import STRONGEST
 from routecalc.format import count, csv_cell, money, pct, seconds, signed_money, signed_pct
-from routecalc.results import Comparison, PolicyResult
+from routecalc.results import CategoryResult, Comparison, PolicyResult
 from routecalc.worksheet import DAYS_PER_MONTH
 
 if TYPE_CHECKING:
@@ -102,22 +104,64 @@ def literal(*cells: str | Text) -> list[Text]:
     return [Text(c) if isinstance(c, str) else c for c in cells]
 
 
-def comparison_table(c: Comparison) -> Table:
-    """One column per policy (baseline and all-to-strongest included), one row per metric."""
+def comparison_table(c: Comparison, shown: Sequence[int] | None = None, first: bool = True, last: bool = True) -> Table:
+    """One column per policy (baseline and all-to-strongest included), one row per metric; ``shown``: only those
+    policies (indices), ``first``/``last``: the block that carries the title/caption."""
+    policies = c.policies if shown is None else [c.policies[i] for i in shown]
     table = Table(
-        title=Text(f"{c.worksheet} — {count(c.requests_per_month)} requests/month, {c.currency}"),
+        title=Text(f"{c.worksheet} — {count(c.requests_per_month)} requests/month, {c.currency}") if first else None,
         title_justify="left",
         show_lines=False,
         header_style="bold",
-        caption=f"★ = {c.winner_rule}",
+        caption=f"★ = {c.winner_rule}" if last else None,
     )
     table.add_column("Metric", style="bold", no_wrap=True)
-    for p in c.policies:
+    for p in policies:
         style = "green" if p.name == c.winner else None
         table.add_column(Text(_header(c, p)), justify="right", style=style, overflow="fold", min_width=10)
     for label, fmt in metric_rows(c):
-        table.add_row(*literal(label, *(fmt(p) for p in c.policies)))
+        table.add_row(*literal(label, *(fmt(p) for p in policies)))
     return table
+
+
+COLUMN_EDGE = 3  # a table column's padding (one space each side) and its left border, in terminal cells
+HEADER_FOLD = 16  # a policy's header may fold onto more lines down to this width (its cells never do)
+
+
+def _column_width(cells: Sequence[str], header: str) -> int:
+    """What a policy's column takes at its natural width: its widest cell line, or its header up to HEADER_FOLD."""
+    widest = lambda texts: max((cell_len(line) for t in texts for line in t.split("\n")), default=0)
+    return max(widest(cells), min(widest([header]), HEADER_FOLD)) + COLUMN_EDGE
+
+
+class PolicyBlocks:
+    """The side-by-side table laid out at the console's width: one table when every policy's column fits at its
+    natural width; else consecutive blocks of policies, each with the metric labels. Squeezing 50 policies into
+    80 columns would print empty columns."""
+
+    def __init__(self, c: Comparison) -> None:
+        self.c = c
+        rows = metric_rows(c)
+        self.fixed = max(cell_len(label) for label, _ in rows) + COLUMN_EDGE + 1  # labels, and the right border
+        self.widths = [_column_width([fmt(p) for _, fmt in rows], _header(c, p)) for p in c.policies]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        blocks = _packed(self.widths, options.max_width - self.fixed)
+        for i, block in enumerate(blocks):
+            yield comparison_table(self.c, None if len(blocks) == 1 else block, i == 0, i == len(blocks) - 1)
+
+
+def _packed(widths: Sequence[int], room: int) -> list[list[int]]:
+    """Consecutive columns in blocks of at most ``room`` cells in all (at least one column each)."""
+    blocks: list[list[int]] = [[]]
+    used = 0
+    for i, w in enumerate(widths):
+        if blocks[-1] and used + w > room:
+            blocks.append([])
+            used = 0
+        blocks[-1].append(i)
+        used += w
+    return blocks
 
 
 MAX_CATEGORY_ROWS = 40  # the terminal's per-category table: beyond this many categories, the ones that matter
@@ -137,8 +181,9 @@ def shown_categories(c: Comparison, limit: int | None = None) -> list[int]:
     return sorted(order[:limit])
 
 
-def category_table(c: Comparison) -> Table:
-    """Per category: quality vs threshold and P95 vs budget under each policy (✗ marks a miss)."""
+def category_table(c: Comparison, policies: Sequence[int] | None = None) -> Table:
+    """Per category: quality vs threshold and P95 vs budget under each policy (✗ marks a miss); ``policies``: only
+    those (indices, in order), and the caption says so."""
     table = Table(
         title="Targets by category: quality (≥ threshold) · P95 latency (≤ budget)",
         title_justify="left",
@@ -147,31 +192,78 @@ def category_table(c: Comparison) -> Table:
     table.add_column("Category", style="bold", no_wrap=True)
     table.add_column("Share", justify="right")
     table.add_column("Target", justify="right")
-    for p in c.policies:
+    shown_policies = c.policies if policies is None else [c.policies[i] for i in policies]
+    for p in shown_policies:
         table.add_column(Text(p.name), justify="right", overflow="fold")
     first = c.policies[0]
     shown = shown_categories(c)
+    notes = []
     if len(shown) < len(first.categories):
-        table.caption = (
+        notes.append(
             f"showing {len(shown)} of {len(first.categories):,} categories: those some policy misses first, then by "
-            "traffic share (--format json lists every category)"
+            "traffic share"
         )
+    if len(shown_policies) < len(c.policies):
+        notes.append(
+            f"showing {len(shown_policies)} of {len(c.policies)} policies: the winner, the baseline and "
+            f"{STRONGEST} first, then in order"
+        )
+    if notes:
+        what = "category" if len(notes) == 1 and len(shown_policies) == len(c.policies) else "policy and category"
+        table.caption = "; ".join(notes) + f" (--format json lists every {what})"
     for i in shown:
         cat = first.categories[i]
-        budget = f"{cat.budget_s:g} s" if cat.budget_s is not None else "none"
-        cells = []
-        for p in c.policies:
-            r = p.categories[i]
-            mark = "✓" if r.ok else "✗"
-            steps = "".join(
-                f" · step {t.step + 1} {'✓' if t.ok else '✗'}{t.p95_s:.1f}/{t.target_s:g}s" for t in r.steps
-            )
-            text = Text(f"{mark} {r.quality:.1%} {r.p95_s:.1f}s{steps}")
-            if not r.ok:
-                text.stylize("red")
-            cells.append(text)
-        table.add_row(*literal(cat.category, pct(cat.share), f"≥{cat.threshold:.0%} {budget}", *cells))
+        cells = [_category_cell(p.categories[i]) for p in shown_policies]
+        table.add_row(*literal(cat.category, pct(cat.share), _target(cat), *cells))
     return table
+
+
+def _target(cat: CategoryResult) -> str:
+    budget = f"{cat.budget_s:g} s" if cat.budget_s is not None else "none"
+    return f"≥{cat.threshold:.0%} {budget}"
+
+
+def _category_cell(r: CategoryResult) -> Text:
+    mark = "✓" if r.ok else "✗"
+    steps = "".join(f" · step {t.step + 1} {'✓' if t.ok else '✗'}{t.p95_s:.1f}/{t.target_s:g}s" for t in r.steps)
+    p95 = f"{r.p95_s:.1f}s" if r.p95_s == r.p95_s else "no draws"  # NaN: Monte Carlo drew none of the category
+    text = Text(f"{mark} {r.quality:.1%} {p95}{steps}")
+    if not r.ok:
+        text.stylize("red")
+    return text
+
+
+class CategoryColumns:
+    """The per-category table at the console's width: every policy when their columns fit at their natural width,
+    else as many as fit, the ones the decision rests on first (winner, baseline, all-to-strongest)."""
+
+    def __init__(self, c: Comparison) -> None:
+        self.c = c
+        rows = shown_categories(c)
+        first = c.policies[0].categories
+        fixed = [
+            [first[i].category for i in rows] + ["Category"],
+            [pct(first[i].share) for i in rows] + ["Share"],
+            [_target(first[i]) for i in rows] + ["Target"],
+        ]
+        self.fixed = sum(_column_width(col, "") for col in fixed) + 1
+        self.widths = [_column_width([_category_cell(p.categories[i]).plain for i in rows], p.name) for p in c.policies]
+        names = [p.name for p in c.policies]
+        first_ones = [names.index(n) for n in (c.winner, c.baseline, STRONGEST) if n in names]
+        self.order = list(dict.fromkeys(first_ones + list(range(len(names)))))
+
+    def shown(self, width: int) -> list[int]:
+        """The policies (indices, in order) whose columns fit ``width`` cells."""
+        chosen: list[int] = []
+        for i in self.order:
+            if chosen and sum(self.widths[j] for j in chosen) + self.widths[i] > width - self.fixed:
+                break
+            chosen.append(i)
+        return sorted(chosen)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        shown = self.shown(options.max_width)
+        yield category_table(self.c, None if len(shown) == len(self.widths) else shown)
 
 
 def verdict(c: Comparison) -> str:
@@ -203,7 +295,7 @@ def footnote(c: Comparison) -> str:
 
 def render_comparison(c: Comparison) -> Group:
     """Everything ``compare`` prints, as one rich renderable."""
-    parts: list = [comparison_table(c), category_table(c), Text.from_markup(verdict(c), emoji=False)]
+    parts: list = [PolicyBlocks(c), CategoryColumns(c), Text.from_markup(verdict(c), emoji=False)]
     for p in c.policies:
         if not p.meets_targets:
             parts.append(Text.assemble(("  ✗", "red"), f" {p.name}: nearest miss {p.nearest_miss or ''}"))
