@@ -8,12 +8,15 @@ usage from ``os.wait4``: user + system CPU seconds, wall seconds and peak RSS (`
 of the child). Runs of the different (size, samples) cells alternate, so a change of machine load hits every cell;
 the table shows medians. Prints a Markdown table with the load average before and after, and the machine's speed
 at the time: CPU seconds of the 0.1.0 reference engine (``reference_mc``) on 10^6 requests of the MODEL.md
-benchmark workload, before and after (a shared machine's speed moves by tens of percent over a day).
+benchmark workload, before and after (a shared machine's speed moves by tens of percent over a day). routecalc's
+bytecode is written first, as its first run after an install writes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import os
 import platform
 import shutil
@@ -63,6 +66,15 @@ def machine_speed() -> float:
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+def compile_bytecode() -> None:
+    """Write routecalc's bytecode, as its first run after an install does (unless PYTHONDONTWRITEBYTECODE is set,
+    as on the machine these figures come from): the table times the runs after the first."""
+    spec = importlib.util.find_spec("routecalc")
+    assert spec is not None and spec.submodule_search_locations, "routecalc is not installed"
+    for location in spec.submodule_search_locations:
+        compileall.compile_dir(location, quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["500x50", "10000x10"], help="CATEGORIESxPOLICIES")
@@ -81,6 +93,7 @@ def main() -> None:
             write(str(path), c, p)
         for n in args.samples:
             cells.append((size, n, [exe, "compare", str(path), "--samples", str(n)]))
+    compile_bytecode()
     load_before = os.getloadavg()
     speed_before = machine_speed()
     results: dict[tuple[str, int], list[tuple[float, float, float, int, str]]] = {(s, n): [] for s, n, _ in cells}

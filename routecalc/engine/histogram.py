@@ -134,8 +134,8 @@ def latency_bins(latency: np.ndarray, bins: int) -> np.ndarray:
     j = latency.view(np.int64) >> GUESS_SHIFT
     j -= base
     np.clip(j, 0, table.shape[0] - 1, out=j)
-    b = np.take(lower, j)
-    b += latency >= np.take(inside, j)
+    b = lower[j]  # (indexing releases the GIL; np.take does not)
+    b += latency >= inside[j]
     np.minimum(b, B - 1, out=b)  # above the last inner edge
     low = ~(latency >= edges[1])  # below the first inner edge, or NaN
     if low.any():

@@ -411,7 +411,7 @@ def _step_numpy(
     else:
         row = per_row.param(d.alat_row)
         n_all = d.alat.shape[1]
-        answer_lat = d.alat[int(row), rows] if np.ndim(row) == 0 else np.take(d.alat.reshape(-1), row * n_all + index)
+        answer_lat = d.alat[int(row), rows] if np.ndim(row) == 0 else d.alat.reshape(-1)[row * n_all + index]
     out.tries[s] += kc
     mode = _mode(per_row.param(T.long_above), per_row.param(T.batch_share), xs, d, rows) if T.moded else None
     price = lambda a: per_row.param(a[0]) if mode is None else a[mode, s, k]
