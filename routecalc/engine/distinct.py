@@ -89,9 +89,9 @@ def distinct_chains(chains: ChainTable, targeted: np.ndarray) -> Distinct | None
     inverse = inverse.reshape(-1)
     u_klass, u_cat, u_policy = klass[first // C], first % C, first // C
     steps = (chains.model[u_policy, u_cat] >= 0).sum(axis=(-1, -2))  # per distinct chain
-    # rank each distinct chain within its (class, category): its walk policy within the class
+    # rank each distinct chain within its (class, category) by the first policy using it: its walk policy there
     group = u_klass * C + u_cat
-    order = np.lexsort((np.arange(first.size), group))
+    order = np.lexsort((u_policy, group))
     per_group = np.bincount(group, minlength=(klass.max() + 1) * C)
     start = np.cumsum(per_group) - per_group
     rank = np.empty(first.size, dtype=np.int64)
