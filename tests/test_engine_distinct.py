@@ -154,7 +154,7 @@ def test_shared_walks_give_the_same_bytes(name: str, engine: str, monkeypatch) -
 def test_counting_runs_of_sorted_keys_is_bincount(rows: list[tuple[int, bool]], extra_keys: int) -> None:
     """The walk counts flags per key by runs when requests are sorted by key; empty runs anywhere (first, in
     between, last) count 0, as np.bincount does."""
-    from routecalc.engine.walk import _count_runs, _run_starts
+    from routecalc.engine.numpy_walk import _count_runs, _run_starts
 
     rows = sorted(rows)
     K = 7 + extra_keys  # keys 7.. never drawn: empty runs at the end

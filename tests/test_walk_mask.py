@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import routecalc
+from routecalc.engine.chunk import Chunk, walk_sums
 from routecalc.engine.compiled import numba_available, walk_numba
 from routecalc.engine.histogram import latency_bins
-from routecalc.engine.mc import _Chunk, walk_sums
+from routecalc.engine.numpy_walk import walk_numpy
 from routecalc.engine.walk import (
     ANSWERED,
     AVAILABLE,
@@ -26,7 +27,6 @@ from routecalc.engine.walk import (
     Walked,
     Workspace,
     pack,
-    walk_numpy,
 )
 from tests.helpers import fixed_model, two_model_sheet, with_policies
 from tests.test_engine_mc import joint_sheet, rich_sheet
@@ -42,7 +42,7 @@ def hedged_sheet() -> dict:
 
 def _walk_all(sheet: dict, n: int, engine: str, mask_seed: int | None, trace: bool) -> list[dict]:
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
-    chunk = _Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+    chunk = Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
     ws = Workspace()
     req = chunk.draw(np.random.default_rng(11), n, ws)
     out = []
@@ -88,7 +88,7 @@ def test_no_mask_and_an_all_available_mask_change_nothing() -> None:
         del w["trace"]
     _same(bare, traced)
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
-    chunk = _Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+    chunk = Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
     ws = Workspace()
     req = chunk.draw(np.random.default_rng(11), 5_000, ws)
     for p, T in enumerate(chunk.tables):
@@ -104,7 +104,7 @@ def _one(sheet: dict, policy: str, code: list[int], engine: str, n: int = 4) -> 
     """Walk ``n`` requests of one policy with the mask ``code`` (one code per step, the same for every request)."""
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(sheet))
     p = problem.chains.names.index(policy)
-    chunk = _Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+    chunk = Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
     ws = Workspace()
     req = chunk.draw(np.random.default_rng(3), n, ws)
     key, d, cfg = chunk.walk_inputs(p, req, ws)
@@ -173,7 +173,7 @@ def test_compiled_walk_summing_as_it_walks_gives_the_numpy_sums_and_bins(make) -
     if not numba_available():
         pytest.skip("numba is not installed (pip install routecalc[fast])")
     problem = routecalc.compile_worksheet(routecalc.validate_worksheet(make()))
-    chunk = _Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
+    chunk = Chunk(problem, 10, np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")
     ws = Workspace()
     req = chunk.draw(np.random.default_rng(3), 30_000, ws)
     for p, T in enumerate(chunk.tables):

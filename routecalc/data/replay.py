@@ -3,7 +3,7 @@
 Each prompt is a request of its category with its *real* outcome on every model the file has (mapped to catalog
 names); everything else is drawn as Monte Carlo draws it (gates with their catch / false-reject rates, provider
 failures, latency; tokens too unless the file has them), seeded, through the same walk as ``compare``
-(:meth:`routecalc.engine.mc._Chunk.walks`). Each prompt is replayed ``repeats`` times so that the gates' and
+(:meth:`routecalc.engine.chunk.Chunk.walks`). Each prompt is replayed ``repeats`` times so that the gates' and
 failures' own randomness averages out; per prompt the mean over repeats is kept.
 
 Intervals: 95 % bootstrap over prompts, stratified by category (``B`` resamples of each category's prompts, one
@@ -27,9 +27,9 @@ from routecalc.chains import RoutingProblem
 from routecalc.data import metrics as rm
 from routecalc.data.evals import EvalData
 from routecalc.engine.billing import token_prices
+from routecalc.engine.chunk import CHUNK, Chunk
 from routecalc.engine.ev import Metrics
 from routecalc.engine.histogram import bins_per_decade
-from routecalc.engine.mc import CHUNK, _Chunk
 from routecalc.engine.walk import GOOD, HUMAN_REVIEW, Workspace
 from routecalc.errors import InputError
 
@@ -222,7 +222,7 @@ def _walk_rows(
     n = cat.size
     good = np.zeros((P, n))
     cost = np.zeros((P, n))
-    chunk = _Chunk(problem, bins_per_decade(P, problem.chains.shape[1]), np.zeros((1, 1, 1), np.int32), None, "numpy")
+    chunk = Chunk(problem, bins_per_decade(P, problem.chains.shape[1]), np.zeros((1, 1, 1), np.int32), None, "numpy")
     ss = np.random.SeedSequence(seed)
     ws = Workspace()
     rows_per_chunk = max(1, CHUNK)

@@ -1,11 +1,11 @@
-"""The compiled twin of :func:`routecalc.engine.walk.walk_numpy`: the same arithmetic in the same order, one
+"""The compiled twin of :func:`routecalc.engine.numpy_walk.walk_numpy`: the same arithmetic in the same order, one
 request at a time, as a numba kernel (``pip install routecalc[fast]``).
 
 Besides what the numpy walk returns, the kernel sums what the Monte Carlo engine needs while it walks, so a chunk
 is not read again: per category the sums of cost, cost², latency, latency², gate spend and deadline waste
 (``Walked.sums``), per (leg, step, key) the token spend (``Walked.tok_sums``) and, with ``bins``, per request its
 latency-histogram bin (``Walked.bin_key``), or its count in the caller's histogram (``Walked.binned``). Each sum adds the requests in row order, as ``np.bincount`` does, so
-:func:`routecalc.engine.mc.walk_sums` gives the same bits from the numpy walk's per-request arrays; a bin is defined
+:func:`routecalc.engine.chunk.walk_sums` gives the same bits from the numpy walk's per-request arrays; a bin is defined
 by the histogram's edges (:func:`routecalc.engine.histogram.latency_bins`), not by a logarithm, so the two cannot
 disagree on it either.
 
@@ -31,8 +31,8 @@ from routecalc.engine.walk import (
     StepTable,
     Walked,
     Workspace,
-    _empty,
     pack,
+    walked_arrays,
 )
 
 _NUMBA: dict[tuple[bool, bool], Any] = {}  # the compiled kernels by ``(hedging, summed)``, once built
@@ -77,7 +77,7 @@ def walk_numba(
     bins: int = 0,
     counts: np.ndarray | None = None,
 ) -> Walked:
-    """:func:`~routecalc.engine.walk.walk_numpy`, compiled, plus the sums of the module docstring.
+    """:func:`~routecalc.engine.numpy_walk.walk_numpy`, compiled, plus the sums of the module docstring.
 
     ``bins``: the latency histogram's bins per decade, to fill ``Walked.bin_key`` (``category x B + bin``, ``B``
     bins in all, :func:`~routecalc.engine.histogram.latency_bins`); 0: no bins. ``counts`` ``(C x B,)`` int32, with
@@ -90,7 +90,7 @@ def walk_numba(
     steps = min(S, d.u_fail.shape[0])
     kernel = _kernel(T.hedged, not per_request and mask is None and not trace)
     ws = ws or Workspace()
-    out = _empty(n, S, K, C, cfg.n_models, ws, per_request_fill=False, trace=trace)
+    out = walked_arrays(n, S, K, C, cfg.n_models, ws, per_request_fill=False, trace=trace)
     sums = ws.get("sums", (C, len(SUMS)), fill=0.0)
     tok_sums = ws.get("tok_sums", (2, S, K), fill=0.0)
     bin_key = ws.get("bin_key", (n if bins and counts is None else 0,), np.int64)

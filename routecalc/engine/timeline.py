@@ -2,7 +2,7 @@
 
 Traffic: expected arrivals per time bucket (``Clock.expected``, from the volume and its hourly / weekly / growth /
 spike profile), Poisson counts per bucket, arrival times uniform within their bucket. Requests are drawn exactly as
-the Monte Carlo engine draws them (:meth:`routecalc.engine.mc._Chunk.draw`: category, tokens, outcome state, one
+the Monte Carlo engine draws them (:meth:`routecalc.engine.chunk.Chunk.draw`: category, tokens, outcome state, one
 uniform per decision) and walked by the same walk (:mod:`routecalc.engine.walk`), so a request's outcome comes
 from the same model; what time adds is per request and step:
 
@@ -48,9 +48,10 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from routecalc.chains import RoutingProblem
+from routecalc.engine.chunk import CHUNK, Chunk, chunk_generator
 from routecalc.engine.compiled import numba_available, walk_numba
 from routecalc.engine.histogram import BINS_PER_DECADE, DECADES, latency_bins
-from routecalc.engine.mc import CHUNK, _child, _Chunk
+from routecalc.engine.numpy_walk import walk_numpy
 from routecalc.engine.timeline_spec import (
     COUNTS,
     DAY_S,
@@ -95,7 +96,6 @@ from routecalc.engine.walk import (
     StepTable,
     Workspace,
     pack,
-    walk_numpy,
 )
 
 FIRST_WINDOW = 16384  # requests verified at once at first; doubles while they agree, up to the chunk
@@ -162,17 +162,17 @@ def run_timelines(
     elif engine not in ("numpy", "numba"):
         raise ValueError(f"engine must be auto, numpy or numba, not {engine!r}")
     rng = np.random.default_rng(seed)
-    arrivals = _child(rng, 0).poisson(clock.expected).astype(np.int64)
+    arrivals = chunk_generator(rng, 0).poisson(clock.expected).astype(np.int64)
     variants = [policy]  # route variants: the policy, then every budget / load rule's policy
     for fx in effects:
         for spec in (fx.budget, fx.load):
             if spec is not None and spec.policy not in variants:
                 variants.append(spec.policy)
-    mc = _Chunk(problem.with_chains(problem.chains.select(variants)), BINS_PER_DECADE,
+    mc = Chunk(problem.with_chains(problem.chains.select(variants)), BINS_PER_DECADE,
                 np.zeros((1, 1, 1), dtype=np.int32), threading.Lock(), "numpy")  # fmt: skip
     runs = [
         (runner or _Run)(
-            mc, variants, clock, fx, draw_outages(fx.outages, clock.days, _child(rng, 1)), arrivals, engine
+            mc, variants, clock, fx, draw_outages(fx.outages, clock.days, chunk_generator(rng, 1)), arrivals, engine
         )
         for fx in effects
     ]
@@ -198,7 +198,7 @@ class _Run:
 
     def __init__(
         self,
-        mc: _Chunk,
+        mc: Chunk,
         variants: list[int],
         clock: Clock,
         fx: Effects,
