@@ -163,3 +163,25 @@ def test_counting_runs_of_sorted_keys_is_bincount(rows: list[tuple[int, bool]], 
     counts = np.bincount(key, minlength=K)
     got = _count_runs(flags, counts, _run_starts(counts))
     np.testing.assert_array_equal(got, np.bincount(key[flags], minlength=K))
+
+
+def test_rows_are_told_apart_exactly_even_when_their_hashes_collide() -> None:
+    from routecalc.engine.distinct import _row_weights, _unique_rows
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(-3, 3, size=(400, 6)).astype(np.int64)  # many repeated rows
+    first, inverse = _unique_rows(rows)
+    _, want_first, want_inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    assert sorted(first.tolist()) == sorted(want_first.tolist())
+    # the same partition of the rows (the numbering of the distinct rows may differ)
+    assert np.array_equal(rows[first[inverse]], rows)
+    assert len(set(zip(inverse.tolist(), want_inverse.reshape(-1).tolist(), strict=True))) == len(want_first)
+    # two rows built to share a hash: r2 - r1 = w1 at column 0 and -w0 at column 1 adds w1 w0 - w0 w1 = 0
+    w = _row_weights(6)
+    r1 = np.zeros(6, dtype=np.int64)
+    r2 = r1.copy()
+    r2[0], r2[1] = w[1], -w[0]
+    with np.errstate(over="ignore"):
+        assert (r1 * w).sum() == (r2 * w).sum()
+    first, inverse = _unique_rows(np.stack([r1, r2, r1]))
+    assert inverse[0] == inverse[2] != inverse[1] and len(first) == 2
