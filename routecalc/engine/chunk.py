@@ -480,6 +480,7 @@ class Chunk:
             q_b=self._q(T.b_model, key, req, S, ws, "q_b", outcome) if states and self.hedged else None,
             u_batch=req.u_batch,
             alat_row=None if table is None else self.row_of[p][:S],
+            key_counts=None if self.lanes else req.counts,  # one lane: a request's key is its category
         )
         cfg = Settings(
             backoff=float(ch.backoff_s[p]),

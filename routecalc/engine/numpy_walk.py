@@ -122,7 +122,7 @@ def _step_numpy(
     rows: Any = slice(None) if all_rows else index
     k = key[rows]
     u, xs, ys = d.u_fail[s, rows], x[rows], y[rows]
-    kc = np.bincount(k, minlength=K)
+    kc = d.key_counts if all_rows and d.key_counts is not None else np.bincount(k, minlength=K)
     per_row = _PerRow(s, k, kc, bool(k.size < 2 or (k[1:] >= k[:-1]).all()))
     ns = k.size
     # answer latency: row s, or from a table of rows the key's row at this step (one flat gather)
@@ -205,7 +205,7 @@ def _step_numpy(
             ab = failing[abandoned]
             gone = index[ab]
             out.fb[gone] = True  # their failed tries' cost and latency are added with the others' below
-            targets = np.stack([T.on_timeout[s], T.on_5xx[s], T.on_429[s], T.on_refusal[s]])
+            targets = T.on_error[s]
             _route(gone, targets[decided[abandoned], kf[abandoned]], outcome, at_step)
             live = np.ones(ns, dtype=bool) if live is None else live
             live[ab] = False
@@ -251,9 +251,11 @@ def _step_numpy(
     qs = per_row.param(T.q) if d.q is None else d.q[s, rows]
     good = w < qs
     gated = per_row.param(T.gated).astype(bool)
-    reject = gated & (
-        good & (w < qs * per_row.param(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row.param(T.catch))
-    )
+    reject = None  # no gate reads these answers: none is rejected
+    if np.ndim(gated) or gated:
+        reject = gated & (
+            good & (w < qs * per_row.param(T.false_reject)) | ~good & (w < qs + (1 - qs) * per_row.param(T.catch))
+        )
     if live is not None:  # abandoned, skipped or late: nothing delivered here
         if late is None:
             tokens *= live
@@ -262,7 +264,8 @@ def _step_numpy(
             tokens *= answered
             answer_lat = answer_lat * answered
         good &= live
-        reject &= live
+        if reject is not None:
+            reject &= live
         gated = gated & live
     spend = tokens if fail_cost is None else fail_cost + tokens
     step_lat = answer_lat if fail_lat is None else fail_lat + answer_lat
@@ -282,13 +285,24 @@ def _step_numpy(
     out.tokens[s, rows] = spend
     code = BAD - good.view(np.int8)
     mdl = per_row(T.model)
-    acc = ~reject if live is None else live & ~reject
-    here = np.flatnonzero(acc)
-    outcome[index[here]] = code[here]
-    answer_model[index[here]] = mdl[here]
-    out.served_at[index[here]] = s
+    # delivered here (None: every request)
+    acc = live if reject is None else ~reject if live is None else live & ~reject
+    if all_rows and acc is None:  # step 0, every request: none routed on or settled yet
+        outcome[:] = code
+        answer_model[:] = mdl
+        out.served_at[:] = s
+    elif all_rows:  # step 0: the others still have no outcome (0), answer (-1) or step (-1): add, do not scatter
+        outcome += code * acc
+        answer_model += (mdl + 1) * acc
+        served_at = out.served_at
+        served_at += acc
+    else:
+        here = np.arange(ns) if acc is None else np.flatnonzero(acc)
+        outcome[index[here]] = code[here]
+        answer_model[index[here]] = mdl[here]
+        out.served_at[index[here]] = s
     settled = acc  # delivered here, or sent to human review from here
-    rj = np.flatnonzero(reject)
+    rj = np.flatnonzero(reject) if reject is not None else np.empty(0, dtype=np.int64)
     if rj.size:
         rrows = index[rj]
         out.esc[rrows] = True
@@ -302,10 +316,10 @@ def _step_numpy(
         answer_model[rrows[hr]] = cfg.n_models
         cost[rrows[hr]] += cfg.human_cost
         lat[rrows[hr]] += cfg.human_latency
-        settled = acc.copy()
+        settled = acc.copy()  # (some are rejected, so acc is not None)
         settled[rj[dl | hr]] = True
         _route(rrows, target, outcome, at_step)
-    out.served[s] += per_row.count(settled)
+    out.served[s] += per_row.counts if settled is None else per_row.count(settled)
 
 
 def _hedge_numpy(

@@ -135,6 +135,11 @@ class StepTable:
         return bool((self.b_model >= 0).any())
 
     @cached_property
+    def on_error(self) -> np.ndarray:
+        """``(S, 4, K)``: where a step abandoned after each error type goes (timeout, 5xx, 429, refusal)."""
+        return np.stack([self.on_timeout, self.on_5xx, self.on_429, self.on_refusal], axis=1)
+
+    @cached_property
     def moded(self) -> bool:
         """Whether any request may be billed other than in the standard mode (long-context or batch)."""
         return bool(
@@ -282,6 +287,7 @@ class Draws:
     u_batch: np.ndarray | None = None  # (n,) batch uniform per request (None: no step batches)
     # (S, K) int64: ``alat`` is a table of rows and step s of key k reads row alat_row[s, k] (None: row s)
     alat_row: np.ndarray | None = None
+    key_counts: np.ndarray | None = None  # (K,) requests per key, if the caller knows them (else counted)
 
 
 @dataclass(frozen=True)
