@@ -170,7 +170,7 @@ def test_rows_are_told_apart_exactly_even_when_their_hashes_collide() -> None:
 
     rng = np.random.default_rng(3)
     rows = rng.integers(-3, 3, size=(400, 6)).astype(np.int64)  # many repeated rows
-    first, inverse = _unique_rows(rows)
+    first, inverse = _unique_rows([rows[:, :2], rows[:, 2:]])  # in two blocks
     _, want_first, want_inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     assert sorted(first.tolist()) == sorted(want_first.tolist())
     # the same partition of the rows (the numbering of the distinct rows may differ)
@@ -183,5 +183,5 @@ def test_rows_are_told_apart_exactly_even_when_their_hashes_collide() -> None:
     r2[0], r2[1] = w[1], -w[0]
     with np.errstate(over="ignore"):
         assert (r1 * w).sum() == (r2 * w).sum()
-    first, inverse = _unique_rows(np.stack([r1, r2, r1]))
+    first, inverse = _unique_rows([np.stack([r1, r2, r1])])
     assert inverse[0] == inverse[2] != inverse[1] and len(first) == 2

@@ -62,30 +62,22 @@ def distinct_chains(chains: ChainTable, targeted: np.ndarray) -> Distinct | None
     P, C = chains.shape[:2]
     if P < 2:
         return None
-    columns = []
+    columns = []  # per array of the chain: (P x C, its values per (policy, category)) as 64-bit patterns
     settings = [targeted.astype(np.int64)[:, None]]
     for f in fields(ChainTable):
         if f.name in _LABELS:
             continue
         a = np.asarray(getattr(chains, f.name))
-        bits = a.astype(np.float64).view(np.int64) if a.dtype.kind == "f" else a.astype(np.int64)
+        bits = np.ascontiguousarray(a, dtype=np.float64).view(np.int64) if a.dtype.kind == "f" else a
         if f.name in _PER_POLICY:
-            settings.append(bits.reshape(P, -1))
+            settings.append(bits.reshape(P, -1).astype(np.int64))
         else:
-            columns.append(bits.reshape(P, C, -1))
+            columns.append(bits.reshape(P * C, -1))
     _, rep_policy, klass = np.unique(np.concatenate(settings, axis=1), axis=0, return_index=True, return_inverse=True)
     klass = klass.reshape(-1)
-    sig = np.concatenate(columns, axis=-1)  # (P, C, F)
-    # one row per (policy, category): class, category, chain bits; equal rows walk alike
-    rows = np.concatenate(
-        [
-            np.broadcast_to(klass[:, None, None], (P, C, 1)),
-            np.broadcast_to(np.arange(C)[None, :, None], (P, C, 1)),
-            sig,
-        ],
-        axis=-1,
-    ).reshape(P * C, -1)
-    first, inverse = _unique_rows(rows)
+    # one row per (policy, category): class, category, chain; equal rows walk alike
+    where = [np.repeat(klass, C)[:, None], np.tile(np.arange(C), P)[:, None]]
+    first, inverse = _unique_rows(where + columns)
     u_klass, u_cat, u_policy = klass[first // C], first % C, first // C
     steps = (chains.model[u_policy, u_cat] >= 0).sum(axis=(-1, -2))  # per distinct chain
     # rank each distinct chain within its (class, category) by the first policy using it: its walk policy there
@@ -123,16 +115,26 @@ def distinct_chains(chains: ChainTable, targeted: np.ndarray) -> Distinct | None
     return Distinct(ChainTable(**values), owner, walk_targeted)
 
 
-def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, axis=0, return_index=True, return_inverse=True)[1:]`` (first row of each distinct row, and
-    each row's distinct row), by a 64-bit hash of each row checked against the rows themselves: a collision, never
-    seen in practice, falls back to sorting the rows (several times slower on 25,000 x 50)."""
-    weights = _row_weights(rows.shape[1])
+def _unique_rows(blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """For rows made of integer ``blocks`` side by side (``(N, k)`` each): ``np.unique(rows, axis=0,
+    return_index=True, return_inverse=True)[1:]`` (the first row of each distinct row, and each row's distinct row).
+
+    By a 64-bit hash of each row, checked against the rows themselves, block by block (no copy of them all side by
+    side); a collision, never seen in practice, falls back to sorting the rows (several times slower on 25,000 x 50).
+    """
+    N = blocks[0].shape[0]
+    weights = _row_weights(sum(b.shape[1] for b in blocks))
+    h = np.zeros(N, dtype=np.int64)
+    at = 0
     with np.errstate(over="ignore"):
-        h = (rows * weights).sum(axis=1)  # wraps modulo 2^64: a polynomial hash of the row
+        for b in blocks:  # wraps modulo 2^64: a polynomial hash of the row
+            h += (b * weights[at : at + b.shape[1]]).sum(axis=1, dtype=np.int64)
+            at += b.shape[1]
     _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    if not (rows == rows[first[inverse]]).all():  # two different rows share a hash: do it exactly
+    rep = first[inverse]
+    if not all((b == b[rep]).all() for b in blocks):  # two different rows share a hash: do it exactly
+        rows = np.concatenate([b.astype(np.int64) for b in blocks], axis=1)
         _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
     return first, inverse
