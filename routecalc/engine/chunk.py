@@ -98,23 +98,24 @@ class Partial:
     answered: np.ndarray  # (P, C, M + 1): column M is human review
     calls: np.ndarray  # (P, C, M)
     served: np.ndarray  # (P, C, S)
-    successes: np.ndarray  # (P, C, M) answered tries
-    slow: np.ndarray  # (P, C, M) answered tries slower than the model's timeout
+    successes: np.ndarray  # (P, M) answered tries, times the policies a walk stands for (Chunk.weights)
+    slow: np.ndarray  # (P, M) answered tries slower than the model's timeout, the same way
 
     def add(self, other: Partial) -> None:
         self.n += other.n
         for k, v in other.s.items():
             self.s[k] += v
-        for name in _PER_POLICY:
+        for name in (*_PER_POLICY, "successes", "slow"):
             getattr(self, name)[...] += getattr(other, name)
 
     def take(self, distinct: Distinct) -> Partial:
         """Each policy's sums from the walk policies that stand for it (:mod:`routecalc.engine.distinct`)."""
         per_policy = {name: distinct.take(getattr(self, name)) for name in _PER_POLICY}
-        return Partial(n=self.n, s={k: distinct.take(v) for k, v in self.s.items()}, **per_policy)
+        s = {k: distinct.take(v) for k, v in self.s.items()}
+        return Partial(n=self.n, s=s, successes=self.successes, slow=self.slow, **per_policy)
 
 
-_PER_POLICY = ("tokens", "answered", "calls", "served", "successes", "slow")  # Partial's (P, C, ...) arrays
+_PER_POLICY = ("tokens", "answered", "calls", "served")  # Partial's (P, C, ...) arrays
 
 
 _SUMS = ("cost", "cost2", "lat", "lat2", "gate", "router")
@@ -229,6 +230,8 @@ class Chunk:
     def __init__(self, problem: RoutingProblem, bins: int, hist: np.ndarray, lock: threading.Lock, engine: str):
         self.problem, self.bins, self.hist, self.lock = problem, bins, hist, lock
         self.step_hist: np.ndarray | None = None  # set by simulate when some policy has per-step targets
+        # (P, C) int64: how many policies each walked (policy, category) stands for (engine.distinct); None: one
+        self.weights: np.ndarray | None = None
         # the compiled walk counts latencies straight into per-thread histograms when they are small
         self.thread_hist = engine == "numba" and hist.nbytes <= THREAD_HIST_BYTES
         self.step_rows: dict[int, int] = {}
@@ -295,8 +298,8 @@ class Chunk:
             answered=np.zeros((P, C, M + 1)),
             calls=np.zeros((P, C, M)),
             served=np.zeros((P, C, self.problem.chains.shape[3])),
-            successes=np.zeros((P, C, M)),
-            slow=np.zeros((P, C, M)),
+            successes=np.zeros((P, M)),
+            slow=np.zeros((P, M)),
         )
         latency = self.latencies(req)
         table = self._row_table(req, ws, latency[0])
@@ -590,8 +593,11 @@ class Chunk:
             np.add.at(part.calls[p], (kb // L, T.b_model[:S][hb]), w.tries_b[:S][hb])
         np.add.at(part.calls[p], (cidx, mdl), w.tries[:S][valid])
         np.add.at(part.served[p], (cidx, sidx), w.served[:S][valid])
-        np.add.at(part.successes[p], (cidx, mdl), w.successes[:S][valid])
-        np.add.at(part.slow[p], (cidx, mdl), w.slow[:S][valid])
+        successes, slow = w.successes[:S][valid], w.slow[:S][valid]
+        if self.weights is not None:  # a shared walk counts once for every policy it stands for (0: for none)
+            successes, slow = successes * self.weights[p, cidx], slow * self.weights[p, cidx]
+        np.add.at(part.successes[p], mdl, successes)
+        np.add.at(part.slow[p], mdl, slow)
         B = DECADES * self.bins
         if w.binned:  # counted by the compiled walk in this thread's histograms (added up in simulate)
             return

@@ -34,6 +34,12 @@ class Distinct:
     owner: np.ndarray  # (P, C) int64: walk policy whose column c is policy p's
     targeted: tuple[int, ...]  # walk policies that record per-step latencies (their policies have step targets)
 
+    def weights(self) -> np.ndarray:
+        """``(G, C)`` int64: how many policies each walk policy's column ``c`` stands for (0: walked, never read)."""
+        G, C = self.chains.shape[:2]
+        cols = np.broadcast_to(np.arange(C), self.owner.shape)
+        return np.bincount((self.owner * C + cols).ravel(), minlength=G * C).reshape(G, C)
+
     def take(self, a: np.ndarray) -> np.ndarray:
         """Per-policy results ``(P, C, ...)`` from the walk policies' ``(G, C, ...)``: ``a[owner[p, c], c]``."""
         return a[self.owner, np.arange(self.owner.shape[1])]

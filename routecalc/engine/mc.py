@@ -153,6 +153,7 @@ def simulate(
     elif engine not in ("numpy", "numba"):
         raise ValueError(f"engine must be auto, numpy or numba, not {engine!r}")
     chunk = Chunk(walked, bins, hist[:G], threading.Lock(), engine)  # the walk policies' histograms come first
+    chunk.weights = None if distinct is None else distinct.weights()
     if walk_targeted:
         chunk.step_rows = {p: i for i, p in enumerate(walk_targeted)}
         chunk.step_hist = np.zeros((len(walk_targeted), C, S, DECADES * bins), dtype=np.int32)
@@ -235,7 +236,7 @@ def _finish(acc: Partial, samples: int, hist: np.ndarray, bins: int, M: int, hum
         cost_sd=cost_sd,
         latency_sd=lat_sd,
         hist=hist,
-        model_successes=acc.successes.sum(axis=(0, 1)),
-        model_slow=acc.slow.sum(axis=(0, 1)),
+        model_successes=acc.successes.sum(axis=0),
+        model_slow=acc.slow.sum(axis=0),
         bins_per_decade=bins,
     )
