@@ -30,7 +30,7 @@ def _failed_tries_numpy(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For requests with ``u < f``: failed tries ``K``, timeouts among them, the deciding try's error type
     (0 timeout, 1 5xx, 2 429, 3 refusal; -1 none: an answer followed) and the uniform left for the answer. See the
-    module docstring, step 1."""
+    :mod:`routecalc.engine.walk` docstring, step 1."""
     K = np.ones(u.shape, dtype=np.int64)
     hi = f.copy()
     pw = f * f
@@ -74,11 +74,11 @@ def walk_numpy(
     mask: np.ndarray | None = None,
     trace: bool = False,
 ) -> Walked:
-    """Walk every request through the chains, vectorized per step (see module docstring).
+    """Walk every request through the chains, vectorized per step (as defined in :mod:`routecalc.engine.walk`).
 
     When ``key`` is sorted (one lane per category), so are the requests at each step, and a per-key parameter
     becomes a per-request array with one ``np.repeat`` over the step's key counts. ``mask`` and ``trace``: the
-    time engine's per-request availability and what each model saw (module docstring).
+    time engine's per-request availability and what each model saw (:mod:`routecalc.engine.walk`).
     """
     n = key.size
     S, K = T.model.shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +227,7 @@ def _target(cat: CategoryResult) -> str:
 def _category_cell(r: CategoryResult) -> Text:
     mark = "✓" if r.ok else "✗"
     steps = "".join(f" · step {t.step + 1} {'✓' if t.ok else '✗'}{t.p95_s:.1f}/{t.target_s:g}s" for t in r.steps)
-    p95 = f"{r.p95_s:.1f}s" if r.p95_s == r.p95_s else "no draws"  # NaN: Monte Carlo drew none of the category
+    p95 = "no draws" if math.isnan(r.p95_s) else f"{r.p95_s:.1f}s"  # NaN: Monte Carlo drew none of the category
     text = Text(f"{mark} {r.quality:.1%} {p95}{steps}")
     if not r.ok:
         text.stylize("red")
@@ -241,12 +242,12 @@ class CategoryColumns:
         self.c = c
         rows = shown_categories(c)
         first = c.policies[0].categories
-        fixed = [
-            [first[i].category for i in rows] + ["Category"],
-            [pct(first[i].share) for i in rows] + ["Share"],
-            [_target(first[i]) for i in rows] + ["Target"],
-        ]
-        self.fixed = sum(_column_width(col, "") for col in fixed) + 1
+        self.fixed = (
+            _column_width([first[i].category for i in rows], "Category")
+            + _column_width([pct(first[i].share) for i in rows], "Share")
+            + _column_width([_target(first[i]) for i in rows], "Target")
+            + 1  # the right border
+        )
         self.widths = [_column_width([_category_cell(p.categories[i]).plain for i in rows], p.name) for p in c.policies]
         names = [p.name for p in c.policies]
         first_ones = [names.index(n) for n in (c.winner, c.baseline, STRONGEST) if n in names]
@@ -255,10 +256,12 @@ class CategoryColumns:
     def shown(self, width: int) -> list[int]:
         """The policies (indices, in order) whose columns fit ``width`` cells."""
         chosen: list[int] = []
+        used = 0
         for i in self.order:
-            if chosen and sum(self.widths[j] for j in chosen) + self.widths[i] > width - self.fixed:
+            if chosen and used + self.widths[i] > width - self.fixed:
                 break
             chosen.append(i)
+            used += self.widths[i]
         return sorted(chosen)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
